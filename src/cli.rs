@@ -1,0 +1,221 @@
+//! Command-line flags. Parsing only: no I/O happens here (ripgrep's rule);
+//! `config::resolve` turns these flags into a validated `Config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Dockerfile: beamup in front of a mix release
+  ENTRYPOINT [\"/usr/local/bin/beamup\", \"--\"]
+  CMD [\"/app/bin/my_app\", \"start\"]
+
+  # Kubernetes (downward API POD_IP, headless service), joining peers itself
+  beamup --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
+
+  # Docker Swarm: the overlay interface, peers from tasks.<service>
+  beamup --ip interface:eth0 --query 'tasks.${SERVICE}' -- /app/bin/my_app start
+
+  # Fly.io: IPv6 private address, AAAA discovery
+  beamup --ip env:FLY_PRIVATE_IP --query '${FLY_APP_NAME}.internal' -- /app/bin/my_app start
+
+  # Rancher 1.x metadata (replaces rancher_boot.sh)
+  beamup --ip rancher --query '${RANCHER_SERVICE_NAME}' -- /app/bin/my_app start
+
+  # See every decision without starting anything
+  beamup inspect --json -- /app/bin/my_app start
+
+Exit codes: 0 ok (after exec: the release's own status), 2 usage, 3 configuration,
+4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found.
+";
+
+/// beamup: name a BEAM release after its container's own address, render its
+/// templates, keep its peers discovered and exec it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "beamup",
+    version,
+    about = "Names an Erlang/Elixir release after its container's own address, keeps its peers \
+             discovered, and execs it.",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Sub>,
+
+    #[command(flatten)]
+    pub opts: Opts,
+
+    /// The release command to exec, after `--` (e.g. `-- /app/bin/my_app start`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Print every decision (address, node name, exports, rendered files, query) without exec.
+    #[command(after_help = EXAMPLES)]
+    Inspect {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        opts: Opts,
+        /// The release command beamup would exec (used to infer the basename and the release kind).
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Resolve the discovery query once and print the peers' node names to stdout.
+    Peers {
+        /// Keep polling and print a line for every change (`+node` joined, `-node` left).
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        opts: Opts,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum IpFamily {
+    V4,
+    V6,
+    #[default]
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Record {
+    A,
+    Aaaa,
+    #[value(name = "a+aaaa")]
+    AAndAaaa,
+    Srv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PeersFormat {
+    #[default]
+    Lines,
+    Json,
+    Erlang,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Platform {
+    #[default]
+    Auto,
+    Kubernetes,
+    Swarm,
+    Compose,
+    Rancher,
+    Fly,
+    Ecs,
+    Render,
+    None,
+}
+
+/// Every option, shared by the default action, `inspect` and `peers`.
+/// Each one is also read from a `BEAMUP_*` environment variable.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Opts {
+    /// Where to find the node's own address, tried in order: auto, env:VAR, interface:NAME,
+    /// cidr:NET/LEN, hostname, rancher[:BASE_URL], ecs.
+    #[arg(long = "ip", value_name = "SOURCE", env = "BEAMUP_IP", value_delimiter = ',')]
+    pub ip: Vec<String>,
+
+    /// Which address family the node's own address may have (v4 is preferred with `any`).
+    #[arg(long, value_enum, env = "BEAMUP_IP_FAMILY", default_value_t = IpFamily::Any)]
+    pub ip_family: IpFamily,
+
+    /// Fills address source, basename and query from the platform's own variables.
+    #[arg(long, value_enum, env = "BEAMUP_PLATFORM", default_value_t = Platform::Auto)]
+    pub platform: Platform,
+
+    /// The node's name part (default: RELEASE_NAME, else <name> from a `<root>/bin/<name>` command).
+    #[arg(long, value_name = "NAME", env = "BEAMUP_BASENAME")]
+    pub basename: Option<String>,
+
+    /// A vm.args template, rendered outside the release and pointed at by RELEASE_VM_ARGS/VMARGS_PATH.
+    #[arg(long, value_name = "TEMPLATE", env = "BEAMUP_VM_ARGS")]
+    pub vm_args: Option<PathBuf>,
+
+    /// The DNS discovery query template, e.g. `tasks.${SERVICE}`; exported as DNS_CLUSTER_QUERY.
+    #[arg(long, value_name = "TEMPLATE", env = "BEAMUP_QUERY")]
+    pub query: Option<String>,
+
+    /// Also export the rendered query under this variable name (repeatable).
+    #[arg(long, value_name = "NAME", env = "BEAMUP_EXPORT_QUERY", value_delimiter = ',')]
+    pub export_query: Vec<String>,
+
+    /// Render another template file: SRC:DEST (repeatable).
+    #[arg(long, value_name = "SRC:DEST", env = "BEAMUP_TEMPLATE", value_delimiter = ',')]
+    pub template: Vec<String>,
+
+    /// Read the distribution cookie from this file (e.g. a Docker secret).
+    #[arg(long, value_name = "PATH", env = "BEAMUP_COOKIE_FILE")]
+    pub cookie_file: Option<PathBuf>,
+
+    /// Timeout for each metadata API request (Rancher, ECS), e.g. `2s`, `500ms`.
+    #[arg(long, value_name = "DURATION", env = "BEAMUP_METADATA_TIMEOUT", default_value = "2s")]
+    pub metadata_timeout: String,
+
+    /// Log format on stderr (level from BEAMUP_LOG, e.g. `debug`).
+    #[arg(long, value_enum, env = "BEAMUP_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    // ----- discovery (the reporter child and `beamup peers`) -----
+    /// DNS record type to discover peers with (default: follows the own address' family; a+aaaa for any).
+    #[arg(long, value_enum, env = "BEAMUP_RECORD")]
+    pub record: Option<Record>,
+
+    /// Use this DNS server (IP or IP:PORT) instead of /etc/resolv.conf.
+    #[arg(long, value_name = "IP[:PORT]", env = "BEAMUP_DNS_SERVER")]
+    pub dns_server: Option<String>,
+
+    /// Timeout of one DNS query attempt.
+    #[arg(long, value_name = "DURATION", env = "BEAMUP_DNS_TIMEOUT", default_value = "2s")]
+    pub dns_timeout: String,
+
+    /// Attempts per DNS query.
+    #[arg(long, value_name = "N", env = "BEAMUP_DNS_ATTEMPTS", default_value_t = 2)]
+    pub dns_attempts: usize,
+
+    /// A static list of peer nodes (name@host, comma-separated).
+    #[arg(long, value_name = "NODE,...", env = "BEAMUP_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Poll interval of discovery, e.g. `5s`, `500ms`, `1m` (±10% jitter).
+    #[arg(long, value_name = "DURATION", env = "BEAMUP_INTERVAL", default_value = "5s")]
+    pub interval: String,
+
+    /// Report a peer as left only after it is missing from N consecutive successful polls.
+    #[arg(long, value_name = "N", env = "BEAMUP_LEAVE_AFTER", default_value_t = 3)]
+    pub leave_after: u32,
+
+    /// Keep the current peer set in this file (written atomically).
+    #[arg(long, value_name = "PATH", env = "BEAMUP_PEERS_FILE")]
+    pub peers_file: Option<PathBuf>,
+
+    /// Format of --peers-file: one node per line, JSON, or Erlang terms for file:consult/1.
+    #[arg(long, value_enum, env = "BEAMUP_PEERS_FORMAT", default_value_t = PeersFormat::Lines)]
+    pub peers_format: PeersFormat,
+
+    // ----- clustering -----
+    /// Make the release connect to the discovered peers (beamup acts as a hidden node).
+    #[arg(long, env = "BEAMUP_CONNECT")]
+    pub connect: bool,
+
+    /// With --connect: disconnect a peer once it is reported as left.
+    #[arg(long, env = "BEAMUP_PRUNE")]
+    pub prune: bool,
+}

@@ -1,0 +1,33 @@
+//! The documented exit codes (README "Exit codes", `--help`). After a
+//! successful exec the release's own status is the container's.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success,
+    /// A bad flag or argument (clap's own usage errors also exit 2).
+    Usage,
+    /// Bad configuration: an invalid basename, template, cookie file, source...
+    Config,
+    /// No address source yielded an address.
+    NoAddress,
+    /// `beamup peers`: discovery failed.
+    Discovery,
+    /// The command exists but cannot be executed.
+    NotExecutable,
+    /// The command does not exist.
+    NotFound,
+}
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::Usage => 2,
+            ExitCode::Config => 3,
+            ExitCode::NoAddress => 4,
+            ExitCode::Discovery => 5,
+            ExitCode::NotExecutable => 126,
+            ExitCode::NotFound => 127,
+        }
+    }
+}
