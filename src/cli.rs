@@ -130,7 +130,12 @@ pub enum Platform {
 pub struct Opts {
     /// Where to find the node's own address, tried in order: auto, env:VAR, interface:NAME,
     /// cidr:NET/LEN, hostname, rancher[:BASE_URL], ecs.
-    #[arg(long = "ip", value_name = "SOURCE", env = "BEAMUP_IP", value_delimiter = ',')]
+    #[arg(
+        long = "ip",
+        value_name = "SOURCE",
+        env = "BEAMUP_IP",
+        value_delimiter = ','
+    )]
     pub ip: Vec<String>,
 
     /// Which address family the node's own address may have (v4 is preferred with `any`).
@@ -154,11 +159,21 @@ pub struct Opts {
     pub query: Option<String>,
 
     /// Also export the rendered query under this variable name (repeatable).
-    #[arg(long, value_name = "NAME", env = "BEAMUP_EXPORT_QUERY", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "BEAMUP_EXPORT_QUERY",
+        value_delimiter = ','
+    )]
     pub export_query: Vec<String>,
 
     /// Render another template file: SRC:DEST (repeatable).
-    #[arg(long, value_name = "SRC:DEST", env = "BEAMUP_TEMPLATE", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "SRC:DEST",
+        env = "BEAMUP_TEMPLATE",
+        value_delimiter = ','
+    )]
     pub template: Vec<String>,
 
     /// Read the distribution cookie from this file (e.g. a Docker secret).
@@ -166,7 +181,12 @@ pub struct Opts {
     pub cookie_file: Option<PathBuf>,
 
     /// Timeout for each metadata API request (Rancher, ECS), e.g. `2s`, `500ms`.
-    #[arg(long, value_name = "DURATION", env = "BEAMUP_METADATA_TIMEOUT", default_value = "2s")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "BEAMUP_METADATA_TIMEOUT",
+        default_value = "2s"
+    )]
     pub metadata_timeout: String,
 
     /// Log format on stderr (level from BEAMUP_LOG, e.g. `debug`).
@@ -183,23 +203,48 @@ pub struct Opts {
     pub dns_server: Option<String>,
 
     /// Timeout of one DNS query attempt.
-    #[arg(long, value_name = "DURATION", env = "BEAMUP_DNS_TIMEOUT", default_value = "2s")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "BEAMUP_DNS_TIMEOUT",
+        default_value = "2s"
+    )]
     pub dns_timeout: String,
 
     /// Attempts per DNS query.
-    #[arg(long, value_name = "N", env = "BEAMUP_DNS_ATTEMPTS", default_value_t = 2)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "BEAMUP_DNS_ATTEMPTS",
+        default_value_t = 2
+    )]
     pub dns_attempts: usize,
 
     /// A static list of peer nodes (name@host, comma-separated).
-    #[arg(long, value_name = "NODE,...", env = "BEAMUP_PEERS", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "NODE,...",
+        env = "BEAMUP_PEERS",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
 
     /// Poll interval of discovery, e.g. `5s`, `500ms`, `1m` (±10% jitter).
-    #[arg(long, value_name = "DURATION", env = "BEAMUP_INTERVAL", default_value = "5s")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "BEAMUP_INTERVAL",
+        default_value = "5s"
+    )]
     pub interval: String,
 
     /// Report a peer as left only after it is missing from N consecutive successful polls.
-    #[arg(long, value_name = "N", env = "BEAMUP_LEAVE_AFTER", default_value_t = 3)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "BEAMUP_LEAVE_AFTER",
+        default_value_t = 3
+    )]
     pub leave_after: u32,
 
     /// Keep the current peer set in this file (written atomically).

@@ -1,29 +1,103 @@
 //! Flags + environment → a validated, resolved `Config`. The only step that
-//! does discovery I/O (finding the own address).
+//! does discovery I/O (finding the own address); templates are rendered to
+//! strings here and written by `write_files` later, so a bad template stops
+//! beamup before anything is written or exec'd.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::{discovery, reporter};
+use anyhow::Context as _;
+
+use crate::address::{self, Source};
+use crate::cli::{Opts, Platform, Record};
+use crate::discovery::{self, RecordKind};
+use crate::exit_codes::{ExitCode, Failure, OrExit};
+use crate::naming;
+use crate::platform::{self, Preset};
+use crate::release::{self, Kind, Release};
+use crate::reporter;
+use crate::secret::Secret;
+use crate::template;
+
+/// The process environment as beamup read it at start.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub vars: HashMap<String, String>,
+    /// The raw environment, passed on to the release unchanged but for exports.
+    pub raw: Vec<(OsString, OsString)>,
+}
+
+impl Environment {
+    pub fn capture() -> Self {
+        let raw: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let vars = raw
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
+            .collect();
+        Environment { vars, raw }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// PATH as the OS gave it (possibly not UTF-8).
+    pub fn raw_path(&self) -> Option<&std::ffi::OsStr> {
+        self.raw
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str())
+    }
+}
 
 /// One exported variable. Secret ones are redacted in logs and `inspect`.
 #[derive(Debug, Clone)]
 pub struct Export {
     pub name: String,
-    pub value: String,
+    pub value: Secret,
     pub secret: bool,
 }
 
-/// A template rendered to a file.
+impl Export {
+    /// The value as it may be shown (cookie redacted).
+    pub fn shown(&self) -> &str {
+        if self.secret {
+            "<redacted>"
+        } else {
+            self.value.expose()
+        }
+    }
+}
+
+/// A template rendered to a file (written by `write_files`, mode 0600).
 #[derive(Debug, Clone)]
 pub struct RenderedFile {
+    /// The template, or the release's own vm.args for a relx release.
     pub source: PathBuf,
     pub dest: PathBuf,
+    /// May hold the cookie (relx `-setcookie`): never printed.
+    pub content: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Exec,
+    Inspect,
+    Peers,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub command: Vec<String>,
+    pub program: Option<PathBuf>,
+    pub release: Kind,
+    pub platform: Platform,
+    pub platform_reason: String,
     pub address: IpAddr,
     /// The source that gave the address, e.g. `env:POD_IP`.
     pub source: String,
@@ -32,6 +106,660 @@ pub struct Config {
     pub exports: Vec<Export>,
     pub files: Vec<RenderedFile>,
     pub query: Option<String>,
+    pub warnings: Vec<String>,
     pub discovery: discovery::Settings,
     pub reporter: reporter::Settings,
+}
+
+/// Everything `resolve` reads besides the flags (files, for testability).
+pub struct Inputs<'a> {
+    pub opts: &'a Opts,
+    pub command: &'a [String],
+    /// The resolved program (checked by `process::resolve_program`).
+    pub program: Option<&'a Path>,
+    pub env: &'a Environment,
+    pub mode: Mode,
+}
+
+pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
+    let Inputs {
+        opts,
+        command,
+        program,
+        env,
+        mode,
+    } = inputs;
+    let mut warnings: Vec<String> = Vec::new();
+
+    // --- flags that need no I/O ------------------------------------------
+    let metadata_timeout = duration(&opts.metadata_timeout, "--metadata-timeout")?;
+    let interval = duration(&opts.interval, "--interval")?;
+    let dns_timeout = duration(&opts.dns_timeout, "--dns-timeout")?;
+    let dns_server = opts
+        .dns_server
+        .as_deref()
+        .map(crate::dns::parse_server)
+        .transpose()
+        .map_err(|e| Failure::msg(ExitCode::Usage, e))?;
+    if opts.leave_after == 0 {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "--leave-after must be at least 1",
+        ));
+    }
+    let explicit_sources = opts
+        .ip
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Source::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::msg(ExitCode::Usage, e))?;
+    for name in &opts.export_query {
+        if !is_var_name(name) {
+            return Err(Failure::msg(
+                ExitCode::Usage,
+                format!("--export-query `{name}` is not an environment variable name"),
+            ));
+        }
+    }
+    let templates = opts
+        .template
+        .iter()
+        .map(|t| parse_template_flag(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let static_peers = opts
+        .peers
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| naming::parse_node(p.trim()).map(|_| p.trim().to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::msg(ExitCode::Usage, format!("--peers: {e}")))?;
+    if opts.prune && !opts.connect {
+        return Err(Failure::msg(ExitCode::Usage, "--prune needs --connect"));
+    }
+
+    // --- cookie ------------------------------------------------------------
+    let cookie_from_file = match &opts.cookie_file {
+        Some(path) => Some(read_cookie(path)?),
+        None => None,
+    };
+
+    // --- platform preset -----------------------------------------------------
+    let preset = platform_preset(opts.platform, env);
+    if let Some(hint) = &preset.hint {
+        if opts.query.is_none() {
+            tracing::warn!(platform = platform::name(preset.platform), "{hint}");
+            warnings.push(hint.clone());
+        }
+    }
+
+    // --- basename ------------------------------------------------------------
+    let basename = opts
+        .basename
+        .clone()
+        .or_else(|| preset.basename.clone())
+        .or_else(|| env.get("RELEASE_NAME").map(str::to_string))
+        .or_else(|| {
+            command
+                .first()
+                .and_then(|c| naming::basename_from_command(c))
+        })
+        .ok_or_else(|| {
+            Failure::msg(
+                ExitCode::Config,
+                "cannot tell the node's name part: the command is not shaped <root>/bin/<name> \
+                 and RELEASE_NAME is not set; give --basename NAME",
+            )
+        })?;
+    naming::validate_basename(&basename).map_err(|e| Failure::msg(ExitCode::Config, e))?;
+
+    // --- own address (I/O) -----------------------------------------------------
+    let sources = if explicit_sources.is_empty() {
+        preset.sources.clone()
+    } else {
+        explicit_sources
+    };
+    let found = find_address(&sources, env, opts, metadata_timeout)?;
+    let address = found.address;
+    let node = naming::node_name(&basename, address);
+    let ipv6 = address.is_ipv6();
+
+    // --- release kind and its traps ---------------------------------------------
+    let release = program.map(release::detect).unwrap_or(Release {
+        kind: Kind::Plain,
+        root: None,
+        vsn_dir: None,
+    });
+    if let Some(env_sh) = release.env_sh() {
+        warnings.extend(env_sh_warnings(&env_sh, &node));
+    }
+    warnings.extend(distribution_warnings(env, &node));
+
+    // --- exports ---------------------------------------------------------------
+    let mut exports = Exports::default();
+    exports.set("RELEASE_DISTRIBUTION", "name");
+    exports.set("RELEASE_NODE", &node);
+    exports.set("BEAMUP_IP", &naming::host_part(address));
+    exports.set("BEAMUP_NODE", &node);
+    exports.set("BEAMUP_BASENAME", &basename);
+    if ipv6 {
+        for var in ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"] {
+            exports.set(var, &with_inet6(env.get(var)));
+        }
+    }
+    for (k, v) in &found.extras {
+        exports.set(k, v);
+    }
+    if let Some(c) = &cookie_from_file {
+        exports.set_secret("RELEASE_COOKIE", c);
+        exports.set_secret("RELX_COOKIE", c);
+    }
+
+    // Variables templates see: the environment, overlaid with the exports.
+
+    // --- query -------------------------------------------------------------------
+    let query_template = opts.query.clone().or_else(|| preset.query.clone());
+    let query_origin = if opts.query.is_some() {
+        "--query"
+    } else {
+        "the platform preset's query"
+    };
+    let query = match &query_template {
+        Some(t) => {
+            let q = template::render(t, query_origin, exports.lookup(env))
+                .map_err(|e| Failure::msg(ExitCode::Config, e))?;
+            let q = q.trim().to_string();
+            if q.is_empty() {
+                return Err(Failure::msg(
+                    ExitCode::Config,
+                    format!("{query_origin} `{t}` rendered to an empty name"),
+                ));
+            }
+            Some(q)
+        }
+        None => None,
+    };
+    if let Some(q) = &query {
+        exports.set("DNS_CLUSTER_QUERY", q);
+        for name in &opts.export_query {
+            exports.set(name, q);
+        }
+    }
+
+    // --- files -----------------------------------------------------------------------
+    let dir = render_dir(env);
+    let mut files = Vec::new();
+    let cookie_for_vm_args = cookie_from_file.as_ref().map(Secret::expose);
+    let vm_args_source = opts.vm_args.clone().or_else(|| match release.kind {
+        // relx needs the `-name` line in vm.args: derive one from the
+        // release's own vm.args even without --vm-args.
+        Kind::Relx => release.vm_args(),
+        _ => None,
+    });
+    if let Some(src) = vm_args_source {
+        let text = fs::read_to_string(&src)
+            .with_context(|| format!("while reading the vm.args template {}", src.display()))
+            .or_exit(ExitCode::Config)?;
+        let origin = src.display().to_string();
+        let rendered = template::render(&text, &origin, exports.lookup(env))
+            .map_err(|e| Failure::msg(ExitCode::Config, e))?;
+        let adjusted = release::adjust_vm_args(
+            release.kind,
+            &rendered,
+            &origin,
+            &node,
+            ipv6,
+            cookie_for_vm_args,
+        );
+        for note in adjusted.notes {
+            if opts.vm_args.is_some() {
+                tracing::warn!("{note}");
+                warnings.push(note);
+            } else {
+                // The release's own `-sname` is expected to be replaced.
+                tracing::info!("{note}");
+            }
+        }
+        let dest = dir.join("vm.args");
+        exports.set("RELEASE_VM_ARGS", &dest.display().to_string());
+        exports.set("VMARGS_PATH", &dest.display().to_string());
+        files.push(RenderedFile {
+            source: src,
+            dest,
+            content: Secret::new(adjusted.text),
+        });
+    }
+    for (src, dest) in templates {
+        let text = fs::read_to_string(&src)
+            .with_context(|| format!("while reading the template {}", src.display()))
+            .or_exit(ExitCode::Config)?;
+        let rendered = template::render(&text, &src.display().to_string(), exports.lookup(env))
+            .map_err(|e| Failure::msg(ExitCode::Config, e))?;
+        // A relative DEST goes next to the rendered vm.args: the one place
+        // beamup knows to be writable under a read-only root filesystem.
+        let dest = if dest.is_absolute() {
+            dest
+        } else {
+            dir.join(dest)
+        };
+        files.push(RenderedFile {
+            source: src,
+            dest,
+            content: Secret::new(rendered),
+        });
+    }
+    // A mix release writes its runtime config under RELEASE_TMP, by default
+    // inside the release: point it at beamup's directory when the release
+    // itself is read-only (docker run --read-only).
+    if release.kind == Kind::Mix && env.get("RELEASE_TMP").is_none() {
+        if let Some(root) = &release.root {
+            if nix::unistd::access(root, nix::unistd::AccessFlags::W_OK).is_err() {
+                exports.set("RELEASE_TMP", &dir.display().to_string());
+            }
+        }
+    }
+
+    // --- discovery and reporter ---------------------------------------------------------
+    let record = match opts.record {
+        Some(Record::A) => RecordKind::A,
+        Some(Record::Aaaa) => RecordKind::Aaaa,
+        Some(Record::AAndAaaa) => RecordKind::AAndAaaa,
+        Some(Record::Srv) => RecordKind::Srv,
+        // A node can only reach peers of its own family (inet_tcp vs inet6_tcp).
+        None if ipv6 => RecordKind::Aaaa,
+        None => RecordKind::A,
+    };
+    let discovery = discovery::Settings {
+        query: query.clone(),
+        record,
+        dns_server,
+        timeout: dns_timeout,
+        attempts: opts.dns_attempts.max(1),
+        static_peers,
+        basename: basename.clone(),
+        own_node: node.clone(),
+        own_address: address,
+    };
+    let connect = if opts.connect {
+        if !discovery.is_active() {
+            return Err(Failure::msg(
+                ExitCode::Usage,
+                "--connect needs peers to connect to: give --query or --peers",
+            ));
+        }
+        let cookie = connect_cookie(env, cookie_from_file.as_ref(), &release).ok_or_else(|| {
+            Failure::msg(
+                ExitCode::Config,
+                "--connect needs the release's cookie: set RELEASE_COOKIE, give --cookie-file, \
+                 or use a release with releases/COOKIE",
+            )
+        })?;
+        Some(reporter::ConnectSettings {
+            local_node: node.clone(),
+            cookie,
+            prune: opts.prune,
+        })
+    } else {
+        None
+    };
+    let reporter = reporter::Settings {
+        interval,
+        leave_after: opts.leave_after,
+        peers_file: opts.peers_file.clone(),
+        peers_format: opts.peers_format,
+        connect,
+    };
+    if mode == Mode::Peers && !discovery.is_active() {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "nothing to discover: give --query (or BEAMUP_QUERY) or --peers",
+        ));
+    }
+
+    Ok(Config {
+        command: command.to_vec(),
+        program: program.map(Path::to_path_buf),
+        release: release.kind,
+        platform: preset.platform,
+        platform_reason: preset.reason,
+        address,
+        source: found.source,
+        basename,
+        node,
+        exports: exports.0,
+        files,
+        query,
+        warnings,
+        discovery,
+        reporter,
+    })
+}
+
+fn duration(value: &str, flag: &str) -> Result<Duration, Failure> {
+    crate::duration::parse(value).map_err(|e| Failure::msg(ExitCode::Usage, format!("{flag}: {e}")))
+}
+
+fn is_var_name(name: &str) -> bool {
+    let mut c = name.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+fn parse_template_flag(value: &str) -> Result<(PathBuf, PathBuf), Failure> {
+    match value.split_once(':') {
+        Some((src, dest)) if !src.is_empty() && !dest.is_empty() => {
+            Ok((PathBuf::from(src), PathBuf::from(dest)))
+        }
+        _ => Err(Failure::msg(
+            ExitCode::Usage,
+            format!("--template `{value}` must be SRC:DEST, e.g. /app/sys.config.src:sys.config"),
+        )),
+    }
+}
+
+fn read_cookie(path: &Path) -> Result<Secret, Failure> {
+    let text = fs::read_to_string(path)
+        .with_context(|| {
+            format!(
+                "while reading the cookie file {} (--cookie-file)",
+                path.display()
+            )
+        })
+        .or_exit(ExitCode::Config)?;
+    let cookie = text.trim();
+    if cookie.is_empty() {
+        return Err(Failure::msg(
+            ExitCode::Config,
+            format!(
+                "the cookie file {} (--cookie-file) is empty",
+                path.display()
+            ),
+        ));
+    }
+    if cookie.chars().any(char::is_whitespace) {
+        return Err(Failure::msg(
+            ExitCode::Config,
+            format!(
+                "the cookie file {} (--cookie-file) holds more than one word: a cookie is one word",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Secret::new(cookie))
+}
+
+fn platform_preset(requested: Platform, env: &Environment) -> Preset {
+    let resolv = if requested == Platform::Auto {
+        fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let ns = fs::read_to_string(platform::K8S_NAMESPACE_FILE).ok();
+    let p = platform::preset(requested, &env.vars, &resolv, ns.as_deref());
+    tracing::debug!(platform = platform::name(p.platform), reason = %p.reason, "platform");
+    p
+}
+
+fn find_address(
+    sources: &[Source],
+    env: &Environment,
+    opts: &Opts,
+    metadata_timeout: Duration,
+) -> Result<address::Found, Failure> {
+    // A current-thread runtime, dropped before the reporter is forked: no
+    // thread may be alive at fork time.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("while starting the address-discovery runtime")
+        .or_exit(ExitCode::Config)?;
+    let ctx = address::Context {
+        env: &env.vars,
+        family: opts.ip_family,
+        metadata_timeout,
+    };
+    let found = runtime.block_on(address::find(sources, &ctx));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    found.map_err(|e| Failure::new(ExitCode::NoAddress, e))
+}
+
+fn env_sh_warnings(env_sh: &Path, node: &str) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(env_sh) else {
+        return vec![];
+    };
+    release::env_sh_clobbers(&text)
+        .into_iter()
+        .map(|c| {
+            let var = c.variable;
+            let fix = if var == "RELEASE_NODE" {
+                format!("export RELEASE_NODE=${{RELEASE_NODE:-...}}")
+            } else {
+                format!("export RELEASE_DISTRIBUTION=${{RELEASE_DISTRIBUTION:-name}}")
+            };
+            let msg = format!(
+                "{}, line {}: `{}` runs after beamup and overrides {var} (beamup set it for node \
+                 {node}); change it to `{fix}` so beamup's value is kept",
+                env_sh.display(),
+                c.line,
+                c.text
+            );
+            tracing::warn!("{msg}");
+            msg
+        })
+        .collect()
+}
+
+fn distribution_warnings(env: &Environment, node: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(d) = env.get("RELEASE_DISTRIBUTION").filter(|d| *d != "name") {
+        let msg = format!(
+            "RELEASE_DISTRIBUTION={d} in the environment is overridden with `name`: a node named \
+             after an address needs long names (sname fails with `Can't set short node name!`, \
+             and sname nodes reject address hosts with `Hostname ... is illegal`)"
+        );
+        tracing::warn!("{msg}");
+        out.push(msg);
+    }
+    if let Some(n) = env.get("RELEASE_NODE").filter(|n| *n != node) {
+        let msg = format!("RELEASE_NODE={n} in the environment is overridden with {node}");
+        tracing::warn!("{msg}");
+        out.push(msg);
+    }
+    out
+}
+
+/// Adds `-proto_dist inet6_tcp` to an options variable, keeping what it had.
+fn with_inet6(existing: Option<&str>) -> String {
+    match existing.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(e) if e.contains("inet6_tcp") => e.to_string(),
+        Some(e) => format!("{e} -proto_dist inet6_tcp"),
+        None => "-proto_dist inet6_tcp".to_string(),
+    }
+}
+
+/// RELEASE_COOKIE, else --cookie-file, else the release's COOKIE, else
+/// ~/.erlang.cookie: the order a release itself looks for its cookie.
+fn connect_cookie(
+    env: &Environment,
+    from_file: Option<&Secret>,
+    release: &Release,
+) -> Option<Secret> {
+    if let Some(c) = env.get("RELEASE_COOKIE").filter(|c| !c.is_empty()) {
+        return Some(Secret::new(c));
+    }
+    if let Some(c) = from_file {
+        return Some(c.clone());
+    }
+    let read = |p: PathBuf| {
+        fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+    };
+    release.cookie_file().and_then(read).or_else(|| {
+        env.get("HOME")
+            .and_then(|h| read(Path::new(h).join(".erlang.cookie")))
+    })
+}
+
+/// Where rendered files go: RELEASE_TMP, else $TMPDIR/beamup — outside the
+/// release, so a read-only release directory keeps working.
+pub fn render_dir(env: &Environment) -> PathBuf {
+    if let Some(t) = env.get("RELEASE_TMP").filter(|t| !t.is_empty()) {
+        return PathBuf::from(t);
+    }
+    let tmp = env
+        .get("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .unwrap_or("/tmp");
+    Path::new(tmp).join("beamup")
+}
+
+/// Writes the rendered files, each mode 0600 (vm.args may carry the cookie),
+/// through a temp file and a rename so a reader never sees half a file.
+pub fn write_files(files: &[RenderedFile]) -> Result<(), Failure> {
+    for f in files {
+        write_one(f)
+            .with_context(|| {
+                format!(
+                    "while writing {} (from {})",
+                    f.dest.display(),
+                    f.source.display()
+                )
+            })
+            .or_exit(ExitCode::Config)?;
+    }
+    Ok(())
+}
+
+fn write_one(f: &RenderedFile) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = f.dest.parent() {
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+    }
+    let tmp = f
+        .dest
+        .with_extension(format!("beamup-{}.tmp", std::process::id()));
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    out.write_all(f.content.expose().as_bytes())?;
+    out.sync_all()?;
+    fs::rename(&tmp, &f.dest)
+}
+
+/// Exported variables in the order they were set; a later set replaces.
+#[derive(Default)]
+struct Exports(Vec<Export>);
+
+impl Exports {
+    fn put(&mut self, name: &str, value: &str, secret: bool) {
+        self.0.retain(|e| e.name != name);
+        self.0.push(Export {
+            name: name.to_string(),
+            value: Secret::new(value),
+            secret,
+        });
+    }
+    fn set(&mut self, name: &str, value: &str) {
+        self.put(name, value, false)
+    }
+    fn set_secret(&mut self, name: &str, value: &Secret) {
+        self.put(name, value.expose(), true)
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.value.expose())
+    }
+    /// Variables templates see: the environment, overlaid with the exports.
+    fn lookup<'a>(&'a self, env: &'a Environment) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| self.get(name).or_else(|| env.get(name)).map(str::to_string)
+    }
+}
+
+impl Config {
+    /// The environment the release is exec'd with.
+    pub fn exec_env(&self, env: &Environment) -> Vec<(OsString, OsString)> {
+        let mut out: Vec<(OsString, OsString)> = env
+            .raw
+            .iter()
+            .filter(|(k, _)| {
+                !self
+                    .exports
+                    .iter()
+                    .any(|e| k.as_os_str() == e.name.as_str())
+            })
+            .cloned()
+            .collect();
+        out.extend(
+            self.exports
+                .iter()
+                .map(|e| (OsString::from(&e.name), OsString::from(e.value.expose()))),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inet6_options_keep_the_users() {
+        assert_eq!(with_inet6(None), "-proto_dist inet6_tcp");
+        assert_eq!(with_inet6(Some("  ")), "-proto_dist inet6_tcp");
+        assert_eq!(with_inet6(Some("+S 2")), "+S 2 -proto_dist inet6_tcp");
+        assert_eq!(
+            with_inet6(Some("-proto_dist inet6_tcp +S 1")),
+            "-proto_dist inet6_tcp +S 1"
+        );
+    }
+
+    #[test]
+    fn template_flags() {
+        assert_eq!(
+            parse_template_flag("/a/b.src:/c/d").unwrap(),
+            (PathBuf::from("/a/b.src"), PathBuf::from("/c/d"))
+        );
+        for bad in ["nocolon", ":dest", "src:"] {
+            assert_eq!(
+                parse_template_flag(bad).unwrap_err().code,
+                ExitCode::Usage,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn render_dir_prefers_release_tmp() {
+        let mut env = Environment::default();
+        assert_eq!(render_dir(&env), PathBuf::from("/tmp/beamup"));
+        env.vars.insert("TMPDIR".into(), "/var/tmp".into());
+        assert_eq!(render_dir(&env), PathBuf::from("/var/tmp/beamup"));
+        env.vars.insert("RELEASE_TMP".into(), "/run/app".into());
+        assert_eq!(render_dir(&env), PathBuf::from("/run/app"));
+    }
+
+    #[test]
+    fn exports_replace_and_redact() {
+        let mut e = Exports::default();
+        e.set("A", "1");
+        e.set_secret("RELEASE_COOKIE", &Secret::new("monster"));
+        e.set("A", "2");
+        let names: Vec<&str> = e.0.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["RELEASE_COOKIE", "A"]);
+        assert_eq!(e.0[0].shown(), "<redacted>");
+        assert_eq!(e.get("A"), Some("2"));
+    }
 }

@@ -31,3 +31,37 @@ impl ExitCode {
         }
     }
 }
+
+/// An error on its way out of `run`, with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: ExitCode,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: ExitCode, error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code,
+            error: error.into(),
+        }
+    }
+
+    pub fn msg(code: ExitCode, message: impl std::fmt::Display) -> Self {
+        Failure {
+            code,
+            error: anyhow::anyhow!("{message}"),
+        }
+    }
+}
+
+/// `result.or_exit(ExitCode::Config)?`
+pub trait OrExit<T> {
+    fn or_exit(self, code: ExitCode) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
+    fn or_exit(self, code: ExitCode) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(code, e))
+    }
+}

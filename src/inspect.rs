@@ -1,1 +1,91 @@
-//! TODO
+//! `beamup inspect`: every decision, printed to stdout instead of exec'ing.
+//! The cookie is shown as `<redacted>`; file contents are not shown (a relx
+//! vm.args carries the cookie), only their paths.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::Config;
+use crate::discovery::RecordKind;
+use crate::platform;
+
+fn record_name(r: RecordKind) -> &'static str {
+    match r {
+        RecordKind::A => "a",
+        RecordKind::Aaaa => "aaaa",
+        RecordKind::AAndAaaa => "a+aaaa",
+        RecordKind::Srv => "srv",
+    }
+}
+
+pub fn to_json(c: &Config) -> Value {
+    let env: Map<String, Value> = c
+        .exports
+        .iter()
+        .map(|e| (e.name.clone(), Value::String(e.shown().to_string())))
+        .collect();
+    json!({
+        "address": c.address.to_string(),
+        "source": c.source,
+        "node": c.node,
+        "basename": c.basename,
+        "distribution": "name",
+        "release": c.release,
+        "platform": platform::name(c.platform),
+        "platform_reason": c.platform_reason,
+        "env": env,
+        "files": c.files.iter().map(|f| f.dest.display().to_string()).collect::<Vec<_>>(),
+        "query": c.query,
+        "record": record_name(c.discovery.record),
+        "static_peers": c.discovery.static_peers,
+        "connect": c.reporter.connect.is_some(),
+        "reporter": c.discovery.is_active(),
+        "command": c.command,
+        "warnings": c.warnings,
+    })
+}
+
+pub fn to_text(c: &Config) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<13}{v}\n"));
+    line("address", &format!("{} (from {})", c.address, c.source));
+    line("node", &format!("{} (long names)", c.node));
+    line("basename", &c.basename);
+    line(
+        "platform",
+        &format!("{} ({})", platform::name(c.platform), c.platform_reason),
+    );
+    line("release", &format!("{:?}", c.release).to_lowercase());
+    line("query", c.query.as_deref().unwrap_or("(none)"));
+    line("record", record_name(c.discovery.record));
+    line(
+        "reporter",
+        if !c.discovery.is_active() {
+            "off (nothing to discover)"
+        } else if c.reporter.connect.is_some() {
+            "on, connecting peers"
+        } else {
+            "on"
+        },
+    );
+    if !c.command.is_empty() {
+        line("command", &c.command.join(" "));
+    }
+    out.push_str("exports:\n");
+    for e in &c.exports {
+        out.push_str(&format!("  {}={}\n", e.name, e.shown()));
+    }
+    if !c.files.is_empty() {
+        out.push_str("files:\n");
+        for f in &c.files {
+            out.push_str(&format!(
+                "  {} (from {}, mode 0600)\n",
+                f.dest.display(),
+                f.source.display()
+            ));
+        }
+    }
+    for w in &c.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}

@@ -10,24 +10,121 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod dist;
+pub mod dns;
 pub mod duration;
 pub mod exit_codes;
 pub mod inspect;
 pub mod logging;
 pub mod naming;
+pub mod platform;
 pub mod process;
 pub mod release;
 pub mod reporter;
 pub mod secret;
 pub mod template;
 
-pub use crate::exit_codes::ExitCode;
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Sub};
+use crate::config::{Environment, Inputs, Mode};
+pub use crate::exit_codes::{ExitCode, Failure};
 
 /// Entry point of the binary: returns the process exit code.
 pub fn main_entry() -> i32 {
-    todo_run()
+    match run(std::env::args_os()) {
+        Ok(code) => code,
+        Err(f) => {
+            // Printed directly (not through tracing) so the error is there even
+            // when it happens before logging is set up.
+            eprintln!("beamup: error: {:#}", f.error);
+            f.code.code()
+        }
+    }
 }
 
-fn todo_run() -> i32 {
-    0
+/// Runs beamup; returns the exit code when it does not exec.
+pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<i32, Failure> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version exit 0, usage errors 2 (clap's codes).
+            let _ = e.print();
+            return Ok(e.exit_code());
+        }
+    };
+    let (mode, opts, command, json, watch) = match cli.subcommand {
+        None => (Mode::Exec, cli.opts, cli.command, false, false),
+        Some(Sub::Inspect {
+            json,
+            opts,
+            command,
+        }) => (Mode::Inspect, opts, command, json, false),
+        Some(Sub::Peers { watch, opts }) => (Mode::Peers, opts, Vec::new(), false, watch),
+    };
+    logging::init(opts.log_format);
+    let env = Environment::capture();
+
+    // A missing or non-executable command is reported before anything else.
+    let program = match (mode, command.first()) {
+        (Mode::Exec, None) => {
+            return Err(Failure::msg(
+                ExitCode::Usage,
+                "no command to exec: give the release command after `--`, e.g. \
+                 beamup -- /app/bin/my_app start",
+            ));
+        }
+        (Mode::Exec, Some(p)) => Some(process::resolve_program(p, env.raw_path())?),
+        // inspect only looks at the command to infer the basename and kind.
+        (_, Some(p)) => process::resolve_program(p, env.raw_path()).ok(),
+        (_, None) => None,
+    };
+
+    let config = config::resolve(Inputs {
+        opts: &opts,
+        command: &command,
+        program: program.as_deref(),
+        env: &env,
+        mode,
+    })?;
+
+    match mode {
+        Mode::Inspect => {
+            config::write_files(&config.files)?;
+            if json {
+                println!("{}", inspect::to_json(&config));
+            } else {
+                print!("{}", inspect::to_text(&config));
+            }
+            Ok(0)
+        }
+        Mode::Peers => {
+            Ok(reporter::peers_command(config.discovery, watch, config.reporter.interval).code())
+        }
+        Mode::Exec => {
+            config::write_files(&config.files)?;
+            let Some(program) = program else {
+                return Err(Failure::msg(ExitCode::Usage, "no command to exec"));
+            };
+            tracing::info!(
+                node = %config.node,
+                source = %config.source,
+                release = ?config.release,
+                "starting {}",
+                config.command.join(" ")
+            );
+            if config.discovery.is_active() {
+                let discovery = config.discovery.clone();
+                let settings = config.reporter.clone();
+                let pid = process::fork_reporter(move || reporter::run_child(discovery, settings))?;
+                tracing::debug!(reporter = pid.as_raw(), "reporter forked");
+            }
+            Err(process::exec(
+                &program,
+                &config.command,
+                &config.exec_env(&env),
+            ))
+        }
+    }
 }
