@@ -281,20 +281,37 @@ mod tests {
         assert!(cli.subcommand.is_none());
         assert_eq!(cli.command, ["/app/bin/my_app", "start"]);
         let cli = Cli::try_parse_from([
-            "beamup", "--ip", "env:POD_IP,interface:eth0", "--ip", "hostname", "--", "bin/x", "inspect",
+            "beamup",
+            "--ip",
+            "env:POD_IP,interface:eth0",
+            "--ip",
+            "hostname",
+            "--",
+            "bin/x",
+            "inspect",
         ])
         .unwrap();
         assert_eq!(cli.opts.ip, ["env:POD_IP", "interface:eth0", "hostname"]);
         // A release command that happens to be called like a subcommand stays a command.
         assert_eq!(cli.command, ["bin/x", "inspect"]);
-        let cli = Cli::try_parse_from(["beamup", "inspect", "--json", "--", "/app/bin/a", "start"]).unwrap();
-        assert!(matches!(cli.subcommand, Some(Sub::Inspect { json: true, .. })));
+        let cli = Cli::try_parse_from(["beamup", "inspect", "--json", "--", "/app/bin/a", "start"])
+            .unwrap();
+        assert!(matches!(
+            cli.subcommand,
+            Some(Sub::Inspect { json: true, .. })
+        ));
     }
 
     #[test]
     fn help_lists_the_platform_examples() {
         let help = Cli::command().render_long_help().to_string();
-        for needle in ["POD_IP", "tasks.${SERVICE}", "FLY_PRIVATE_IP", "rancher", "Exit codes"] {
+        for needle in [
+            "POD_IP",
+            "tasks.${SERVICE}",
+            "FLY_PRIVATE_IP",
+            "rancher",
+            "Exit codes",
+        ] {
             assert!(help.contains(needle), "--help lacks {needle}");
         }
     }

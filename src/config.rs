@@ -186,11 +186,9 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
 
     // --- platform preset -----------------------------------------------------
     let preset = platform_preset(opts.platform, env);
-    if let Some(hint) = &preset.hint {
-        if opts.query.is_none() {
-            tracing::warn!(platform = platform::name(preset.platform), "{hint}");
-            warnings.push(hint.clone());
-        }
+    if let Some(hint) = preset.hint.as_ref().filter(|_| opts.query.is_none()) {
+        tracing::warn!(platform = platform::name(preset.platform), "{hint}");
+        warnings.push(hint.clone());
     }
 
     // --- basename ------------------------------------------------------------
@@ -351,12 +349,12 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     // A mix release writes its runtime config under RELEASE_TMP, by default
     // inside the release: point it at beamup's directory when the release
     // itself is read-only (docker run --read-only).
-    if release.kind == Kind::Mix && env.get("RELEASE_TMP").is_none() {
-        if let Some(root) = &release.root {
-            if nix::unistd::access(root, nix::unistd::AccessFlags::W_OK).is_err() {
-                exports.set("RELEASE_TMP", &dir.display().to_string());
-            }
-        }
+    let read_only_root = release
+        .root
+        .as_ref()
+        .is_some_and(|root| nix::unistd::access(root, nix::unistd::AccessFlags::W_OK).is_err());
+    if release.kind == Kind::Mix && env.get("RELEASE_TMP").is_none() && read_only_root {
+        exports.set("RELEASE_TMP", &dir.display().to_string());
     }
 
     // --- discovery and reporter ---------------------------------------------------------
@@ -532,9 +530,9 @@ fn env_sh_warnings(env_sh: &Path, node: &str) -> Vec<String> {
         .map(|c| {
             let var = c.variable;
             let fix = if var == "RELEASE_NODE" {
-                format!("export RELEASE_NODE=${{RELEASE_NODE:-...}}")
+                "export RELEASE_NODE=${RELEASE_NODE:-...}".to_string()
             } else {
-                format!("export RELEASE_DISTRIBUTION=${{RELEASE_DISTRIBUTION:-name}}")
+                "export RELEASE_DISTRIBUTION=${RELEASE_DISTRIBUTION:-name}".to_string()
             };
             let msg = format!(
                 "{}, line {}: `{}` runs after beamup and overrides {var} (beamup set it for node \
@@ -635,14 +633,13 @@ pub fn write_files(files: &[RenderedFile]) -> Result<(), Failure> {
 
 fn write_one(f: &RenderedFile) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = f.dest.parent() {
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
-        }
+    if let Some(dir) = f.dest.parent().filter(|d| !d.exists()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
+
     let tmp = f
         .dest
         .with_extension(format!("beamup-{}.tmp", std::process::id()));

@@ -1,70 +1,27 @@
-//! The one place a hickory resolver is built, so every lookup beamup makes
-//! (own hostname, metadata API hosts, peer discovery) goes through the same
-//! configuration and never through glibc/NSS (the binary is static musl).
+//! DNS helpers outside discovery: the resolver for the own hostname and
+//! metadata hosts (built by `discovery::dns`, the one place a hickory
+//! resolver is made), `--dns-server` parsing, and reqwest's resolver, so no
+//! lookup goes through glibc/NSS (the binary is static musl).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
-/// Used when /etc/resolv.conf is missing or lists no nameserver: Docker's
-/// embedded DNS on user-defined networks answers at 127.0.0.11, the most
-/// likely server a container without resolv.conf still has.
-pub const FALLBACK_NAMESERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11));
+use crate::discovery::dns::{self, Hosts, RESOLV_CONF};
 
-/// A resolver plus the warning to log if the system configuration was unusable.
-pub struct Built {
-    pub resolver: TokioResolver,
-    pub warning: Option<String>,
-}
-
-/// Builds a resolver: `server` overrides the system configuration; `timeout`
-/// and `attempts` bound every lookup (hickory's defaults wait ~15 s on an
-/// unreachable server); no cache, so every poll sees the current records;
-/// /etc/hosts is consulted first.
-pub fn build(
-    server: Option<SocketAddr>,
-    timeout: Duration,
-    attempts: usize,
-) -> anyhow::Result<Built> {
-    let provider = TokioRuntimeProvider::default();
-    let (config, mut opts, warning) = match server {
-        Some(addr) => (single_server(addr), ResolverOpts::default(), None),
-        None => match hickory_resolver::system_conf::read_system_conf() {
-            Ok((config, opts)) if !config.name_servers().is_empty() => (config, opts, None),
-            Ok(_) | Err(_) => (
-                single_server(SocketAddr::new(FALLBACK_NAMESERVER, 53)),
-                ResolverOpts::default(),
-                Some(format!(
-                    "/etc/resolv.conf is missing or lists no nameserver; using \
-                     {FALLBACK_NAMESERVER} (Docker's embedded DNS). Mount a resolv.conf or \
-                     give --dns-server IP to choose another"
-                )),
-            ),
-        },
-    };
-    opts.timeout = timeout;
-    opts.attempts = attempts.max(1);
-    opts.cache_size = 0;
-    opts.use_hosts_file = ResolveHosts::Always;
-    opts.try_tcp_on_error = true;
-    let mut builder = TokioResolver::builder_with_config(config, provider);
-    *builder.options_mut() = opts;
-    let resolver = builder
-        .build()
+/// A resolver for the own hostname and metadata API hosts: /etc/hosts first,
+/// then the system's DNS (with discovery's fallback when resolv.conf is
+/// unusable), one attempt bounded by `timeout`.
+pub fn for_lookups(timeout: Duration) -> anyhow::Result<TokioResolver> {
+    let built = dns::build_with(Path::new(RESOLV_CONF), None, timeout, 1, Hosts::First)
         .map_err(|e| anyhow::anyhow!("while building the DNS resolver: {e}"))?;
-    Ok(Built { resolver, warning })
-}
-
-fn single_server(addr: SocketAddr) -> ResolverConfig {
-    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-    for conn in ns.connections.iter_mut() {
-        conn.port = addr.port();
+    if let Some(w) = built.warning {
+        tracing::debug!("{w}");
     }
-    ResolverConfig::from_name_servers(vec![ns])
+    Ok(built.dns.into_resolver())
 }
 
 /// Parses `--dns-server`: `IP`, `IP:PORT` or `[IPv6]:PORT`.

@@ -99,9 +99,13 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
             }
             Ok(0)
         }
-        Mode::Peers => {
-            Ok(reporter::peers_command(config.discovery, watch, config.reporter.interval).code())
-        }
+        Mode::Peers => Ok(reporter::peers_command(
+            config.discovery,
+            watch,
+            config.reporter.interval,
+            config.reporter.leave_after,
+        )
+        .code()),
         Mode::Exec => {
             config::write_files(&config.files)?;
             let Some(program) = program else {

@@ -2,18 +2,24 @@
 //! default, JSON with `--log-format json`, level from BEAMUP_LOG (like
 //! watchexec's WATCHEXEC_LOG), `info` when unset.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 use crate::cli::LogFormat;
 
 pub const LEVEL_VAR: &str = "BEAMUP_LOG";
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env(LEVEL_VAR).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A plain level (error, warn, info, debug, trace, off): tracing-subscriber's
+    // EnvFilter directives would pull in a regex engine, a third of the binary.
+    let filter = std::env::var(LEVEL_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Plain text: container logs are files and pipes, not terminals.
+        .with_ansi(false)
         .with_target(false);
     // A second init (tests calling run twice) keeps the first subscriber.
     let _ = match format {

@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn detection_table() {
-        let table: [(&[(&str, &str)], &str, Platform); 7] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Platform);
+        let table: [Case; 7] = [
             (
                 &[("KUBERNETES_SERVICE_HOST", "10.96.0.1")],
                 "",

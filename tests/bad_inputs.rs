@@ -59,7 +59,11 @@ fn bad_inputs_fail_clearly_and_never_exec() {
     let program = program.to_str().expect("utf8 path").to_string();
     let not_exec = s.write("rel/bin/plain", "#!/bin/sh\n", 0o644);
     let not_exec = not_exec.to_str().expect("utf8").to_string();
-    let unset_tpl = s.write("vm.args.src", "+K true\n-probe ${BEAMUP_TEST_NOPE}\n", 0o644);
+    let unset_tpl = s.write(
+        "vm.args.src",
+        "+K true\n-probe ${BEAMUP_TEST_NOPE}\n",
+        0o644,
+    );
     let unset_tpl = unset_tpl.to_str().expect("utf8").to_string();
     let bad_tpl = s.write("bad.src", "-x ${$(id)}\n", 0o644);
     let bad_tpl = bad_tpl.to_str().expect("utf8").to_string();
@@ -68,33 +72,185 @@ fn bad_inputs_fail_clearly_and_never_exec() {
     let ok = "cidr:127.0.0.0/8";
 
     // (args, env, exit code, substrings the message must contain)
-    let table: Vec<(Vec<&str>, Vec<(&str, &str)>, i32, Vec<&str>)> = vec![
-        (vec!["--ip", "dhcp", "--", &program], vec![], 2, vec!["--ip `dhcp` is not an address source"]),
-        (vec!["--ip", "cidr:10.0.0.0/33", "--", &program], vec![], 2, vec!["`10.0.0.0/33` is not a network in CIDR form"]),
-        (vec!["--ip", "env:", "--", &program], vec![], 2, vec!["needs a variable name"]),
-        (vec!["--ip", "interface:nosuch0", "--", &program], vec![], 4, vec!["interface:nosuch0: no interface named nosuch0", "give --ip"]),
-        (vec!["--ip", "env:POD_IP", "--", &program], vec![], 4, vec!["env:POD_IP: POD_IP is not set"]),
-        (vec!["--ip", "env:POD_IP", "--", &program], vec![("POD_IP", "banana")], 4, vec!["POD_IP=`banana` is not an IP address"]),
-        (vec!["--ip", "env:POD_IP", "--ip", "interface:nosuch0", "--", &program], vec![], 4, vec!["env:POD_IP:", "interface:nosuch0:"]),
-        (vec!["--ip", ok, "--vm-args", &unset_tpl, "--", &program], vec![], 3, vec![&unset_tpl, "line 2", "BEAMUP_TEST_NOPE is not set"]),
-        (vec!["--ip", ok, "--vm-args", &bad_tpl, "--", &program], vec![], 3, vec!["is not a variable name", "never commands"]),
-        (vec!["--ip", ok, "--vm-args", "/no/such/vm.args", "--", &program], vec![], 3, vec!["/no/such/vm.args"]),
-        (vec!["--ip", ok, "--query", "tasks.${BEAMUP_TEST_SVC}", "--", &program], vec![], 3, vec!["--query", "BEAMUP_TEST_SVC is not set"]),
-        (vec!["--ip", ok, "--template", "nocolon", "--", &program], vec![], 2, vec!["--template `nocolon` must be SRC:DEST"]),
-        (vec!["--ip", ok, "--basename", "my.app", "--", &program], vec![], 3, vec!["`my.app` contains `.`", "--basename"]),
-        (vec!["--ip", ok, "--", "/no/such/bin/demo"], vec![], 127, vec!["`/no/such/bin/demo` not found"]),
-        (vec!["--ip", ok, "--", "no-such-command-beamup"], vec![], 127, vec!["not found in PATH"]),
-        (vec!["--ip", ok, "--", &not_exec], vec![], 126, vec!["is not executable"]),
-        (vec!["--ip", ok, "--cookie-file", "/no/such/cookie", "--", &program], vec![], 3, vec!["/no/such/cookie", "--cookie-file"]),
-        (vec!["--ip", ok, "--cookie-file", &empty_cookie, "--", &program], vec![], 3, vec!["is empty"]),
-        (vec!["--ip", ok], vec![], 2, vec!["no command to exec", "after `--`"]),
-        (vec!["--ip", ok, "--interval", "5 parsecs", "--", &program], vec![], 2, vec!["--interval"]),
-        (vec!["--ip", ok, "--prune", "--", &program], vec![], 2, vec!["--prune needs --connect"]),
-        (vec!["--ip", ok, "--connect", "--", &program], vec![], 2, vec!["--connect needs peers"]),
-        (vec!["--ip", ok, "--peers", "demo", "--", &program], vec![], 2, vec!["--peers", "`demo` is not a node name"]),
-        (vec!["--ip", ok, "--leave-after", "0", "--", &program], vec![], 2, vec!["--leave-after"]),
-        (vec!["--no-such-flag", "--", &program], vec![], 2, vec!["--no-such-flag"]),
-        (vec!["--ip", ok, "--", "/usr/bin/env"], vec![("RELEASE_NAME", "bad name")], 3, vec!["`bad name` contains ` `"]),
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, Vec<&'a str>);
+    let table: Vec<Case> = vec![
+        (
+            vec!["--ip", "dhcp", "--", &program],
+            vec![],
+            2,
+            vec!["--ip `dhcp` is not an address source"],
+        ),
+        (
+            vec!["--ip", "cidr:10.0.0.0/33", "--", &program],
+            vec![],
+            2,
+            vec!["`10.0.0.0/33` is not a network in CIDR form"],
+        ),
+        (
+            vec!["--ip", "env:", "--", &program],
+            vec![],
+            2,
+            vec!["needs a variable name"],
+        ),
+        (
+            vec!["--ip", "interface:nosuch0", "--", &program],
+            vec![],
+            4,
+            vec!["interface:nosuch0: no interface named nosuch0", "give --ip"],
+        ),
+        (
+            vec!["--ip", "env:POD_IP", "--", &program],
+            vec![],
+            4,
+            vec!["env:POD_IP: POD_IP is not set"],
+        ),
+        (
+            vec!["--ip", "env:POD_IP", "--", &program],
+            vec![("POD_IP", "banana")],
+            4,
+            vec!["POD_IP=`banana` is not an IP address"],
+        ),
+        (
+            vec![
+                "--ip",
+                "env:POD_IP",
+                "--ip",
+                "interface:nosuch0",
+                "--",
+                &program,
+            ],
+            vec![],
+            4,
+            vec!["env:POD_IP:", "interface:nosuch0:"],
+        ),
+        (
+            vec!["--ip", ok, "--vm-args", &unset_tpl, "--", &program],
+            vec![],
+            3,
+            vec![&unset_tpl, "line 2", "BEAMUP_TEST_NOPE is not set"],
+        ),
+        (
+            vec!["--ip", ok, "--vm-args", &bad_tpl, "--", &program],
+            vec![],
+            3,
+            vec!["is not a variable name", "never commands"],
+        ),
+        (
+            vec!["--ip", ok, "--vm-args", "/no/such/vm.args", "--", &program],
+            vec![],
+            3,
+            vec!["/no/such/vm.args"],
+        ),
+        (
+            vec![
+                "--ip",
+                ok,
+                "--query",
+                "tasks.${BEAMUP_TEST_SVC}",
+                "--",
+                &program,
+            ],
+            vec![],
+            3,
+            vec!["--query", "BEAMUP_TEST_SVC is not set"],
+        ),
+        (
+            vec!["--ip", ok, "--template", "nocolon", "--", &program],
+            vec![],
+            2,
+            vec!["--template `nocolon` must be SRC:DEST"],
+        ),
+        (
+            vec!["--ip", ok, "--basename", "my.app", "--", &program],
+            vec![],
+            3,
+            vec!["`my.app` contains `.`", "--basename"],
+        ),
+        (
+            vec!["--ip", ok, "--", "/no/such/bin/demo"],
+            vec![],
+            127,
+            vec!["`/no/such/bin/demo` not found"],
+        ),
+        (
+            vec!["--ip", ok, "--", "no-such-command-beamup"],
+            vec![],
+            127,
+            vec!["not found in PATH"],
+        ),
+        (
+            vec!["--ip", ok, "--", &not_exec],
+            vec![],
+            126,
+            vec!["is not executable"],
+        ),
+        (
+            vec![
+                "--ip",
+                ok,
+                "--cookie-file",
+                "/no/such/cookie",
+                "--",
+                &program,
+            ],
+            vec![],
+            3,
+            vec!["/no/such/cookie", "--cookie-file"],
+        ),
+        (
+            vec!["--ip", ok, "--cookie-file", &empty_cookie, "--", &program],
+            vec![],
+            3,
+            vec!["is empty"],
+        ),
+        (
+            vec!["--ip", ok],
+            vec![],
+            2,
+            vec!["no command to exec", "after `--`"],
+        ),
+        (
+            vec!["--ip", ok, "--interval", "5 parsecs", "--", &program],
+            vec![],
+            2,
+            vec!["--interval"],
+        ),
+        (
+            vec!["--ip", ok, "--prune", "--", &program],
+            vec![],
+            2,
+            vec!["--prune needs --connect"],
+        ),
+        (
+            vec!["--ip", ok, "--connect", "--", &program],
+            vec![],
+            2,
+            vec!["--connect needs peers"],
+        ),
+        (
+            vec!["--ip", ok, "--peers", "demo", "--", &program],
+            vec![],
+            2,
+            vec!["--peers", "`demo` is not a node name"],
+        ),
+        (
+            vec!["--ip", ok, "--leave-after", "0", "--", &program],
+            vec![],
+            2,
+            vec!["--leave-after"],
+        ),
+        (
+            vec!["--no-such-flag", "--", &program],
+            vec![],
+            2,
+            vec!["--no-such-flag"],
+        ),
+        (
+            vec!["--ip", ok, "--", "/usr/bin/env"],
+            vec![("RELEASE_NAME", "bad name")],
+            3,
+            vec!["`bad name` contains ` `"],
+        ),
     ];
     let tmp = s.path("tmp");
     fs::create_dir_all(&tmp).expect("mkdir");
@@ -107,9 +263,15 @@ fn bad_inputs_fail_clearly_and_never_exec() {
             "beamup {args:?} {env:?}: want exit {code}, stderr:\n{stderr}"
         );
         for n in needles {
-            assert!(stderr.contains(n), "beamup {args:?}: stderr lacks {n:?}:\n{stderr}");
+            assert!(
+                stderr.contains(n),
+                "beamup {args:?}: stderr lacks {n:?}:\n{stderr}"
+            );
         }
-        assert!(!marker.exists(), "beamup {args:?} exec'd the command despite the error");
+        assert!(
+            !marker.exists(),
+            "beamup {args:?} exec'd the command despite the error"
+        );
         assert!(
             !tmp.join("beamup").join("vm.args").exists(),
             "beamup {args:?} left a rendered vm.args behind"
@@ -118,7 +280,11 @@ fn bad_inputs_fail_clearly_and_never_exec() {
 
     // The control: the same program with good input is exec'd.
     let out = beamup(&["--ip", ok, "--", &program], &[], &tmp);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(marker.exists(), "good input should exec the command");
 }
 
@@ -127,19 +293,37 @@ fn cookie_never_shows() {
     let s = Scratch::new("cookie");
     let cookie = s.write("cookie", "sup3r-s3cret-cookie\n", 0o600);
     let out = beamup(
-        &["inspect", "--json", "--ip", "cidr:127.0.0.0/8", "--basename", "demo", "--cookie-file", cookie.to_str().expect("utf8")],
+        &[
+            "inspect",
+            "--json",
+            "--ip",
+            "cidr:127.0.0.0/8",
+            "--basename",
+            "demo",
+            "--cookie-file",
+            cookie.to_str().expect("utf8"),
+        ],
         &[("BEAMUP_LOG", "debug")],
         &s.0,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stdout.contains("sup3r") && !stderr.contains("sup3r"), "cookie leaked:\n{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("sup3r") && !stderr.contains("sup3r"),
+        "cookie leaked:\n{stdout}\n{stderr}"
+    );
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("inspect --json is JSON");
     assert_eq!(json["env"]["RELEASE_COOKIE"], "<redacted>");
     assert_eq!(json["env"]["RELX_COOKIE"], "<redacted>");
     assert_eq!(json["node"], "demo@127.0.0.1");
-    for key in ["address", "source", "node", "basename", "env", "files", "query"] {
+    for key in [
+        "address", "source", "node", "basename", "env", "files", "query",
+    ] {
         assert!(json.get(key).is_some(), "inspect --json lacks {key}");
     }
 }

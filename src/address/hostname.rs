@@ -14,9 +14,8 @@ pub async fn lookup(ctx: &Context<'_>) -> Result<IpAddr, String> {
     if name.is_empty() {
         return Err("the hostname is empty".into());
     }
-    let built = crate::dns::build(None, ctx.metadata_timeout, 1).map_err(|e| e.to_string())?;
-    let lookup = built
-        .resolver
+    let resolver = crate::dns::for_lookups(ctx.metadata_timeout).map_err(|e| e.to_string())?;
+    let lookup = resolver
         .lookup_ip(name.as_str())
         .await
         .map_err(|e| format!("hostname `{name}` does not resolve: {e}"))?;

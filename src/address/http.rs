@@ -13,12 +13,12 @@ pub struct Client {
 
 impl Client {
     pub fn new(timeout: Duration) -> Result<Client, String> {
-        let built = crate::dns::build(None, timeout, 1).map_err(|e| e.to_string())?;
+        let resolver = crate::dns::for_lookups(timeout).map_err(|e| e.to_string())?;
         let inner = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .no_proxy()
-            .dns_resolver(Arc::new(ReqwestResolver(Arc::new(built.resolver))))
+            .dns_resolver(Arc::new(ReqwestResolver(Arc::new(resolver))))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client { inner, timeout })

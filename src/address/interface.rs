@@ -159,12 +159,15 @@ mod tests {
             in_network(&net, IpFamily::Any).unwrap().to_string(),
             "127.0.0.1"
         );
-        let net: IpNet = "192.0.2.0/24".parse().unwrap();
-        assert!(
-            in_network(&net, IpFamily::Any)
-                .unwrap_err()
-                .contains("no local address inside 192.0.2.0/24")
-        );
+        // A documentation network this machine has no address in.
+        let local = local_addresses().unwrap();
+        let net: IpNet = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"]
+            .iter()
+            .map(|n| n.parse::<IpNet>().unwrap())
+            .find(|n| !local.iter().any(|a| n.contains(&a.address)))
+            .expect("one documentation network unused here");
+        let e = in_network(&net, IpFamily::Any).unwrap_err();
+        assert!(e.contains(&format!("no local address inside {net}")), "{e}");
     }
 
     #[test]

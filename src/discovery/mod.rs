@@ -2,9 +2,20 @@
 //! list. A poll returns the peers' node names (`basename@address`), own node
 //! excluded, sorted, without duplicates.
 
+mod diff;
+pub mod dns;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
+
+use anyhow::Context as _;
+use hickory_resolver::proto::rr::RecordType;
+
+pub use self::diff::{Diff, diff};
+pub use self::dns::{FALLBACK_NAMESERVERS, RESOLV_CONF};
+use crate::naming;
 
 /// Which records the DNS query asks for (resolved from `--record` and the
 /// own address' family by `config`).
@@ -56,21 +67,165 @@ pub enum PollError {
 /// Builds the resolver once and polls with it.
 pub struct Discovery {
     settings: Settings,
+    /// None when there is no query (static peers only).
+    dns: Option<dns::Dns>,
 }
 
 impl Discovery {
+    /// Builds the resolver from /etc/resolv.conf (or `--dns-server`). Logs a
+    /// warning when it has to fall back to default nameservers.
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
-        Ok(Discovery { settings })
+        Self::with_resolv_conf(settings, Path::new(RESOLV_CONF))
+    }
+
+    /// [`Discovery::new`] with another resolv.conf (tests).
+    pub fn with_resolv_conf(settings: Settings, resolv_conf: &Path) -> anyhow::Result<Self> {
+        let dns = match &settings.query {
+            None => None,
+            Some(query) => {
+                let built = dns::build(
+                    resolv_conf,
+                    settings.dns_server,
+                    settings.timeout,
+                    settings.attempts,
+                )
+                .with_context(|| format!("while building the DNS resolver for `{query}`"))?;
+                if let Some(warning) = &built.warning {
+                    tracing::warn!("{warning}");
+                }
+                tracing::debug!(servers = built.dns.servers(), %query, "DNS resolver ready");
+                Some(built.dns)
+            }
+        };
+        Ok(Discovery { settings, dns })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
 
-    /// One poll: the current peer set.
+    /// Where DNS questions go, e.g. `127.0.0.11:53, 127.0.0.1:53 (from fallback)`.
+    pub fn servers(&self) -> Option<&str> {
+        self.dns.as_ref().map(|d| d.servers())
+    }
+
+    /// One poll: the current peer set. Nothing is cached between polls.
     pub async fn poll(&self) -> Result<BTreeSet<String>, PollError> {
         let mut peers: BTreeSet<String> = self.settings.static_peers.iter().cloned().collect();
-        peers.remove(&self.settings.own_node);
+        if let (Some(dns), Some(query)) = (&self.dns, &self.settings.query) {
+            // SRV targets are resolved in the own address' family: a node
+            // speaking inet_tcp cannot dial an IPv6 peer, nor inet6_tcp an
+            // IPv4 one.
+            let family = if self.settings.own_address.to_canonical().is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            };
+            let addresses = dns.lookup(query, self.settings.record, family).await?;
+            peers.extend(
+                addresses
+                    .into_iter()
+                    .map(|ip| naming::node_name(&self.settings.basename, ip)),
+            );
+        }
+        peers.retain(|node| !is_own(node, &self.settings));
         Ok(peers)
+    }
+}
+
+/// The own node, also when written with another spelling of the own address
+/// (`demo@FD00:0::1`, `demo@::ffff:10.0.0.1`).
+fn is_own(node: &str, settings: &Settings) -> bool {
+    if node == settings.own_node {
+        return true;
+    }
+    let Some((name, host)) = node.split_once('@') else {
+        return false;
+    };
+    let own_name = settings
+        .own_node
+        .split_once('@')
+        .map_or(settings.basename.as_str(), |(name, _)| name);
+    name == own_name
+        && host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical() == settings.own_address.to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(own: &str, static_peers: &[&str]) -> Settings {
+        let own_address: IpAddr = own.parse().expect("own address");
+        Settings {
+            query: None,
+            record: RecordKind::A,
+            dns_server: None,
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            static_peers: static_peers.iter().map(|p| p.to_string()).collect(),
+            basename: "demo".into(),
+            own_node: naming::node_name("demo", own_address),
+            own_address,
+        }
+    }
+
+    #[test]
+    fn own_node_excluded() {
+        // (own address, node, is own)
+        let table = [
+            ("10.0.0.1", "demo@10.0.0.1", true),
+            ("10.0.0.1", "demo@10.0.0.2", false),
+            ("10.0.0.1", "other@10.0.0.1", false),
+            ("10.0.0.1", "demo@::ffff:10.0.0.1", true),
+            ("fd00::1", "demo@fd00::1", true),
+            ("fd00::1", "demo@FD00:0:0::1", true),
+            ("fd00::1", "demo@fd00::2", false),
+            ("fd00::1", "demo@host.example", false),
+            ("fd00::1", "garbage", false),
+        ];
+        for (own, node, want) in table {
+            assert_eq!(is_own(node, &settings(own, &[])), want, "{own} {node}");
+        }
+    }
+
+    #[test]
+    fn static_peers_sorted_deduplicated_without_own() {
+        let s = settings(
+            "10.0.0.1",
+            &[
+                "demo@10.0.0.3",
+                "demo@10.0.0.1",
+                "demo@10.0.0.2",
+                "demo@10.0.0.3",
+            ],
+        );
+        let discovery = Discovery::new(s).expect("discovery");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let peers = runtime.block_on(discovery.poll()).expect("poll");
+        assert_eq!(
+            peers.into_iter().collect::<Vec<_>>(),
+            ["demo@10.0.0.2", "demo@10.0.0.3"]
+        );
+        assert!(discovery.servers().is_none());
+    }
+
+    #[test]
+    fn ipv6_peers_formatted_like_erlang() {
+        // Discovered addresses go through naming::node_name: plain, compressed,
+        // lower case, no brackets (what `inet:ntoa/1` prints).
+        let table = [
+            ("fd00:0:0:0:0:0:0:1", "demo@fd00::1"),
+            ("FDAA::A", "demo@fdaa::a"),
+            ("10.0.0.2", "demo@10.0.0.2"),
+        ];
+        for (ip, want) in table {
+            let ip: IpAddr = ip.parse().expect("ip");
+            assert_eq!(naming::node_name("demo", ip), want);
+        }
     }
 }

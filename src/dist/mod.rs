@@ -1,3 +1,86 @@
 //! A minimal Erlang distribution client (a hidden node) over erl_dist: enough
 //! to ask the local release node for `erlang:nodes/0` and to run
 //! `net_kernel:connect_node/1` / `erlang:disconnect_node/1` on it.
+//!
+//! - [`Session`]: one live connection to the local node (epmd lookup, handshake,
+//!   a background task that answers ticks and routes replies to callers).
+//! - [`Connector`]: what the reporter calls once per interval; keeps a session,
+//!   reconnects with backoff and turns a discovered peer set into
+//!   `connect_node` calls.
+//!
+//! The calls go through `rex`, the rpc server every distributed node runs:
+//! `{'$gen_call', {Pid, Ref}, {call, M, F, Args, user}}` sent to the registered
+//! name `rex` runs `M:F(Args)` and comes back as `{Ref, Result}`
+//! (kernel's `rpc.erl`, `handle_call({call, ...})`).
+
+mod connector;
+mod rpc;
+mod session;
+mod stream;
+
+pub use connector::{Connector, LocalState, PeerState, PeerStatus, SyncReport};
+/// The term types of [`Session::call`] (erl_dist's re-exports of eetf, so
+/// callers never depend on a second eetf version).
+pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
+pub use session::{Session, SessionOptions};
+
+/// Why talking to the local node failed; the reporter branches on the kind.
+///
+/// No variant ever carries the cookie.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DistError {
+    /// epmd answered but has no such node: the VM is still booting (or runs
+    /// under another name). Retry quietly.
+    #[error(
+        "node {node} is not registered with epmd yet (is the VM still booting, or named differently?)"
+    )]
+    NotRegistered { node: String },
+
+    /// Nothing answered on the epmd port of the node's host. Usually the VM has
+    /// not started epmd yet; otherwise the host part of the node name is wrong.
+    #[error(
+        "cannot reach epmd on {host}: {reason} (has the VM started? is the host part of the node name right?)"
+    )]
+    EpmdUnreachable { host: String, reason: String },
+
+    /// The node closed the connection after our challenge reply, which is how
+    /// OTP says "wrong cookie".
+    #[error(
+        "the local node {node} rejected the cookie: beamup and the release must use the same cookie \
+         (RELEASE_COOKIE / --cookie-file)"
+    )]
+    CookieRejected { node: String },
+
+    /// The node refused the connection before the cookie was checked, e.g. our
+    /// name does not fit its naming mode (long vs short names) or
+    /// `net_kernel:allow/1` excludes it.
+    #[error("the local node {node} refused the connection from {own_name}: {reason}")]
+    Refused {
+        node: String,
+        own_name: String,
+        reason: String,
+    },
+
+    /// A node name that cannot be used (no `@`, empty parts, too long).
+    #[error("invalid node name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+
+    /// The connection to the local node is gone (the node stopped, or dropped
+    /// us after missed ticks). The caller reconnects.
+    #[error("the connection to the local node {node} is closed")]
+    Closed { node: String },
+
+    #[error("I/O error: {0}")]
+    Io(String),
+
+    /// The peer sent something this client does not understand.
+    #[error("distribution protocol error: {0}")]
+    Protocol(String),
+
+    #[error("timed out: {0}")]
+    Timeout(String),
+
+    /// The remote call ran but failed there (`{badrpc, Reason}`).
+    #[error("remote call failed: {0}")]
+    Rpc(String),
+}

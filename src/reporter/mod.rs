@@ -1,12 +1,29 @@
 //! The reporter: the child forked before the exec. It polls discovery for the
 //! life of the release, reports joins and leaves (logs, `--peers-file`) with
 //! hysteresis, and with `--connect` makes the release connect to its peers.
+//!
+//! Also `beamup peers`, which shares the polling and the hysteresis.
 
+mod connect;
+mod hysteresis;
+mod jitter;
+mod peers_file;
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tracing::{debug, error, info, warn};
+
+pub use self::connect::hidden_node_name;
+pub use self::hysteresis::Membership;
+pub use self::jitter::Jitter;
+pub use self::peers_file::{DISCOVERED, Entry, render, write_atomic};
+use crate::ExitCode;
 use crate::cli::PeersFormat;
-use crate::discovery;
+use crate::discovery::{self, Discovery, PollError};
 use crate::secret::Secret;
 
 /// What `--connect` needs.
@@ -27,8 +44,381 @@ pub struct Settings {
     pub connect: Option<ConnectSettings>,
 }
 
-/// Runs the reporter loop in the forked child; never returns.
+/// Runs the reporter loop in the forked child; never returns. The caller has
+/// already set PR_SET_PDEATHSIG, so the child dies with the release.
 pub fn run_child(discovery: discovery::Settings, settings: Settings) -> ! {
-    let _ = (discovery, settings);
-    std::process::exit(0)
+    // Built by hand, current-thread: the child was forked from a
+    // single-threaded process and needs no more than one thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "the peer reporter cannot start its runtime; peers are not discovered for this release");
+            std::process::exit(1)
+        }
+    };
+    match runtime.block_on(run(discovery, settings)) {}
+}
+
+async fn run(discovery: discovery::Settings, settings: Settings) -> Infallible {
+    let mut jitter = Jitter::from_entropy();
+    let discovery = loop {
+        match Discovery::new(discovery.clone()) {
+            Ok(discovery) => break discovery,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "cannot set up peer discovery; retrying");
+                tokio::time::sleep(jitter.apply(settings.interval)).await;
+            }
+        }
+    };
+    let mut reporter = Reporter::new(&discovery, &settings);
+    loop {
+        reporter.tick(&discovery).await;
+        tokio::time::sleep(jitter.apply(settings.interval)).await;
+    }
+}
+
+/// The reporter's state between polls.
+struct Reporter {
+    own_node: String,
+    membership: Membership,
+    peers_file: Option<(PathBuf, PeersFormat)>,
+    /// The peers file needs (re)writing: set by changes, the first successful
+    /// poll and failed writes.
+    dirty: bool,
+    /// The first successful poll happened (before it, nothing is written).
+    polled_once: bool,
+    /// The last poll failed (to log the recovery once).
+    failing: bool,
+    polls: u64,
+    connect: Option<connect::Connect>,
+}
+
+impl Reporter {
+    fn new(discovery: &Discovery, settings: &Settings) -> Self {
+        let d = discovery.settings();
+        Reporter {
+            own_node: d.own_node.clone(),
+            membership: Membership::new(settings.leave_after),
+            peers_file: settings
+                .peers_file
+                .clone()
+                .map(|path| (path, settings.peers_format)),
+            dirty: false,
+            polled_once: false,
+            failing: false,
+            polls: 0,
+            connect: settings
+                .connect
+                .as_ref()
+                .map(|c| connect::Connect::new(c, d.own_address)),
+        }
+    }
+
+    /// One interval: poll, report, connect, write the peers file.
+    async fn tick(&mut self, discovery: &Discovery) {
+        self.polls += 1;
+        let left = match discovery.poll().await {
+            Ok(seen) => self.observe(&seen),
+            Err(e) => {
+                self.failed(&e);
+                Vec::new()
+            }
+        };
+        if let Some(connect) = self.connect.as_mut() {
+            // Also after a failed poll: the last known peers still deserve
+            // connecting (the VM may have come up meanwhile).
+            let peers = self.membership.reported();
+            if connect.sync(&peers, &left).await {
+                self.dirty = true;
+            }
+        }
+        if self.dirty && self.polled_once {
+            self.write_peers_file();
+        }
+    }
+
+    /// A successful poll: logs joins and leaves, returns who left.
+    fn observe(&mut self, seen: &BTreeSet<String>) -> Vec<String> {
+        if self.failing {
+            info!(peers = seen.len(), "peer discovery works again");
+            self.failing = false;
+        }
+        let change = self.membership.observe(seen);
+        let count = self.membership.reported().len();
+        for node in &change.joined {
+            info!(peer = %node, peers = count, "peer joined");
+        }
+        for node in &change.left {
+            info!(peer = %node, peers = count, "peer left");
+        }
+        // One line per poll at debug level (tests count polls with it).
+        debug!(
+            poll = self.polls,
+            seen = seen.len(),
+            peers = count,
+            "poll ok"
+        );
+        if !self.polled_once || !change.is_empty() {
+            self.dirty = true;
+        }
+        self.polled_once = true;
+        change.left
+    }
+
+    fn failed(&mut self, e: &PollError) {
+        self.failing = true;
+        let peers = self.membership.reported().len();
+        match e {
+            PollError::NxDomain { query } => warn!(
+                poll = self.polls,
+                %query,
+                peers,
+                "{e}; keeping the last known peers"
+            ),
+            PollError::Failed { .. } => warn!(
+                poll = self.polls,
+                peers, "peer discovery failed: {e}; keeping the last known peers"
+            ),
+        }
+    }
+
+    fn write_peers_file(&mut self) {
+        let Some((path, format)) = &self.peers_file else {
+            self.dirty = false;
+            return;
+        };
+        let entries: Vec<Entry> = self
+            .membership
+            .reported()
+            .into_iter()
+            .map(|node| match &self.connect {
+                Some(connect) => {
+                    let state = connect.state(&node);
+                    Entry {
+                        node,
+                        state: state.state.to_string(),
+                        reason: state.reason,
+                    }
+                }
+                None => Entry {
+                    node,
+                    state: DISCOVERED.to_string(),
+                    reason: None,
+                },
+            })
+            .collect();
+        let updated = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let text = render(*format, &self.own_node, &entries, updated);
+        match write_atomic(path, &text) {
+            Ok(()) => {
+                self.dirty = false;
+                debug!(path = %path.display(), peers = entries.len(), "peers file written");
+            }
+            // Kept dirty: the next interval tries again.
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "cannot write --peers-file; retrying next interval")
+            }
+        }
+    }
+}
+
+/// `beamup peers`: resolve once and print the peers' node names, one per
+/// line, to stdout; with `watch`, keep polling every `interval` and print
+/// `+node` / `-node` on changes (a leave after `leave_after` missed polls,
+/// like the reporter).
+pub fn peers_command(
+    discovery: discovery::Settings,
+    watch: bool,
+    interval: Duration,
+    leave_after: u32,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("beamup: cannot start the async runtime: {e}");
+            return ExitCode::Discovery;
+        }
+    };
+    runtime.block_on(peers_async(discovery, watch, interval, leave_after))
+}
+
+async fn peers_async(
+    settings: discovery::Settings,
+    watch: bool,
+    interval: Duration,
+    leave_after: u32,
+) -> ExitCode {
+    let discovery = match Discovery::new(settings) {
+        Ok(discovery) => discovery,
+        Err(e) => {
+            eprintln!("beamup: {e:#}");
+            return ExitCode::Discovery;
+        }
+    };
+    if !watch {
+        return match discovery.poll().await {
+            Ok(peers) => {
+                let text: String = peers.iter().map(|p| format!("{p}\n")).collect();
+                // A closed stdout (`beamup peers | head -1`) is not an error.
+                let _ = print_flushed(&text);
+                ExitCode::Success
+            }
+            Err(e) => {
+                eprintln!("beamup: {e}");
+                ExitCode::Discovery
+            }
+        };
+    }
+    let mut membership = Membership::new(leave_after);
+    loop {
+        match discovery.poll().await {
+            Ok(seen) => {
+                let change = membership.observe(&seen);
+                let text: String = change
+                    .joined
+                    .iter()
+                    .map(|p| format!("+{p}\n"))
+                    .chain(change.left.iter().map(|p| format!("-{p}\n")))
+                    .collect();
+                if print_flushed(&text).is_err() {
+                    // The reader went away: nothing left to watch for.
+                    return ExitCode::Success;
+                }
+            }
+            Err(e) => eprintln!("beamup: {e}"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+fn print_flushed(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn discovery_settings(static_peers: &[&str]) -> discovery::Settings {
+        let own: IpAddr = "10.0.0.1".parse().expect("ip");
+        discovery::Settings {
+            query: None,
+            record: discovery::RecordKind::A,
+            dns_server: None,
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            static_peers: static_peers.iter().map(|p| p.to_string()).collect(),
+            basename: "demo".into(),
+            own_node: "demo@10.0.0.1".into(),
+            own_address: own,
+        }
+    }
+
+    fn set(nodes: &[&str]) -> BTreeSet<String> {
+        nodes.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// The reporter's bookkeeping over a scripted sequence of poll outcomes:
+    /// the file is written at the first success (even empty), after changes
+    /// only, and failures keep the peers.
+    #[test]
+    fn reporter_writes_on_first_poll_and_changes_only() {
+        let dir = std::env::temp_dir().join(format!("beamup-reporter-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("peers");
+        let settings = Settings {
+            interval: Duration::from_secs(1),
+            leave_after: 2,
+            peers_file: Some(path.clone()),
+            peers_format: PeersFormat::Lines,
+            connect: None,
+        };
+        let discovery = Discovery::new(discovery_settings(&[])).expect("discovery");
+        let mut r = Reporter::new(&discovery, &settings);
+        let failure = PollError::Failed {
+            query: "q".into(),
+            reason: "down".into(),
+        };
+        // (poll outcome, file written this step?, expected content)
+        type Step<'a> = (Result<&'a [&'a str], &'a PollError>, bool, &'a str);
+        let steps: [Step; 7] = [
+            (Err(&failure), false, ""),
+            (Ok(&[]), true, ""),
+            (Ok(&["demo@10.0.0.2"]), true, "demo@10.0.0.2\n"),
+            (Ok(&["demo@10.0.0.2"]), false, "demo@10.0.0.2\n"),
+            (Err(&failure), false, "demo@10.0.0.2\n"),
+            (Ok(&[]), false, "demo@10.0.0.2\n"),
+            (Ok(&[]), true, ""),
+        ];
+        for (i, (outcome, written, content)) in steps.into_iter().enumerate() {
+            let _ = std::fs::remove_file(&path);
+            match outcome {
+                Ok(seen) => {
+                    r.observe(&set(seen));
+                }
+                Err(e) => r.failed(e),
+            }
+            if r.dirty && r.polled_once {
+                r.write_peers_file();
+            }
+            assert_eq!(path.exists(), written, "step {i}");
+            if written {
+                assert_eq!(
+                    std::fs::read_to_string(&path).expect("read"),
+                    content,
+                    "step {i}"
+                );
+            }
+            assert_eq!(
+                r.membership.reported(),
+                content.lines().map(str::to_string).collect(),
+                "step {i}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn tick_polls_static_peers_into_json() {
+        let dir = std::env::temp_dir().join(format!("beamup-tick-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("peers.json");
+        let settings = Settings {
+            interval: Duration::from_secs(1),
+            leave_after: 3,
+            peers_file: Some(path.clone()),
+            peers_format: PeersFormat::Json,
+            connect: None,
+        };
+        let discovery =
+            Discovery::new(discovery_settings(&["demo@10.0.0.3", "demo@10.0.0.1"])).expect("new");
+        let mut r = Reporter::new(&discovery, &settings);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(r.tick(&discovery));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(doc["node"], "demo@10.0.0.1");
+        assert_eq!(
+            doc["peers"],
+            serde_json::json!([{"node": "demo@10.0.0.3", "state": "discovered"}])
+        );
+        assert!(doc["updated"].as_u64().is_some_and(|t| t > 1_600_000_000));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 }

@@ -1,0 +1,209 @@
+//! `--connect`: after each poll, ask the distribution client to mesh the
+//! release with the reported peers, log what changed per peer and hand the
+//! states to the peers file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use tracing::{debug, info, warn};
+
+use super::ConnectSettings;
+use crate::dist::{Connector, LocalState, PeerState, SyncReport};
+use crate::naming;
+
+/// A peer's state as written into the JSON peers file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// `connected`, `connecting`, `failed` or `unknown` (the local node is
+    /// not reachable right now, so nobody was asked).
+    pub state: &'static str,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+pub struct Connect {
+    connector: Connector,
+    local: Option<LocalState>,
+    peers: BTreeMap<String, PeerState>,
+}
+
+/// The hidden node beamup's reporter appears as: unique per container (one
+/// reporter per VM, pids differ between restarts) and on the own address, so
+/// a long-names node accepts it.
+pub fn hidden_node_name(own_address: IpAddr) -> String {
+    format!(
+        "beamup-{}@{}",
+        std::process::id(),
+        naming::host_part(own_address)
+    )
+}
+
+impl Connect {
+    pub fn new(settings: &ConnectSettings, own_address: IpAddr) -> Self {
+        let connector = Connector::new(
+            settings.local_node.clone(),
+            hidden_node_name(own_address),
+            settings.cookie.clone(),
+            settings.prune,
+        );
+        Connect {
+            connector,
+            local: None,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// One sync; returns whether any state changed (the peers file is then
+    /// rewritten).
+    pub async fn sync(&mut self, peers: &BTreeSet<String>, left: &[String]) -> bool {
+        let report = self.connector.sync(peers, left).await;
+        self.absorb(report)
+    }
+
+    /// Logs transitions and keeps the latest states.
+    fn absorb(&mut self, report: SyncReport) -> bool {
+        let mut changed = false;
+        if self.local.as_ref() != Some(&report.local) {
+            // The connector itself logs local-node trouble with its hints;
+            // here only the transition is recorded.
+            debug!(state = ?report.local, "local node state");
+            self.local = Some(report.local);
+            changed = true;
+        }
+        let mut next = BTreeMap::new();
+        for status in report.peers {
+            let previous = self.peers.get(&status.node);
+            if previous != Some(&status.state) {
+                changed = true;
+                match &status.state {
+                    PeerState::Connected => info!(peer = %status.node, "peer connected"),
+                    PeerState::Failed(reason) => {
+                        warn!(peer = %status.node, %reason, "connecting to peer failed")
+                    }
+                    PeerState::Connecting => debug!(peer = %status.node, "connecting to peer"),
+                    PeerState::Unknown => debug!(peer = %status.node, "peer state unknown"),
+                }
+            }
+            next.insert(status.node, status.state);
+        }
+        changed |= next.len() != self.peers.len();
+        self.peers = next;
+        changed
+    }
+
+    /// The state of `node` for the peers file.
+    pub fn state(&self, node: &str) -> State {
+        match self.peers.get(node) {
+            Some(PeerState::Connected) => State {
+                state: "connected",
+                reason: None,
+            },
+            Some(PeerState::Connecting) => State {
+                state: "connecting",
+                reason: None,
+            },
+            Some(PeerState::Failed(reason)) => State {
+                state: "failed",
+                reason: Some(reason.clone()),
+            },
+            Some(PeerState::Unknown) | None => State {
+                state: "unknown",
+                reason: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::PeerStatus;
+    use crate::secret::Secret;
+
+    fn report(local: LocalState, peers: &[(&str, PeerState)]) -> SyncReport {
+        SyncReport {
+            local,
+            peers: peers
+                .iter()
+                .map(|(node, state)| PeerStatus {
+                    node: node.to_string(),
+                    state: state.clone(),
+                })
+                .collect(),
+            disconnected: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn transitions_and_states() {
+        let settings = ConnectSettings {
+            local_node: "demo@10.0.0.1".into(),
+            cookie: Secret::new("c"),
+            prune: false,
+        };
+        let mut c = Connect::new(&settings, "10.0.0.1".parse().expect("ip"));
+        let failed = PeerState::Failed("timeout".into());
+        // (report, changed, state of a, state of b)
+        let steps = [
+            (
+                report(
+                    LocalState::Waiting("booting".into()),
+                    &[("a", PeerState::Unknown)],
+                ),
+                true,
+                "unknown",
+                "unknown",
+            ),
+            (
+                report(
+                    LocalState::Waiting("booting".into()),
+                    &[("a", PeerState::Unknown)],
+                ),
+                false,
+                "unknown",
+                "unknown",
+            ),
+            (
+                report(
+                    LocalState::Connected,
+                    &[("a", PeerState::Connected), ("b", failed.clone())],
+                ),
+                true,
+                "connected",
+                "failed",
+            ),
+            (
+                report(
+                    LocalState::Connected,
+                    &[("a", PeerState::Connected), ("b", failed.clone())],
+                ),
+                false,
+                "connected",
+                "failed",
+            ),
+            (
+                report(LocalState::Connected, &[("a", PeerState::Connected)]),
+                true,
+                "connected",
+                "unknown",
+            ),
+        ];
+        for (i, (r, changed, a, b)) in steps.into_iter().enumerate() {
+            assert_eq!(c.absorb(r), changed, "step {i}");
+            assert_eq!(c.state("a").state, a, "step {i}");
+            assert_eq!(c.state("b").state, b, "step {i}");
+        }
+    }
+
+    #[test]
+    fn hidden_name_on_own_address() {
+        let pid = std::process::id();
+        let table = [
+            ("10.0.0.1", format!("beamup-{pid}@10.0.0.1")),
+            ("fd00:0::1", format!("beamup-{pid}@fd00::1")),
+        ];
+        for (ip, want) in table {
+            assert_eq!(hidden_node_name(ip.parse().expect("ip")), want);
+        }
+    }
+}

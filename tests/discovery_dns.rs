@@ -1,0 +1,445 @@
+//! Discovery against a real DNS server: dnsmasq on a loopback address of its
+//! own, started by each test and killed at its end.
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use beamup::discovery::{Discovery, PollError, RecordKind, Settings};
+
+/// A directory removed on drop (also when the test panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("beamup-disco-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// dnsmasq serving `*.test` from a hosts file (re-read on SIGHUP) and the
+/// given extra options, answering NXDOMAIN for unknown `.test` names.
+struct Dnsmasq {
+    child: Option<Child>,
+    addr: SocketAddr,
+    hosts: PathBuf,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Dnsmasq {
+    /// `port` None: a free port on `ip`.
+    fn start(tag: &str, ip: &str, port: Option<u16>, hosts: &str, extra: &[String]) -> Dnsmasq {
+        let which = Command::new("sh")
+            .args(["-c", "command -v dnsmasq"])
+            .output()
+            .expect("run sh");
+        assert!(
+            which.status.success(),
+            "dnsmasq is not installed: apt-get install dnsmasq-base"
+        );
+        let dir = TempDir::new(tag);
+        let ip: IpAddr = ip.parse().expect("loopback ip");
+        let port = port.unwrap_or_else(|| free_port(ip));
+        let hosts_path = dir.0.join("hosts");
+        std::fs::write(&hosts_path, hosts).expect("write hosts");
+        let log = dir.0.join("dnsmasq.log");
+        let log_file = std::fs::File::create(&log).expect("create log");
+        let child = Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--log-queries",
+                "--pid-file=",
+                "--local=/test/",
+                "--user=root",
+            ])
+            .arg(format!("--listen-address={ip}"))
+            .arg(format!("--port={port}"))
+            .arg(format!("--addn-hosts={}", hosts_path.display()))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn dnsmasq");
+        let mut dns = Dnsmasq {
+            child: Some(child),
+            addr: SocketAddr::new(ip, port),
+            hosts: hosts_path,
+            log,
+            _dir: dir,
+        };
+        dns.wait_ready();
+        dns
+    }
+
+    /// dnsmasq answers TCP as soon as it answers UDP.
+    fn wait_ready(&mut self) {
+        for _ in 0..200 {
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("dnsmasq exited with {status}: {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "dnsmasq not answering on {}: {}",
+            self.addr,
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Replaces the hosts file and waits until dnsmasq has re-read it.
+    fn set_hosts(&self, hosts: &str) {
+        let reads = |text: &str| {
+            text.matches(&format!("read {}", self.hosts.display()))
+                .count()
+        };
+        let before = reads(&self.log_text());
+        std::fs::write(&self.hosts, hosts).expect("rewrite hosts");
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
+        for _ in 0..200 {
+            if reads(&self.log_text()) > before {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "dnsmasq did not re-read its hosts file: {}",
+            self.log_text()
+        );
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port(ip: IpAddr) -> u16 {
+    let listener = TcpListener::bind((ip, 0)).expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn settings(query: &str, record: RecordKind, server: SocketAddr, own: &str) -> Settings {
+    let own_address: IpAddr = own.parse().expect("own address");
+    Settings {
+        query: Some(query.to_string()),
+        record,
+        dns_server: Some(server),
+        timeout: Duration::from_secs(1),
+        attempts: 2,
+        static_peers: Vec::new(),
+        basename: "demo".into(),
+        own_node: beamup::naming::node_name("demo", own_address),
+        own_address,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn poll(discovery: &Discovery) -> Result<BTreeSet<String>, PollError> {
+    let settings = discovery.settings();
+    // A liveness guard only: the poll bounds itself to timeout × attempts.
+    let guard = settings.timeout * settings.attempts as u32 + Duration::from_secs(10);
+    runtime()
+        .block_on(async { tokio::time::timeout(guard, discovery.poll()).await })
+        .expect("poll did not end within its own deadline")
+}
+
+fn nodes(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|n| n.to_string()).collect()
+}
+
+const HOSTS: &str = "\
+10.9.0.1 web.test
+10.9.0.2 web.test
+10.9.0.3 web.test
+fd00::1 web.test
+fd00::2 web.test
+fd00::3 web.test
+10.9.0.11 n1.test
+10.9.0.12 n2.test
+fd00::11 n1.test
+10.9.0.21 only4.test
+";
+
+#[test]
+fn record_kinds() {
+    let dns = Dnsmasq::start(
+        "kinds",
+        "127.0.0.51",
+        None,
+        HOSTS,
+        &[
+            "--srv-host=_epmd._tcp.svc.test,n1.test,4369".into(),
+            "--srv-host=_epmd._tcp.svc.test,n2.test,4369".into(),
+            // A target with no address (gone): not a peer, not an error.
+            "--srv-host=_epmd._tcp.svc.test,gone.test,4369".into(),
+        ],
+    );
+    // (query, record kind, own address, expected peers)
+    let table: [(&str, RecordKind, &str, &[&str]); 7] = [
+        (
+            "web.test",
+            RecordKind::A,
+            "10.9.0.1",
+            &["demo@10.9.0.2", "demo@10.9.0.3"],
+        ),
+        (
+            "web.test",
+            RecordKind::Aaaa,
+            "fd00::2",
+            &["demo@fd00::1", "demo@fd00::3"],
+        ),
+        (
+            "web.test",
+            RecordKind::AAndAaaa,
+            "10.9.0.3",
+            &[
+                "demo@10.9.0.1",
+                "demo@10.9.0.2",
+                "demo@fd00::1",
+                "demo@fd00::2",
+                "demo@fd00::3",
+            ],
+        ),
+        // The own address written another way is still excluded.
+        (
+            "web.test",
+            RecordKind::Aaaa,
+            "fd00:0:0:0:0:0:0:3",
+            &["demo@fd00::1", "demo@fd00::2"],
+        ),
+        // SRV targets resolved in the own address' family.
+        (
+            "_epmd._tcp.svc.test",
+            RecordKind::Srv,
+            "10.9.0.99",
+            &["demo@10.9.0.11", "demo@10.9.0.12"],
+        ),
+        (
+            "_epmd._tcp.svc.test",
+            RecordKind::Srv,
+            "fd00::99",
+            &["demo@fd00::11"],
+        ),
+        // The name exists but has no AAAA: an empty, successful answer.
+        ("only4.test", RecordKind::Aaaa, "fd00::99", &[]),
+    ];
+    for (query, kind, own, want) in table {
+        let discovery = Discovery::new(settings(query, kind, dns.addr, own)).expect("discovery");
+        let got = poll(&discovery).unwrap_or_else(|e| panic!("{query} {kind:?}: {e}"));
+        assert_eq!(got, nodes(want), "{query} {kind:?} own {own}");
+    }
+}
+
+#[test]
+fn static_peers_merged() {
+    let dns = Dnsmasq::start("static", "127.0.0.52", None, HOSTS, &[]);
+    let mut s = settings("web.test", RecordKind::A, dns.addr, "10.9.0.1");
+    s.static_peers = vec![
+        "other@10.8.0.1".into(),
+        "demo@10.9.0.2".into(),
+        "demo@10.9.0.1".into(),
+    ];
+    let discovery = Discovery::new(s).expect("discovery");
+    assert_eq!(
+        poll(&discovery).expect("poll"),
+        nodes(&["demo@10.9.0.2", "demo@10.9.0.3", "other@10.8.0.1"])
+    );
+}
+
+#[test]
+fn nxdomain_is_classified() {
+    let dns = Dnsmasq::start("nx", "127.0.0.53", None, HOSTS, &[]);
+    for kind in [
+        RecordKind::A,
+        RecordKind::Aaaa,
+        RecordKind::AAndAaaa,
+        RecordKind::Srv,
+    ] {
+        let discovery =
+            Discovery::new(settings("nope.test", kind, dns.addr, "10.9.0.1")).expect("discovery");
+        let err = poll(&discovery).expect_err("nope.test must not resolve");
+        assert_eq!(
+            err,
+            PollError::NxDomain {
+                query: "nope.test".into()
+            },
+            "{kind:?}"
+        );
+        assert!(err.to_string().contains("check --query"), "{err}");
+    }
+}
+
+#[test]
+fn stopped_server_fails_within_its_deadline() {
+    let mut dns = Dnsmasq::start("stopped", "127.0.0.54", None, HOSTS, &[]);
+    let discovery =
+        Discovery::new(settings("web.test", RecordKind::A, dns.addr, "10.9.0.1")).expect("new");
+    assert_eq!(poll(&discovery).expect("poll while up").len(), 2);
+    dns.stop();
+    match poll(&discovery) {
+        Err(PollError::Failed { query, reason }) => {
+            assert_eq!(query, "web.test");
+            assert!(
+                reason.contains(&dns.addr.to_string()),
+                "the reason names the server: {reason}"
+            );
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[test]
+fn five_hundred_records_come_over_tcp() {
+    // 500 A records are ~8 KB: far over any UDP answer size, so dnsmasq sets
+    // TC and the resolver has to ask again over TCP.
+    let hosts: String = (0..500)
+        .map(|i| format!("10.77.{}.{} big.test\n", i / 250, i % 250 + 1))
+        .collect();
+    let dns = Dnsmasq::start("big", "127.0.0.55", None, &hosts, &[]);
+    let discovery =
+        Discovery::new(settings("big.test", RecordKind::A, dns.addr, "10.9.0.1")).expect("new");
+    let peers = poll(&discovery).expect("poll");
+    assert_eq!(peers.len(), 500);
+    assert!(peers.contains("demo@10.77.0.1") && peers.contains("demo@10.77.1.250"));
+}
+
+#[test]
+fn changed_record_seen_on_next_poll() {
+    // Answers carry a 5-minute TTL (and a negative one): a caching resolver
+    // would keep the old set.
+    let dns = Dnsmasq::start(
+        "change",
+        "127.0.0.56",
+        None,
+        HOSTS,
+        &["--local-ttl=300".into(), "--neg-ttl=300".into()],
+    );
+    let discovery =
+        Discovery::new(settings("web.test", RecordKind::A, dns.addr, "10.9.0.1")).expect("new");
+    assert_eq!(
+        poll(&discovery).expect("first poll"),
+        nodes(&["demo@10.9.0.2", "demo@10.9.0.3"])
+    );
+    dns.set_hosts("10.9.0.1 web.test\n10.9.0.4 web.test\n");
+    assert_eq!(
+        poll(&discovery).expect("second poll"),
+        nodes(&["demo@10.9.0.4"])
+    );
+    // Also from "exists" to NXDOMAIN and back: negative answers are not
+    // cached either.
+    dns.set_hosts("10.9.0.1 other.test\n");
+    assert!(matches!(poll(&discovery), Err(PollError::NxDomain { .. })));
+    dns.set_hosts("10.9.0.5 web.test\n");
+    assert_eq!(poll(&discovery).expect("poll"), nodes(&["demo@10.9.0.5"]));
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write file");
+}
+
+#[test]
+fn short_name_through_search_domain_of_resolv_conf() {
+    // The system path: resolv.conf names the server (port 53, so dnsmasq gets
+    // a loopback address of its own) and the search domains, as Kubernetes
+    // writes it (ndots:5).
+    let dns = Dnsmasq::start("search", "127.0.0.57", Some(53), HOSTS, &[]);
+    let dir = TempDir::new("search-conf");
+    let conf = dir.0.join("resolv.conf");
+    write(
+        &conf,
+        "nameserver 127.0.0.57\nsearch ns1.svc.test svc.test test\noptions ndots:5\n",
+    );
+    let mut s = settings("web", RecordKind::A, dns.addr, "10.9.0.1");
+    s.dns_server = None;
+    let discovery = Discovery::with_resolv_conf(s, &conf).expect("discovery");
+    assert!(
+        discovery
+            .servers()
+            .is_some_and(|s| s.starts_with("127.0.0.57:53")),
+        "{:?}",
+        discovery.servers()
+    );
+    assert_eq!(
+        poll(&discovery).expect("short name"),
+        nodes(&["demo@10.9.0.2", "demo@10.9.0.3"])
+    );
+
+    // --dns-server keeps the search domains of resolv.conf.
+    let dns2 = Dnsmasq::start("search2", "127.0.0.58", None, HOSTS, &[]);
+    let s = settings("web", RecordKind::A, dns2.addr, "10.9.0.1");
+    let discovery = Discovery::with_resolv_conf(s, &conf).expect("discovery");
+    assert_eq!(
+        poll(&discovery).expect("short name via --dns-server"),
+        nodes(&["demo@10.9.0.2", "demo@10.9.0.3"])
+    );
+}
+
+#[test]
+fn missing_resolv_conf_falls_back_and_says_so() {
+    let dir = TempDir::new("noconf");
+    let empty = dir.0.join("resolv.conf");
+    write(&empty, "search svc.test\n");
+    for conf in [dir.0.join("missing"), empty] {
+        let mut s = settings(
+            "web.test",
+            RecordKind::A,
+            "127.0.0.1:53".parse().expect("a"),
+            "10.9.0.1",
+        );
+        s.dns_server = None;
+        let discovery = Discovery::with_resolv_conf(s, &conf).expect("discovery");
+        assert_eq!(
+            discovery.servers(),
+            Some("127.0.0.11:53, 127.0.0.1:53 (from fallback)"),
+            "{conf:?}"
+        );
+    }
+}
