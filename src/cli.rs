@@ -14,7 +14,10 @@ Examples:
   # Kubernetes (downward API POD_IP, headless service), joining peers itself
   beamup --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
 
-  # Docker Swarm: the overlay interface, peers from tasks.<service>
+  # Docker Swarm preset: peers from tasks.<service> (BEAMUP_SERVICE names the service)
+  BEAMUP_SERVICE=web beamup --platform swarm -- /app/bin/my_app start
+
+  # Any overlay interface, a query from the environment
   beamup --ip interface:eth0 --query 'tasks.${SERVICE}' -- /app/bin/my_app start
 
   # Fly.io: IPv6 private address, AAAA discovery
@@ -129,7 +132,7 @@ pub enum Platform {
 #[derive(Debug, Clone, Args, Default)]
 pub struct Opts {
     /// Where to find the node's own address, tried in order: auto, env:VAR, interface:NAME,
-    /// cidr:NET/LEN, hostname, rancher[:BASE_URL], ecs.
+    /// cidr:NET/LEN, hostname, interfaces, rancher[:BASE_URL], ecs[:URL] (default: the platform's).
     #[arg(
         long = "ip",
         value_name = "SOURCE",

@@ -68,7 +68,11 @@ fn answer(mut stream: TcpStream, behaviour: Behaviour) {
             break;
         }
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
     let (status, body) = match (behaviour, path.as_str()) {
         (Behaviour::Good, "/latest/self/container/primary_ip") => ("200 OK", "10.42.7.9".to_string()),
         (Behaviour::Good, "/latest/self/service/name") => ("200 OK", "web".to_string()),
@@ -106,7 +110,11 @@ fn inspect(args: &[&str]) -> Output {
 
 fn json(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "beamup failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "beamup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(&stdout).expect("inspect --json prints JSON")
 }
 
@@ -136,7 +144,10 @@ fn rancher_failures_fall_through_with_reasons() {
     let cases = [
         (slow.url(), "no answer within"),
         (missing.url(), "HTTP 404"),
-        (junk.url(), "`<html>metadata</html>`, which is not an IP address"),
+        (
+            junk.url(),
+            "`<html>metadata</html>`, which is not an IP address",
+        ),
         (format!("http://127.0.0.1:{refused}"), "cannot connect"),
     ];
     for (url, reason) in cases {
@@ -144,15 +155,24 @@ fn rancher_failures_fall_through_with_reasons() {
         let out = inspect(&["--ip", &source, "--ip", "env:FALLBACK_IP"]);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         let j = json(&out);
-        assert_eq!(j["address"], "10.9.9.9", "{source} should fall through to env:FALLBACK_IP");
+        assert_eq!(
+            j["address"], "10.9.9.9",
+            "{source} should fall through to env:FALLBACK_IP"
+        );
         assert_eq!(j["source"], "env:FALLBACK_IP");
-        assert!(stderr.contains(reason), "{source}: the log lacks {reason:?}:\n{stderr}");
+        assert!(
+            stderr.contains(reason),
+            "{source}: the log lacks {reason:?}:\n{stderr}"
+        );
 
         // Alone, the source's failure is the error, with its reason.
         let out = inspect(&["--ip", &source]);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert_eq!(out.status.code(), Some(4), "{source}: {stderr}");
-        assert!(stderr.contains(&format!("{source}: ")) && stderr.contains(reason), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{source}: ")) && stderr.contains(reason),
+            "{stderr}"
+        );
     }
 }
 

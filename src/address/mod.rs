@@ -110,7 +110,7 @@ impl Source {
             },
             _ => Err(format!(
                 "--ip `{input}` is not an address source: use auto, env:VAR, interface:NAME, \
-                 cidr:NET/LEN, hostname, rancher[:URL] or ecs[:URL]"
+                 cidr:NET/LEN, hostname, interfaces, rancher[:URL] or ecs[:URL]"
             )),
         }
     }
