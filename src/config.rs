@@ -240,9 +240,26 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     exports.set("BEAMUP_IP", &naming::host_part(address));
     exports.set("BEAMUP_NODE", &node);
     exports.set("BEAMUP_BASENAME", &basename);
-    if ipv6 {
-        for var in ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"] {
-            exports.set(var, &with_inet6(env.get(var)));
+    // OTP 25 honours `-proto_dist inet6_tcp` only when it is given once (twice,
+    // the node silently listens on IPv4): add it in exactly one place, and
+    // nowhere when the user's environment or env.sh already does.
+    let inet6_elsewhere = ipv6 && inet6_already_set(env, &release);
+    let inet6_in_vm_args = ipv6 && !inet6_elsewhere && release.kind == Kind::Relx;
+    if ipv6 && !inet6_elsewhere {
+        match release.kind {
+            // mix hands ELIXIR_ERL_OPTIONS to erl for every command (start, rpc, remote).
+            Kind::Mix => exports.set(
+                "ELIXIR_ERL_OPTIONS",
+                &with_inet6(env.get("ELIXIR_ERL_OPTIONS")),
+            ),
+            // relx: the vm.args line (its own rpc helpers read it from there too).
+            Kind::Relx => {
+                // OTP 25's erl_call cannot reach IPv6 nodes; relx's nodetool can.
+                if env.get("USE_NODETOOL").is_none() {
+                    exports.set("USE_NODETOOL", "1");
+                }
+            }
+            Kind::Plain => exports.set("ERL_AFLAGS", &with_inet6(env.get("ERL_AFLAGS"))),
         }
     }
     for (k, v) in &found.extras {
@@ -285,7 +302,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     }
 
     // --- files -----------------------------------------------------------------------
-    let dir = render_dir(env);
+    let dir = render_dir(env, &node);
     let mut files = Vec::new();
     let cookie_for_vm_args = cookie_from_file.as_ref().map(Secret::expose);
     let vm_args_source = opts.vm_args.clone().or_else(|| match release.kind {
@@ -306,7 +323,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
             &rendered,
             &origin,
             &node,
-            ipv6,
+            inet6_in_vm_args,
             cookie_for_vm_args,
         );
         for note in adjusted.notes {
@@ -601,9 +618,11 @@ fn connect_cookie(
     })
 }
 
-/// Where rendered files go: RELEASE_TMP, else $TMPDIR/beamup — outside the
-/// release, so a read-only release directory keeps working.
-pub fn render_dir(env: &Environment) -> PathBuf {
+/// Where rendered files go: RELEASE_TMP, else $TMPDIR/beamup/<node> —
+/// outside the release, so a read-only release directory keeps working, and
+/// one directory per node, so two beamups sharing /tmp never overwrite each
+/// other's vm.args.
+pub fn render_dir(env: &Environment, node: &str) -> PathBuf {
     if let Some(t) = env.get("RELEASE_TMP").filter(|t| !t.is_empty()) {
         return PathBuf::from(t);
     }
@@ -611,7 +630,32 @@ pub fn render_dir(env: &Environment) -> PathBuf {
         .get("TMPDIR")
         .filter(|t| !t.is_empty())
         .unwrap_or("/tmp");
-    Path::new(tmp).join("beamup")
+    Path::new(tmp).join("beamup").join(node)
+}
+
+/// Whether `-proto_dist inet6_tcp` already reaches the VM without beamup:
+/// through the environment, or through a mix release's env.sh (which runs
+/// after beamup; Fly's generated env.sh sets ERL_AFLAGS this way).
+fn inet6_already_set(env: &Environment, release: &Release) -> bool {
+    let in_env = [
+        "ERL_AFLAGS",
+        "ERL_FLAGS",
+        "ERL_ZFLAGS",
+        "ELIXIR_ERL_OPTIONS",
+    ]
+    .iter()
+    .any(|v| env.get(v).is_some_and(|x| x.contains("inet6_tcp")));
+    let in_env_sh = release
+        .env_sh()
+        .and_then(|p| fs::read_to_string(p).ok())
+        .is_some_and(|text| {
+            text.lines()
+                .any(|l| !l.trim_start().starts_with('#') && l.contains("inet6_tcp"))
+        });
+    if in_env_sh {
+        tracing::info!("env.sh sets -proto_dist inet6_tcp itself; beamup does not add it again");
+    }
+    in_env || in_env_sh
 }
 
 /// Writes the rendered files, each mode 0600 (vm.args may carry the cookie),
@@ -741,11 +785,18 @@ mod tests {
     #[test]
     fn render_dir_prefers_release_tmp() {
         let mut env = Environment::default();
-        assert_eq!(render_dir(&env), PathBuf::from("/tmp/beamup"));
+        let n = "demo@10.0.0.1";
+        assert_eq!(
+            render_dir(&env, n),
+            PathBuf::from("/tmp/beamup/demo@10.0.0.1")
+        );
         env.vars.insert("TMPDIR".into(), "/var/tmp".into());
-        assert_eq!(render_dir(&env), PathBuf::from("/var/tmp/beamup"));
+        assert_eq!(
+            render_dir(&env, n),
+            PathBuf::from("/var/tmp/beamup/demo@10.0.0.1")
+        );
         env.vars.insert("RELEASE_TMP".into(), "/run/app".into());
-        assert_eq!(render_dir(&env), PathBuf::from("/run/app"));
+        assert_eq!(render_dir(&env, n), PathBuf::from("/run/app"));
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub async fn find(sources: &[Source], ctx: &Context<'_>) -> Result<Found, NoAddr
                     return Ok(found);
                 }
                 Err(reason) => {
-                    tracing::debug!(source = %s, %reason, "address source said no");
+                    tracing::info!(source = %s, %reason, "address source said no");
                     refusals.push(Refusal {
                         source: s.to_string(),
                         reason,

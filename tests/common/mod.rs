@@ -1,0 +1,242 @@
+//! The shared fixture of beamup's integration tests (`mod common;` in every
+//! `tests/*.rs`), in the spirit of fd's `tests/testenv/mod.rs`:
+//!
+//! - [`beamup_bin`], [`require`], [`wait_until`], [`TempDir`], [`output_timeout`]: basics;
+//! - [`release`]: the demo mix and rebar3 releases, built once per target dir and cached;
+//! - [`net`]: several "hosts" on one machine (network namespaces on a bridge), dnsmasq,
+//!   processes started inside them; everything is torn down on `Drop`, also on panic.
+//!
+//! Every test gets the real tools (erl, elixir, rebar3, dnsmasq, iproute2); a missing
+//! prerequisite fails loudly with what to install, never skips.
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod boot;
+pub mod net;
+pub mod release;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use net::{Host, Net, Proc, Zone};
+pub use release::{
+    Release, ReleaseKind, copy_release, mix_release, relx_release, rpc, rpc_erl, try_rpc, wait_node,
+};
+
+/// The beamup binary cargo built for this test run.
+pub fn beamup_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_beamup"))
+}
+
+/// Fails the test when one of `tools` is not on PATH.
+pub fn require(tools: &[&str]) {
+    for tool in tools {
+        if which(tool).is_none() {
+            panic!("missing {tool}: run scripts/test.sh which installs it");
+        }
+    }
+}
+
+/// Fails the test unless it runs as root (namespaces, veths and bridges need it).
+pub fn require_root() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!(
+            "this test creates network namespaces and must run as root: run scripts/test.sh as root"
+        );
+    }
+}
+
+/// The full path of `tool` found on PATH.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Polls `f` every 50 ms until it returns true; panics naming `what` after `timeout`.
+/// (A deadline for a condition, not a timing assertion: `timeout` is generous.)
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `cmd` to completion with stdout/stderr captured; kills it and panics if it
+/// takes longer than `timeout` (so a hung rpc fails the test instead of hanging it).
+pub fn output_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let shown = format!("{cmd:?}");
+    let dir = TempDir::new("out");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let stdout = std::fs::File::create(&out_path).expect("create stdout capture file");
+    let stderr = std::fs::File::create(&err_path).expect("create stderr capture file");
+    // Files rather than pipes: a grandchild that keeps the pipe open (epmd started by
+    // the VM) would otherwise block the read after the command itself exited.
+    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{shown} did not finish within {timeout:?}; output so far:\n{}{}",
+                    String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()),
+                    String::from_utf8_lossy(&std::fs::read(&err_path).unwrap_or_default())
+                );
+            }
+            Err(e) => panic!("waiting for {shown}: {e}"),
+        }
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    }
+}
+
+/// Runs a setup command (ip, cp, ...) and panics with its output unless it succeeds.
+pub fn run_ok(program: impl AsRef<OsStr>, args: &[&str]) -> String {
+    let program = program.as_ref();
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{program:?} {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A directory removed with everything in it on Drop (also when the test panics).
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A fresh directory `beamup-<tag>-<pid>-<n>-<nanos>` under the system temp dir.
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("beamup-{tag}-{}-{n}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A distribution cookie in a 0600 file (as a Docker secret would be), for
+/// `--cookie-file`; tests check that `value` never shows up in any log.
+#[derive(Debug)]
+pub struct Cookie {
+    pub value: String,
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Cookie {
+    pub fn new() -> Cookie {
+        let dir = TempDir::new("cookie");
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let value = format!("secret{}x{nanos:x}", std::process::id());
+        let path = dir.path().join("cookie");
+        release::write_private(&path, &value);
+        Cookie {
+            value,
+            path,
+            _dir: dir,
+        }
+    }
+}
+
+impl Default for Cookie {
+    fn default() -> Self {
+        Cookie::new()
+    }
+}
+
+/// `beamup <args> -- <release bin> <start args>` inside `host` (not started yet).
+///
+/// TMPDIR is a fresh dir inside the Net's temp dir: beamup renders vm.args to
+/// `$TMPDIR/beamup/`, and hosts share one filesystem (unlike containers), so two
+/// beamups with the default /tmp would overwrite each other's files.
+pub fn beamup_command(host: &Host, release: &Release, args: &[&str]) -> Command {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let tmp = host.log_dir.join(format!(
+        "tmp-{}-{}",
+        host.name,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&tmp)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", tmp.display()));
+    let mut cmd = host.command(beamup_bin());
+    cmd.args(args)
+        .arg("--")
+        .arg(release.bin())
+        .args(release.start_args());
+    // The test runner's own settings must not configure the beamup under test.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("BEAMUP_")
+            || key.starts_with("RELEASE_")
+            || key.starts_with("RELX_")
+            || matches!(
+                key.as_str(),
+                "ELIXIR_ERL_OPTIONS" | "ERL_AFLAGS" | "ERL_FLAGS" | "ERL_ZFLAGS" | "VMARGS_PATH"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("TMPDIR", &tmp);
+    cmd
+}
