@@ -132,7 +132,7 @@ pub enum Platform {
 #[derive(Debug, Clone, Args, Default)]
 pub struct Opts {
     /// Where to find the node's own address, tried in order: auto, env:VAR, interface:NAME,
-    /// cidr:NET/LEN, hostname, interfaces, rancher[:BASE_URL], ecs[:URL] (default: the platform's).
+    /// cidr:NET/LEN, hostname, interfaces, query, rancher[:BASE_URL], ecs[:URL] (default: the platform's).
     #[arg(
         long = "ip",
         value_name = "SOURCE",

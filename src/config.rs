@@ -217,7 +217,23 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     } else {
         explicit_sources
     };
-    let found = find_address(&sources, env, opts, metadata_timeout)?;
+    // The `query` source needs the query before the exports exist: render it
+    // from the environment alone (a query naming BEAMUP_IP cannot serve it).
+    let query_template = opts.query.clone().or_else(|| preset.query.clone());
+    let early_query = query_template.as_deref().and_then(|t| {
+        template::render(t, "--query", |n| env.get(n).map(str::to_string))
+            .ok()
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty())
+    });
+    let found = find_address(
+        &sources,
+        env,
+        opts,
+        metadata_timeout,
+        early_query,
+        dns_server,
+    )?;
     let address = found.address;
     let node = naming::node_name(&basename, address);
     let ipv6 = address.is_ipv6();
@@ -273,7 +289,6 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     // Variables templates see: the environment, overlaid with the exports.
 
     // --- query -------------------------------------------------------------------
-    let query_template = opts.query.clone().or_else(|| preset.query.clone());
     let query_origin = if opts.query.is_some() {
         "--query"
     } else {
@@ -520,6 +535,8 @@ fn find_address(
     env: &Environment,
     opts: &Opts,
     metadata_timeout: Duration,
+    query: Option<String>,
+    dns_server: Option<std::net::SocketAddr>,
 ) -> Result<address::Found, Failure> {
     // A current-thread runtime, dropped before the reporter is forked: no
     // thread may be alive at fork time.
@@ -532,6 +549,8 @@ fn find_address(
         env: &env.vars,
         family: opts.ip_family,
         metadata_timeout,
+        query,
+        dns_server,
     };
     let found = runtime.block_on(address::find(sources, &ctx));
     runtime.shutdown_timeout(Duration::from_millis(100));

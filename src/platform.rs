@@ -124,14 +124,20 @@ pub fn preset(
             }
         }
         Platform::Swarm => {
-            p.sources = vec![Source::Auto];
+            // A task may sit on several networks (ingress, overlay,
+            // docker_gwbridge): the address its peers dial is the one DNS
+            // gives them for the service.
+            p.sources = vec![Source::Query, Source::Auto];
             match service {
                 Some(svc) => p.query = Some(format!("tasks.{svc}")),
                 None => p.hint = need_service("swarm service's name"),
             }
         }
         Platform::Compose => match service {
-            Some(svc) => p.query = Some(svc.clone()),
+            Some(svc) => {
+                p.sources = vec![Source::Query, Source::Auto];
+                p.query = Some(svc.clone());
+            }
             None => p.hint = need_service("compose service name or network alias"),
         },
         Platform::Rancher => {

@@ -192,3 +192,137 @@ fn ecs_task_metadata() {
     assert_eq!(j["address"], "10.0.5.17");
     assert_eq!(j["source"], "ecs");
 }
+
+/// `beamup inspect --json` with exactly these platform variables (nothing
+/// inherited from the test runner's environment that could pick a platform).
+fn inspect_platform(args: &[&str], vars: &[(&str, &str)]) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beamup"));
+    cmd.arg("inspect")
+        .arg("--json")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TMPDIR", std::env::temp_dir());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    json(&cmd.output().expect("run beamup"))
+}
+
+#[test]
+fn platform_presets_fill_address_basename_and_query() {
+    // Kubernetes: downward-API POD_IP, headless service in the pod's namespace.
+    let k = inspect_platform(
+        &["--basename", "demo"],
+        &[
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("POD_IP", "10.244.1.7"),
+            ("POD_NAMESPACE", "shop"),
+            ("BEAMUP_SERVICE", "demo-headless"),
+        ],
+    );
+    assert_eq!(k["platform"], "kubernetes");
+    assert_eq!(k["source"], "env:POD_IP");
+    assert_eq!(k["node"], "demo@10.244.1.7");
+    assert_eq!(k["query"], "demo-headless.shop.svc.cluster.local");
+    assert_eq!(
+        k["env"]["DNS_CLUSTER_QUERY"],
+        "demo-headless.shop.svc.cluster.local"
+    );
+
+    // Fly: IPv6 private address, basename and AAAA query from the app name.
+    let f = inspect_platform(
+        &[],
+        &[
+            ("FLY_APP_NAME", "shop-api"),
+            ("FLY_PRIVATE_IP", "fdaa:0:1:a7b::5"),
+        ],
+    );
+    assert_eq!(f["platform"], "fly");
+    assert_eq!(f["node"], "shop-api@fdaa:0:1:a7b::5");
+    assert_eq!(f["query"], "shop-api.internal");
+    assert_eq!(f["record"], "aaaa");
+    assert_eq!(
+        f["env"]["ERL_AFLAGS"], "-proto_dist inet6_tcp",
+        "plain command: ERL_AFLAGS"
+    );
+
+    // Render: internal IP and the discovery service.
+    let r = inspect_platform(
+        &[],
+        &[
+            ("RENDER_SERVICE_NAME", "web"),
+            ("RENDER_INTERNAL_IP", "10.210.3.4"),
+            ("RENDER_DISCOVERY_SERVICE", "web-discovery"),
+        ],
+    );
+    assert_eq!(
+        (r["platform"].as_str(), r["node"].as_str()),
+        (Some("render"), Some("web@10.210.3.4"))
+    );
+    assert_eq!(r["query"], "web-discovery");
+
+    // Swarm is named, not detected: tasks.<service>.
+    let s = inspect_platform(
+        &[
+            "--platform",
+            "swarm",
+            "--basename",
+            "demo",
+            "--ip",
+            "env:MY_IP",
+        ],
+        &[("BEAMUP_SERVICE", "web"), ("MY_IP", "10.0.1.6")],
+    );
+    assert_eq!(s["platform"], "swarm");
+    assert_eq!(s["query"], "tasks.web");
+    assert_eq!(
+        s["source"], "env:MY_IP",
+        "an explicit --ip wins over the preset's"
+    );
+
+    // Explicit flags win over every part of a preset.
+    let e = inspect_platform(
+        &["--basename", "other", "--query", "explicit.example"],
+        &[("FLY_APP_NAME", "shop-api"), ("FLY_PRIVATE_IP", "fdaa::5")],
+    );
+    assert_eq!(e["node"], "other@fdaa::5");
+    assert_eq!(e["query"], "explicit.example");
+
+    // none: no query, the auto address chain.
+    let n = inspect_platform(
+        &[
+            "--platform",
+            "none",
+            "--basename",
+            "demo",
+            "--ip",
+            "cidr:127.0.0.0/8",
+        ],
+        &[("FLY_APP_NAME", "ignored")],
+    );
+    assert_eq!(n["platform"], "none");
+    assert!(n["query"].is_null());
+}
+
+#[test]
+fn rancher_preset_replaces_rancher_boot_sh() {
+    let server = Server::start(Behaviour::Good);
+    let j = inspect_platform(
+        &[
+            "--platform",
+            "rancher",
+            "--ip",
+            &format!("rancher:{}", server.url()),
+            "--basename",
+            "demo",
+        ],
+        &[],
+    );
+    assert_eq!(j["platform"], "rancher");
+    assert_eq!(j["node"], "demo@10.42.7.9");
+    assert_eq!(
+        j["query"], "web",
+        "the query is the service name from the metadata API"
+    );
+}

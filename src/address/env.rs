@@ -50,6 +50,8 @@ mod tests {
             env: &env,
             family,
             metadata_timeout: Duration::from_secs(1),
+            query: None,
+            dns_server: None,
         };
         let any = ctx(IpFamily::Any);
         assert_eq!(lookup("POD_IP", &any).unwrap().to_string(), "10.42.0.7");

@@ -6,6 +6,7 @@ mod env;
 mod hostname;
 mod http;
 mod interface;
+mod query;
 mod rancher;
 
 use std::collections::HashMap;
@@ -39,6 +40,8 @@ pub enum Source {
     Hostname,
     /// Any non-loopback interface that is up (the last link of `auto`).
     AnyInterface,
+    /// The local address found among the discovery query's answers.
+    Query,
     Rancher(String),
     /// ECS task metadata v4; None: from ECS_CONTAINER_METADATA_URI_V4 (or the
     /// older ECS_CONTAINER_METADATA_URI).
@@ -54,6 +57,7 @@ impl fmt::Display for Source {
             Source::Cidr(net) => write!(f, "cidr:{net}"),
             Source::Hostname => f.write_str("hostname"),
             Source::AnyInterface => f.write_str("interfaces"),
+            Source::Query => f.write_str("query"),
             Source::Rancher(url) if url == RANCHER_DEFAULT => f.write_str("rancher"),
             Source::Rancher(url) => write!(f, "rancher:{url}"),
             Source::Ecs(None) => f.write_str("ecs"),
@@ -82,6 +86,7 @@ impl Source {
             "auto" if arg.is_none() => Ok(Source::Auto),
             "hostname" if arg.is_none() => Ok(Source::Hostname),
             "interfaces" if arg.is_none() => Ok(Source::AnyInterface),
+            "query" if arg.is_none() => Ok(Source::Query),
             "env" => {
                 let var = need("a variable name")?;
                 if !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -110,7 +115,7 @@ impl Source {
             },
             _ => Err(format!(
                 "--ip `{input}` is not an address source: use auto, env:VAR, interface:NAME, \
-                 cidr:NET/LEN, hostname, interfaces, rancher[:URL] or ecs[:URL]"
+                 cidr:NET/LEN, hostname, interfaces, query, rancher[:URL] or ecs[:URL]"
             )),
         }
     }
@@ -141,6 +146,10 @@ pub struct Context<'a> {
     pub env: &'a HashMap<String, String>,
     pub family: IpFamily,
     pub metadata_timeout: Duration,
+    /// The discovery query rendered from the environment (for `query`).
+    pub query: Option<String>,
+    /// `--dns-server` (for `query`).
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 /// An address and the source that gave it, plus variables the source offers to
@@ -229,6 +238,7 @@ async fn try_source(source: &Source, ctx: &Context<'_>) -> Result<Found, String>
         Source::Interface(name) => (interface::by_name(name, ctx.family)?, vec![]),
         Source::Cidr(net) => (interface::in_network(net, ctx.family)?, vec![]),
         Source::AnyInterface => (interface::any(ctx.family)?, vec![]),
+        Source::Query => (query::lookup(ctx).await?, vec![]),
         Source::Hostname => (hostname::lookup(ctx).await?, vec![]),
         Source::Rancher(url) => rancher::lookup(url, ctx).await?,
         Source::Ecs(url) => (ecs::lookup(url.as_deref(), ctx).await?, vec![]),
@@ -315,6 +325,7 @@ mod tests {
             ),
             ("cidr:fd00::/8", Source::Cidr("fd00::/8".parse().unwrap())),
             ("hostname", Source::Hostname),
+            ("query", Source::Query),
             ("rancher", Source::Rancher(RANCHER_DEFAULT.into())),
             (
                 "rancher:http://127.0.0.1:8080/",
