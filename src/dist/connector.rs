@@ -99,6 +99,10 @@ pub struct Connector {
     /// Since when the VM has not been up, and whether that was warned about.
     waiting_since: Option<Instant>,
     warned_waiting: bool,
+    /// Peers `--prune` disconnected and that are still gone from discovery:
+    /// disconnected again on every sync, because a removed host that still
+    /// runs `--connect` itself re-dials its old peers.
+    pruned: BTreeSet<String>,
 }
 
 impl Connector {
@@ -115,6 +119,7 @@ impl Connector {
             last_failure: None,
             waiting_since: None,
             warned_waiting: false,
+            pruned: BTreeSet::new(),
         }
     }
 
@@ -172,7 +177,11 @@ impl Connector {
             }
         }
         let prune_calls = if self.prune {
-            self.start_prune(session, peers, left, &connected)
+            // A pruned node that is discovered again is a peer again.
+            self.pruned.retain(|node| !peers.contains(node));
+            self.pruned
+                .extend(left.iter().filter(|n| !peers.contains(*n)).cloned());
+            self.start_prune(session, peers, &self.pruned, &connected)
         } else {
             Vec::new()
         };
@@ -250,7 +259,7 @@ impl Connector {
         &self,
         session: &Session,
         peers: &BTreeSet<String>,
-        left: &[String],
+        left: &BTreeSet<String>,
         connected: &BTreeSet<String>,
     ) -> Vec<(String, PendingCall)> {
         left.iter()
