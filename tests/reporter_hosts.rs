@@ -188,6 +188,32 @@ fn three_hosts_report_each_other_through_dns() {
         )
     });
     assert!(running(reporter_c));
+    // It takes no signal meant for the release: a process group of its own
+    // (a terminal's Ctrl-C goes to the VM's group), and it holds neither the
+    // release's stdin nor its stdout.
+    let pgid = |pid: u32| -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        stat.rsplit_once(')')
+            .expect("comm")
+            .1
+            .split_whitespace()
+            .nth(2)
+            .expect("pgrp")
+            .to_string()
+    };
+    assert_ne!(
+        pgid(reporter_c),
+        pgid(vm_c),
+        "the reporter shares the VM's process group"
+    );
+    for fd in [0, 1] {
+        let target = std::fs::read_link(format!("/proc/{reporter_c}/fd/{fd}")).expect("fd link");
+        assert_eq!(
+            target,
+            std::path::Path::new("/dev/null"),
+            "reporter fd {fd} is {target:?}"
+        );
+    }
     proc_c.kill9();
     wait_until(
         Duration::from_secs(1),
