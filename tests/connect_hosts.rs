@@ -627,7 +627,9 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
     let pruned = [
         boot(a, dir.path(), how("demo", true, true)),
         boot(b, dir.path(), how("demo", true, true)),
-        boot(c, dir.path(), how("demo", false, false)),
+        // c runs --connect --prune too: once removed from DNS it must leave
+        // rather than re-dial a and b every interval.
+        boot(c, dir.path(), how("demo", true, true)),
     ];
     let kept = [
         boot(d, dir.path(), how("other", true, false)),
@@ -684,12 +686,50 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
             disconnected_by.push(m.host.name.clone());
         }
     }
+    // c itself (--prune, removed from the answer) may be the one to cut the
+    // links first, on its own LEAVE_AFTER-th poll without itself.
+    if pruned[2].proc.log().contains("disconnected peer that left") {
+        disconnected_by.push(pruned[2].host.name.clone());
+    }
     assert!(
         !disconnected_by.is_empty(),
-        "neither a nor b logged disconnecting c:\n{}\n{}",
+        "neither a, b nor c logged disconnecting:\n{}\n{}\n{}",
         pruned[0].proc.log(),
-        pruned[1].proc.log()
+        pruned[1].proc.log(),
+        pruned[2].proc.log()
     );
+
+    // c saw itself leave the answer and stopped dialing: a few polls later
+    // nobody has disconnected c more than once (a re-dialing c would be cut
+    // again every interval) and c is still alone.
+    wait_until(LONG, "c to notice it left the service", || {
+        pruned[2]
+            .proc
+            .log()
+            .contains("this node is no longer in the discovery answer")
+    });
+    let c_mark = polls(&pruned[2].proc.log());
+    wait_until(LONG, "c to poll 3 more times", || {
+        polls(&pruned[2].proc.log()) >= c_mark + 3
+    });
+    let mut want = mesh_without(&pruned, &[2]);
+    want.push((&pruned[2], Vec::new()));
+    wait_views("c to stay out of a and b", &want);
+    for m in &pruned[..2] {
+        let cuts = m
+            .proc
+            .log()
+            .lines()
+            .filter(|l| {
+                l.contains("disconnected peer that left") && l.contains(&format!("peer={c_node}"))
+            })
+            .count();
+        assert!(
+            cuts <= 1,
+            "{} disconnected c {cuts} times: c kept re-dialing",
+            m.host.name
+        );
+    }
 
     // Without --prune: d reports e left, and 2 polls later e is still connected.
     let d_log = || {

@@ -111,6 +111,12 @@ impl Discovery {
 
     /// One poll: the current peer set. Nothing is cached between polls.
     pub async fn poll(&self) -> Result<BTreeSet<String>, PollError> {
+        self.poll_full().await.map(|p| p.peers)
+    }
+
+    /// One poll, also telling whether the DNS answer listed this node itself.
+    pub async fn poll_full(&self) -> Result<Poll, PollError> {
+        let mut own_listed = false;
         let mut peers: BTreeSet<String> = self.settings.static_peers.iter().cloned().collect();
         if let (Some(dns), Some(query)) = (&self.dns, &self.settings.query) {
             // SRV targets are resolved in the own address' family: a node
@@ -128,9 +134,20 @@ impl Discovery {
                     .map(|ip| naming::node_name(&self.settings.basename, ip)),
             );
         }
+        own_listed = own_listed || peers.iter().any(|node| is_own(node, &self.settings));
         peers.retain(|node| !is_own(node, &self.settings));
-        Ok(peers)
+        Ok(Poll { peers, own_listed })
     }
+}
+
+/// The outcome of one successful poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poll {
+    /// Peers, own node excluded.
+    pub peers: BTreeSet<String>,
+    /// The answer (DNS or static list) held this node itself: a removed node
+    /// can tell it was removed (`--prune`).
+    pub own_listed: bool,
 }
 
 /// The own node, also when written with another spelling of the own address

@@ -133,6 +133,11 @@ impl Connector {
         &self.local_node
     }
 
+    /// Whether `--prune` is on.
+    pub fn prune(&self) -> bool {
+        self.prune
+    }
+
     /// Whether a live session exists right now.
     pub fn is_connected(&self) -> bool {
         self.session.as_ref().is_some_and(Session::is_alive)

@@ -53,6 +53,11 @@ impl Connect {
         }
     }
 
+    /// Whether `--prune` is on.
+    pub fn prune(&self) -> bool {
+        self.connector.prune()
+    }
+
     /// One sync; returns whether any state changed (the peers file is then
     /// rewritten).
     pub async fn sync(&mut self, peers: &BTreeSet<String>, left: &[String]) -> bool {

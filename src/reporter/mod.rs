@@ -94,6 +94,13 @@ struct Reporter {
     failing: bool,
     polls: u64,
     connect: Option<connect::Connect>,
+    leave_after: u32,
+    /// The own node was in a DNS answer at least once.
+    own_seen: bool,
+    /// Consecutive successful polls without the own node.
+    own_missing: u32,
+    /// Removed from the service (see `observe_self`).
+    removed: bool,
 }
 
 impl Reporter {
@@ -114,14 +121,21 @@ impl Reporter {
                 .connect
                 .as_ref()
                 .map(|c| connect::Connect::new(c, d.own_address)),
+            leave_after: settings.leave_after.max(1),
+            own_seen: false,
+            own_missing: 0,
+            removed: false,
         }
     }
 
     /// One interval: poll, report, connect, write the peers file.
     async fn tick(&mut self, discovery: &Discovery) {
         self.polls += 1;
-        let left = match discovery.poll().await {
-            Ok(seen) => self.observe(&seen),
+        let left = match discovery.poll_full().await {
+            Ok(poll) => {
+                self.observe_self(poll.own_listed, discovery);
+                self.observe(&poll.peers)
+            }
             Err(e) => {
                 self.failed(&e);
                 Vec::new()
@@ -130,13 +144,51 @@ impl Reporter {
         if let Some(connect) = self.connect.as_mut() {
             // Also after a failed poll: the last known peers still deserve
             // connecting (the VM may have come up meanwhile).
-            let peers = self.membership.reported();
+            let mut peers = self.membership.reported();
+            let mut left = left;
+            if self.removed {
+                // Removed from the service with --prune: leave the cluster
+                // instead of re-dialing the peers that just pruned this node.
+                left.extend(std::mem::take(&mut peers));
+            }
             if connect.sync(&peers, &left).await {
                 self.dirty = true;
             }
         }
         if self.dirty && self.polled_once {
             self.write_peers_file();
+        }
+    }
+
+    /// With `--connect --prune` and a DNS query: a node that was listed in
+    /// the answer and then is missing from `leave_after` consecutive
+    /// successful polls has been removed from the service (a drained or
+    /// blue/green node) and stops connecting peers until it is listed again.
+    fn observe_self(&mut self, listed: bool, discovery: &Discovery) {
+        let prune = self.connect.as_ref().is_some_and(|c| c.prune());
+        if !prune || discovery.settings().query.is_none() {
+            return;
+        }
+        if listed {
+            if self.removed {
+                info!(node = %self.own_node, "this node is listed again; connecting peers again");
+            }
+            self.own_seen = true;
+            self.own_missing = 0;
+            self.removed = false;
+            return;
+        }
+        if !self.own_seen || self.removed {
+            return;
+        }
+        self.own_missing += 1;
+        if self.own_missing >= self.leave_after {
+            self.removed = true;
+            warn!(
+                node = %self.own_node,
+                polls = self.own_missing,
+                "this node is no longer in the discovery answer; with --prune it disconnects its peers and stops connecting them"
+            );
         }
     }
 
