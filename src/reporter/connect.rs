@@ -53,6 +53,11 @@ impl Connect {
         }
     }
 
+    /// Whether the local node is still booting (not yet reached).
+    pub fn waiting(&self) -> bool {
+        matches!(self.local, None | Some(LocalState::Waiting(_)))
+    }
+
     /// Whether `--prune` is on.
     pub fn prune(&self) -> bool {
         self.connector.prune()

@@ -76,9 +76,20 @@ async fn run(discovery: discovery::Settings, settings: Settings) -> Infallible {
     let mut reporter = Reporter::new(&discovery, &settings);
     loop {
         reporter.tick(&discovery).await;
-        tokio::time::sleep(jitter.apply(settings.interval)).await;
+        let next = tokio::time::Instant::now() + jitter.apply(settings.interval);
+        // While the VM boots, look for it more often than the interval, so
+        // the mesh forms as soon as it registers with epmd rather than at the
+        // next poll (DNS is still polled only once per interval).
+        while reporter.waiting_for_vm() && tokio::time::Instant::now() + BOOT_RETRY < next {
+            tokio::time::sleep(BOOT_RETRY).await;
+            reporter.connect_only().await;
+        }
+        tokio::time::sleep_until(next).await;
     }
 }
+
+/// How often `--connect` looks for a booting VM between polls.
+const BOOT_RETRY: Duration = Duration::from_millis(250);
 
 /// The reporter's state between polls.
 struct Reporter {
@@ -125,6 +136,27 @@ impl Reporter {
             own_seen: false,
             own_missing: 0,
             removed: false,
+        }
+    }
+
+    fn waiting_for_vm(&self) -> bool {
+        self.connect.as_ref().is_some_and(connect::Connect::waiting)
+    }
+
+    /// Between polls while the VM boots: connect the known peers only.
+    async fn connect_only(&mut self) {
+        if let Some(connect) = self.connect.as_mut() {
+            let peers = if self.removed {
+                BTreeSet::new()
+            } else {
+                self.membership.reported()
+            };
+            if connect.sync(&peers, &[]).await {
+                self.dirty = true;
+            }
+        }
+        if self.dirty && self.polled_once {
+            self.write_peers_file();
         }
     }
 
