@@ -70,6 +70,10 @@ else
   exit 1
 fi
 
+# Docker: debootstrap, docker-compose and kubernetes-validate for tests/docker_e2e.rs, and
+# the examples/ files checked against their schemas.
+bash docker/prepare.sh
+
 if [ "$install_only" -eq 1 ]; then
   exit 0
 fi
@@ -90,12 +94,6 @@ status=0
 # (clippy --all-targets in .ci/run still compiles them).
 echo "==> cargo test --lib --bins --tests --no-fail-fast -- --test-threads $threads"
 cargo test --lib --bins --tests --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$log" || status=$?
-
-# ---------------------------------------------------------------- Docker tests
-# >>> DOCKER TESTS GO HERE (added by the Docker helper): they need a Docker Engine and
-# >>> are #[ignore]d by the plain run above; run them here, append their output to
-# >>> "$log" so the summary below counts them, and set status=1 when they fail.
-# <<< END DOCKER TESTS
 
 # ---------------------------------------------------------------- summary
 # One line adding up every "test result:" line cargo printed (one per test binary).

@@ -103,6 +103,10 @@ pub struct Connector {
     /// disconnected again on every sync, because a removed host that still
     /// runs `--connect` itself re-dials its old peers.
     pruned: BTreeSet<String>,
+    /// How long one sync waits for its connect_node calls (None: the call
+    /// timeout). A peer that vanished makes connect_node hang for up to
+    /// net_setuptime; the sync must not hold up the next poll for it.
+    connect_wait: Option<Duration>,
 }
 
 impl Connector {
@@ -120,7 +124,16 @@ impl Connector {
             waiting_since: None,
             warned_waiting: false,
             pruned: BTreeSet::new(),
+            connect_wait: None,
         }
+    }
+
+    /// Waits at most `wait` for connect_node replies in a sync; a peer still
+    /// unanswered then is reported `Connecting` and its outcome shows in the
+    /// next sync's `nodes()`.
+    pub fn with_connect_wait(mut self, wait: Duration) -> Self {
+        self.connect_wait = Some(wait);
+        self
     }
 
     /// Other epmd port or timeouts than the defaults.
@@ -167,7 +180,10 @@ impl Connector {
         // Send every connect_node first and wait afterwards: rex runs each call
         // in its own process, so a peer that hangs in connection setup does not
         // hold up the others.
-        let deadline = Instant::now() + session.call_timeout();
+        let wait = self
+            .connect_wait
+            .map_or(session.call_timeout(), |w| w.min(session.call_timeout()));
+        let deadline = Instant::now() + wait;
         let mut states = Vec::with_capacity(peers.len());
         let mut in_flight: Vec<(usize, PendingCall)> = Vec::new();
         for (i, peer) in peers.iter().enumerate() {

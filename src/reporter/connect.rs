@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
@@ -39,13 +40,17 @@ pub fn hidden_node_name(own_address: IpAddr) -> String {
 }
 
 impl Connect {
-    pub fn new(settings: &ConnectSettings, own_address: IpAddr) -> Self {
+    pub fn new(settings: &ConnectSettings, own_address: IpAddr, interval: Duration) -> Self {
+        // Half an interval for connect_node replies: a vanished peer (still
+        // listed while leave-after counts) must not delay the next poll.
+        let wait = (interval / 2).max(Duration::from_millis(200));
         let connector = Connector::new(
             settings.local_node.clone(),
             hidden_node_name(own_address),
             settings.cookie.clone(),
             settings.prune,
-        );
+        )
+        .with_connect_wait(wait);
         Connect {
             connector,
             local: None,
@@ -151,7 +156,11 @@ mod tests {
             cookie: Secret::new("c"),
             prune: false,
         };
-        let mut c = Connect::new(&settings, "10.0.0.1".parse().expect("ip"));
+        let mut c = Connect::new(
+            &settings,
+            "10.0.0.1".parse().expect("ip"),
+            Duration::from_secs(1),
+        );
         let failed = PeerState::Failed("timeout".into());
         // (report, changed, state of a, state of b)
         let steps = [

@@ -131,7 +131,7 @@ impl Reporter {
             connect: settings
                 .connect
                 .as_ref()
-                .map(|c| connect::Connect::new(c, d.own_address)),
+                .map(|c| connect::Connect::new(c, d.own_address, settings.interval)),
             leave_after: settings.leave_after.max(1),
             own_seen: false,
             own_missing: 0,
