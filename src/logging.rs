@@ -43,4 +43,12 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => registry.with(fmt.compact()).try_init(),
         LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
     };
+    if let Some(value) = std::env::var(LEVEL_VAR)
+        .ok()
+        .filter(|v| v.trim().parse::<LevelFilter>().is_err())
+    {
+        tracing::warn!(
+            "{LEVEL_VAR}=`{value}` is not a level (error, warn, info, debug, trace, off); using info"
+        );
+    }
 }

@@ -327,3 +327,19 @@ fn cookie_never_shows() {
         assert!(json.get(key).is_some(), "inspect --json lacks {key}");
     }
 }
+
+#[test]
+fn a_bad_log_level_is_named_not_ignored() {
+    let s = Scratch::new("loglevel");
+    let out = beamup(
+        &["inspect", "--ip", "cidr:127.0.0.0/8", "--basename", "demo"],
+        &[("BEAMUP_LOG", "loud")],
+        &s.0,
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("BEAMUP_LOG=`loud` is not a level"),
+        "{stderr}"
+    );
+}
