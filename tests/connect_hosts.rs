@@ -230,22 +230,7 @@ fn wait_views(what: &str, want: &[(&Member, Vec<String>)]) {
 
 /// The reporter's view: peer → (state, reason) from the JSON peers file.
 fn states(m: &Member) -> BTreeMap<String, (String, String)> {
-    let text = std::fs::read_to_string(&m.peers_file).unwrap_or_default();
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return BTreeMap::new();
-    };
-    doc["peers"]
-        .as_array()
-        .map(|peers| {
-            peers
-                .iter()
-                .map(|p| {
-                    let field = |k: &str| p[k].as_str().unwrap_or("").to_string();
-                    (field("node"), (field("state"), field("reason")))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    common::peer_states(&m.peers_file)
 }
 
 fn state_of(m: &Member, peer: &str) -> String {

@@ -408,24 +408,10 @@ fn connect_meshes_the_releases() {
 
     // a's JSON peers file shows both peers connected.
     let states = |file: &Path| -> Vec<(String, String)> {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
-            return Vec::new();
-        };
-        doc["peers"]
-            .as_array()
-            .map(|peers| {
-                peers
-                    .iter()
-                    .map(|p| {
-                        (
-                            p["node"].as_str().unwrap_or("").to_string(),
-                            p["state"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        common::peer_states(file)
+            .into_iter()
+            .map(|(node, (state, _))| (node, state))
+            .collect()
     };
     let want = vec![
         (node(&b), "connected".to_string()),

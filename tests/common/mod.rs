@@ -240,3 +240,24 @@ pub fn beamup_command(host: &Host, release: &Release, args: &[&str]) -> Command 
     cmd.env("TMPDIR", &tmp);
     cmd
 }
+
+/// A JSON peers file (`--peers-format json`) as peer → (state, reason); empty
+/// while the file is missing or half-written.
+pub fn peer_states(path: &Path) -> std::collections::BTreeMap<String, (String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Default::default();
+    };
+    doc["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .map(|p| {
+                    let field = |k: &str| p[k].as_str().unwrap_or("").to_string();
+                    (field("node"), (field("state"), field("reason")))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
