@@ -55,7 +55,7 @@ def start_dnsmasq(ns, tmp):
         "no-resolv\nno-hosts\nno-poll\nbind-interfaces\n"
         f"listen-address={DNS}\nport={DNS_PORT}\n"
         "no-negcache\nlocal-ttl=0\nuser=root\n"
-        f"log-facility={log}\naddn-hosts={hosts}\n"
+        f"log-facility={log}\naddn-hosts={hosts}\npid-file={tmp / 'dnsmasq.pid'}\n"
     )
     proc = subprocess.Popen(
         ns.exec_prefix() + ["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"],

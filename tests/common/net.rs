@@ -393,11 +393,14 @@ impl Net {
             "no-resolv\nno-hosts\nno-poll\nbind-interfaces\n\
              listen-address={}\nlisten-address={}\n\
              cache-size=0\nno-negcache\nlocal-ttl=0\nuser=root\n\
-             log-queries\nlog-facility={}\naddn-hosts={}\n",
+             log-queries\nlog-facility={}\naddn-hosts={}\npid-file={}\n",
             self.dns_v4(),
             self.v6(2),
             log.display(),
-            hosts_file.display()
+            hosts_file.display(),
+            // Its own pid file: the default /var/run/dnsmasq.pid is shared by
+            // every dnsmasq on the machine, so two Nets at once would clash.
+            dir.join("dnsmasq.pid").display()
         );
         for (name, target, port) in &zone.srv {
             conf.push_str(&format!("srv-host={name},{target},{port}\n"));
