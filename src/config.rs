@@ -155,7 +155,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::msg(ExitCode::Usage, e))?;
     for name in &opts.export_query {
-        if !is_var_name(name) {
+        if !template::is_name(name) {
             return Err(Failure::msg(
                 ExitCode::Usage,
                 format!("--export-query `{name}` is not an environment variable name"),
@@ -220,6 +220,20 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     // The `query` source needs the query before the exports exist: render it
     // from the environment alone (a query naming BEAMUP_IP cannot serve it).
     let query_template = opts.query.clone().or_else(|| preset.query.clone());
+    // Usage errors before any network I/O.
+    let something_to_discover = query_template.is_some() || !static_peers.is_empty();
+    if opts.connect && !something_to_discover {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "--connect needs peers to connect to: give --query or --peers",
+        ));
+    }
+    if mode == Mode::Peers && !something_to_discover {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "nothing to discover: give --query (or BEAMUP_QUERY) or --peers",
+        ));
+    }
     let early_query = query_template.as_deref().and_then(|t| {
         template::render(t, "--query", |n| env.get(n).map(str::to_string))
             .ok()
@@ -244,8 +258,13 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         root: None,
         vsn_dir: None,
     });
-    if let Some(env_sh) = release.env_sh() {
-        warnings.extend(env_sh_warnings(&env_sh, &node));
+    // env.sh runs after beamup: read once, for the clobber warnings and the
+    // inet6 check below.
+    let env_sh = release
+        .env_sh()
+        .and_then(|path| fs::read_to_string(&path).ok().map(|text| (path, text)));
+    if let Some((path, text)) = &env_sh {
+        warnings.extend(env_sh_warnings(path, text, &node));
     }
     warnings.extend(distribution_warnings(env, &node));
 
@@ -259,7 +278,8 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     // OTP 25 honours `-proto_dist inet6_tcp` only when it is given once (twice,
     // the node silently listens on IPv4): add it in exactly one place, and
     // nowhere when the user's environment or env.sh already does.
-    let inet6_elsewhere = ipv6 && inet6_already_set(env, &release);
+    let inet6_elsewhere =
+        ipv6 && inet6_already_set(env, env_sh.as_ref().map(|(_, text)| text.as_str()));
     let inet6_in_vm_args = ipv6 && !inet6_elsewhere && release.kind == Kind::Relx;
     if ipv6 && !inet6_elsewhere {
         match release.kind {
@@ -285,8 +305,6 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         exports.set_secret("RELEASE_COOKIE", c);
         exports.set_secret("RELX_COOKIE", c);
     }
-
-    // Variables templates see: the environment, overlaid with the exports.
 
     // --- query -------------------------------------------------------------------
     let query_origin = if opts.query.is_some() {
@@ -327,12 +345,8 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         _ => None,
     });
     if let Some(src) = vm_args_source {
-        let text = fs::read_to_string(&src)
-            .with_context(|| format!("while reading the vm.args template {}", src.display()))
-            .or_exit(ExitCode::Config)?;
         let origin = src.display().to_string();
-        let rendered = template::render(&text, &origin, exports.lookup(env))
-            .map_err(|e| Failure::msg(ExitCode::Config, e))?;
+        let rendered = render_file(&src, "the vm.args template", &exports, env)?;
         let adjusted = release::adjust_vm_args(
             release.kind,
             &rendered,
@@ -360,11 +374,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         });
     }
     for (src, dest) in templates {
-        let text = fs::read_to_string(&src)
-            .with_context(|| format!("while reading the template {}", src.display()))
-            .or_exit(ExitCode::Config)?;
-        let rendered = template::render(&text, &src.display().to_string(), exports.lookup(env))
-            .map_err(|e| Failure::msg(ExitCode::Config, e))?;
+        let rendered = render_file(&src, "the template", &exports, env)?;
         // A relative DEST goes next to the rendered vm.args: the one place
         // beamup knows to be writable under a read-only root filesystem.
         let dest = if dest.is_absolute() {
@@ -411,12 +421,6 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         own_address: address,
     };
     let connect = if opts.connect {
-        if !discovery.is_active() {
-            return Err(Failure::msg(
-                ExitCode::Usage,
-                "--connect needs peers to connect to: give --query or --peers",
-            ));
-        }
         let cookie = connect_cookie(env, cookie_from_file.as_ref(), &release).ok_or_else(|| {
             Failure::msg(
                 ExitCode::Config,
@@ -439,12 +443,6 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         peers_format: opts.peers_format,
         connect,
     };
-    if mode == Mode::Peers && !discovery.is_active() {
-        return Err(Failure::msg(
-            ExitCode::Usage,
-            "nothing to discover: give --query (or BEAMUP_QUERY) or --peers",
-        ));
-    }
 
     Ok(Config {
         command: command.to_vec(),
@@ -469,10 +467,18 @@ fn duration(value: &str, flag: &str) -> Result<Duration, Failure> {
     crate::duration::parse(value).map_err(|e| Failure::msg(ExitCode::Usage, format!("{flag}: {e}")))
 }
 
-fn is_var_name(name: &str) -> bool {
-    let mut c = name.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+/// Reads and renders one template file; errors name the file (and the line).
+fn render_file(
+    src: &Path,
+    what: &str,
+    exports: &Exports,
+    env: &Environment,
+) -> Result<String, Failure> {
+    let text = fs::read_to_string(src)
+        .with_context(|| format!("while reading {what} {}", src.display()))
+        .or_exit(ExitCode::Config)?;
+    template::render(&text, &src.display().to_string(), exports.lookup(env))
+        .map_err(|e| Failure::msg(ExitCode::Config, e))
 }
 
 fn parse_template_flag(value: &str) -> Result<(PathBuf, PathBuf), Failure> {
@@ -519,13 +525,13 @@ fn read_cookie(path: &Path) -> Result<Secret, Failure> {
 }
 
 fn platform_preset(requested: Platform, env: &Environment) -> Preset {
-    let resolv = if requested == Platform::Auto {
-        fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let ns = fs::read_to_string(platform::K8S_NAMESPACE_FILE).ok();
-    let p = platform::preset(requested, &env.vars, &resolv, ns.as_deref());
+    // Both files are read only if the preset needs them (start-up path).
+    let p = platform::preset(
+        requested,
+        &env.vars,
+        || fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        || fs::read_to_string(platform::K8S_NAMESPACE_FILE).ok(),
+    );
     tracing::debug!(platform = platform::name(p.platform), reason = %p.reason, "platform");
     p
 }
@@ -539,9 +545,14 @@ fn find_address(
     dns_server: Option<std::net::SocketAddr>,
 ) -> Result<address::Found, Failure> {
     // A current-thread runtime, dropped before the reporter is forked: no
-    // thread may be alive at fork time.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+    // thread may be alive at fork time. Its I/O and time drivers (an epoll
+    // instance, an eventfd) only when a source talks to the network: env,
+    // interface and cidr sources are on every boot's path and need neither.
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if sources.iter().any(Source::needs_network) {
+        builder.enable_all();
+    }
+    let runtime = builder
         .build()
         .context("while starting the address-discovery runtime")
         .or_exit(ExitCode::Config)?;
@@ -557,11 +568,8 @@ fn find_address(
     found.map_err(|e| Failure::new(ExitCode::NoAddress, e))
 }
 
-fn env_sh_warnings(env_sh: &Path, node: &str) -> Vec<String> {
-    let Ok(text) = fs::read_to_string(env_sh) else {
-        return vec![];
-    };
-    release::env_sh_clobbers(&text)
+fn env_sh_warnings(env_sh: &Path, text: &str, node: &str) -> Vec<String> {
+    release::env_sh_clobbers(text)
         .into_iter()
         .map(|c| {
             let var = c.variable;
@@ -655,7 +663,7 @@ pub fn render_dir(env: &Environment, node: &str) -> PathBuf {
 /// Whether `-proto_dist inet6_tcp` already reaches the VM without beamup:
 /// through the environment, or through a mix release's env.sh (which runs
 /// after beamup; Fly's generated env.sh sets ERL_AFLAGS this way).
-fn inet6_already_set(env: &Environment, release: &Release) -> bool {
+fn inet6_already_set(env: &Environment, env_sh: Option<&str>) -> bool {
     let in_env = [
         "ERL_AFLAGS",
         "ERL_FLAGS",
@@ -664,13 +672,7 @@ fn inet6_already_set(env: &Environment, release: &Release) -> bool {
     ]
     .iter()
     .any(|v| env.get(v).is_some_and(|x| x.contains("inet6_tcp")));
-    let in_env_sh = release
-        .env_sh()
-        .and_then(|p| fs::read_to_string(p).ok())
-        .is_some_and(|text| {
-            text.lines()
-                .any(|l| !l.trim_start().starts_with('#') && l.contains("inet6_tcp"))
-        });
+    let in_env_sh = env_sh.is_some_and(release::env_sh_sets_inet6);
     if in_env_sh {
         tracing::info!("env.sh sets -proto_dist inet6_tcp itself; beamup does not add it again");
     }

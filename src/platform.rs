@@ -42,7 +42,11 @@ pub fn name(p: Platform) -> &'static str {
 
 /// Detects the platform (for `auto`) from variables each platform sets in every
 /// container, and /etc/resolv.conf for Rancher 1.x, which sets no variable.
-pub fn detect(env: &HashMap<String, String>, resolv_conf: &str) -> (Platform, String) {
+/// `resolv_conf` is read only when no variable settled the question.
+pub fn detect(
+    env: &HashMap<String, String>,
+    resolv_conf: impl FnOnce() -> String,
+) -> (Platform, String) {
     let has = |v: &str| env.contains_key(v);
     if has("KUBERNETES_SERVICE_HOST") {
         return (
@@ -59,7 +63,7 @@ pub fn detect(env: &HashMap<String, String>, resolv_conf: &str) -> (Platform, St
     if has("RENDER_SERVICE_NAME") || has("RENDER_INTERNAL_IP") {
         return (Platform::Render, "RENDER_SERVICE_NAME is set".into());
     }
-    if resolv_conf
+    if resolv_conf()
         .lines()
         .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["nameserver", RANCHER_DNS])
     {
@@ -76,13 +80,14 @@ pub fn detect(env: &HashMap<String, String>, resolv_conf: &str) -> (Platform, St
     )
 }
 
-/// The preset for `requested` (`auto` detects). `k8s_namespace` is the
-/// content of the service-account namespace file, if any.
+/// The preset for `requested` (`auto` detects). `resolv_conf` and
+/// `k8s_namespace` (the service-account namespace file) are read only when
+/// needed: this runs in front of every boot.
 pub fn preset(
     requested: Platform,
     env: &HashMap<String, String>,
-    resolv_conf: &str,
-    k8s_namespace: Option<&str>,
+    resolv_conf: impl FnOnce() -> String,
+    k8s_namespace: impl FnOnce() -> Option<String>,
 ) -> Preset {
     let (platform, reason) = match requested {
         Platform::Auto => detect(env, resolv_conf),
@@ -105,22 +110,24 @@ pub fn preset(
     match platform {
         Platform::Kubernetes => {
             p.sources = vec![Source::Env("POD_IP".into()), Source::Hostname];
-            let ns = env
-                .get("POD_NAMESPACE")
-                .map(String::as_str)
-                .or(k8s_namespace)
-                .map(str::trim)
-                .filter(|s| !s.is_empty());
-            match (service, ns) {
-                (Some(svc), Some(ns)) => {
-                    p.query = Some(format!(
-                        "{svc}.{ns}.svc.${{BEAMUP_CLUSTER_DOMAIN:-cluster.local}}"
-                    ))
+            match service {
+                Some(svc) => {
+                    let ns = env
+                        .get("POD_NAMESPACE")
+                        .cloned()
+                        .or_else(k8s_namespace)
+                        .map(|ns| ns.trim().to_string())
+                        .filter(|ns| !ns.is_empty());
+                    p.query = Some(match ns {
+                        Some(ns) => {
+                            format!("{svc}.{ns}.svc.${{BEAMUP_CLUSTER_DOMAIN:-cluster.local}}")
+                        }
+                        // Without a namespace the short name still resolves
+                        // through the pod's search domains (ndots:5).
+                        None => svc.clone(),
+                    });
                 }
-                // Without a namespace the short name still resolves through
-                // the pod's search domains (ndots:5).
-                (Some(svc), None) => p.query = Some(svc.clone()),
-                (None, _) => p.hint = need_service("headless service's name (clusterIP: None)"),
+                None => p.hint = need_service("headless service's name (clusterIP: None)"),
             }
         }
         Platform::Swarm => {
@@ -204,7 +211,11 @@ mod tests {
             (&[("HOME", "/root")], "", Platform::None),
         ];
         for (vars, resolv, want) in table {
-            assert_eq!(detect(&env(vars), resolv).0, want, "{vars:?} {resolv:?}");
+            assert_eq!(
+                detect(&env(vars), || resolv.to_string()).0,
+                want,
+                "{vars:?} {resolv:?}"
+            );
         }
     }
 
@@ -216,8 +227,8 @@ mod tests {
                 ("KUBERNETES_SERVICE_HOST", "x"),
                 ("BEAMUP_SERVICE", "web-headless"),
             ]),
-            "",
-            Some("prod\n"),
+            String::new,
+            || Some("prod\n".to_string()),
         );
         assert_eq!(k.platform, Platform::Kubernetes);
         assert_eq!(
@@ -226,15 +237,15 @@ mod tests {
         );
         assert_eq!(k.sources, [Source::Env("POD_IP".into()), Source::Hostname]);
 
-        let k = preset(Platform::Kubernetes, &env(&[]), "", None);
+        let k = preset(Platform::Kubernetes, &env(&[]), String::new, || None);
         assert!(k.query.is_none());
         assert!(k.hint.unwrap().contains("BEAMUP_SERVICE"));
 
         let s = preset(
             Platform::Swarm,
             &env(&[("BEAMUP_SERVICE", "web")]),
-            "",
-            None,
+            String::new,
+            || None,
         );
         assert_eq!(s.query.as_deref(), Some("tasks.web"));
         assert_eq!(s.reason, "--platform swarm");
@@ -242,17 +253,22 @@ mod tests {
         let f = preset(
             Platform::Auto,
             &env(&[("FLY_APP_NAME", "my-app"), ("FLY_PRIVATE_IP", "fdaa::3")]),
-            "",
-            None,
+            String::new,
+            || None,
         );
         assert_eq!(f.basename.as_deref(), Some("my-app"));
         assert_eq!(f.query.as_deref(), Some("${FLY_APP_NAME}.internal"));
 
-        let r = preset(Platform::Rancher, &env(&[]), "", None);
+        let r = preset(Platform::Rancher, &env(&[]), String::new, || None);
         assert_eq!(r.sources, [Source::Rancher(RANCHER_DEFAULT.into())]);
         assert_eq!(r.query.as_deref(), Some("${RANCHER_SERVICE_NAME}"));
 
-        let n = preset(Platform::None, &env(&[("FLY_APP_NAME", "x")]), "", None);
+        let n = preset(
+            Platform::None,
+            &env(&[("FLY_APP_NAME", "x")]),
+            String::new,
+            || None,
+        );
         assert_eq!(n.sources, [Source::Auto]);
         assert!(n.query.is_none());
     }

@@ -8,6 +8,7 @@
 //! - anything else: only the exported variables.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,12 +38,8 @@ pub fn detect(program: &Path) -> Release {
     let Some(root) = program.parent().and_then(|bin| bin.parent()) else {
         return plain;
     };
-    let head = match fs::read(program) {
-        Ok(mut bytes) => {
-            bytes.truncate(64 * 1024);
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        Err(_) => return plain,
+    let Some(head) = script_head(program) else {
+        return plain;
     };
     let kind = if head.contains("RELEASE_DISTRIBUTION") && head.contains("env.sh") {
         Kind::Mix
@@ -57,6 +54,21 @@ pub fn detect(program: &Path) -> Release {
         root: Some(root.to_path_buf()),
         vsn_dir,
     }
+}
+
+/// The first 64 KiB of `program` when it is a script (`#!`): mix and relx
+/// start scripts are shell scripts, and a binary command (erl, a launcher) is
+/// not read past its first two bytes.
+fn script_head(program: &Path) -> Option<String> {
+    let mut file = fs::File::open(program).ok()?;
+    let mut magic = [0u8; 2];
+    file.read_exact(&mut magic).ok()?;
+    if &magic != b"#!" {
+        return None;
+    }
+    let mut bytes = magic.to_vec();
+    file.take(64 * 1024).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// `releases/start_erl.data` holds `<erts vsn> <release vsn>` for both kinds.
@@ -129,6 +141,14 @@ pub fn env_sh_clobbers(text: &str) -> Vec<Clobber> {
         }
     }
     found
+}
+
+/// Whether env.sh passes `-proto_dist inet6_tcp` itself (Fly's generated
+/// env.sh sets ERL_AFLAGS so): a second one would make OTP 25 fall back to
+/// IPv4.
+pub fn env_sh_sets_inet6(text: &str) -> bool {
+    text.lines()
+        .any(|l| !l.trim_start().starts_with('#') && l.contains("inet6_tcp"))
 }
 
 /// What `adjust_vm_args` changed, for warnings.

@@ -102,7 +102,9 @@ pub fn render(
     Ok(out)
 }
 
-fn is_name(name: &str) -> bool {
+/// `[A-Za-z_][A-Za-z0-9_]*`: a variable a template may name (and an
+/// environment variable name beamup accepts).
+pub fn is_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

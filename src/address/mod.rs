@@ -67,6 +67,19 @@ impl fmt::Display for Source {
 }
 
 impl Source {
+    /// Whether the source does network I/O (DNS, HTTP), so finding the
+    /// address needs an async runtime with its I/O and time drivers.
+    pub fn needs_network(&self) -> bool {
+        match self {
+            Source::Auto
+            | Source::Hostname
+            | Source::Query
+            | Source::Rancher(_)
+            | Source::Ecs(_) => true,
+            Source::Env(_) | Source::Interface(_) | Source::Cidr(_) | Source::AnyInterface => false,
+        }
+    }
+
     /// Parses one `--ip` value.
     pub fn parse(input: &str) -> Result<Source, String> {
         let input = input.trim();
