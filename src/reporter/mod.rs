@@ -105,11 +105,9 @@ struct Reporter {
     failing: bool,
     polls: u64,
     connect: Option<connect::Connect>,
-    leave_after: u32,
-    /// The own node was in a DNS answer at least once.
-    own_seen: bool,
-    /// Consecutive successful polls without the own node.
-    own_missing: u32,
+    /// The own node's presence in the DNS answer, with the same hysteresis
+    /// as the peers' (see `observe_self`).
+    own: Membership,
     /// Removed from the service (see `observe_self`).
     removed: bool,
 }
@@ -132,9 +130,7 @@ impl Reporter {
                 .connect
                 .as_ref()
                 .map(|c| connect::Connect::new(c, d.own_address, settings.interval)),
-            leave_after: settings.leave_after.max(1),
-            own_seen: false,
-            own_missing: 0,
+            own: Membership::new(settings.leave_after),
             removed: false,
         }
     }
@@ -145,19 +141,8 @@ impl Reporter {
 
     /// Between polls while the VM boots: connect the known peers only.
     async fn connect_only(&mut self) {
-        if let Some(connect) = self.connect.as_mut() {
-            let peers = if self.removed {
-                BTreeSet::new()
-            } else {
-                self.membership.reported()
-            };
-            if connect.sync(&peers, &[]).await {
-                self.dirty = true;
-            }
-        }
-        if self.dirty && self.polled_once {
-            self.write_peers_file();
-        }
+        self.sync_connect(Vec::new()).await;
+        self.flush();
     }
 
     /// One interval: poll, report, connect, write the peers file.
@@ -173,20 +158,31 @@ impl Reporter {
                 Vec::new()
             }
         };
-        if let Some(connect) = self.connect.as_mut() {
-            // Also after a failed poll: the last known peers still deserve
-            // connecting (the VM may have come up meanwhile).
-            let mut peers = self.membership.reported();
-            let mut left = left;
-            if self.removed {
-                // Removed from the service with --prune: leave the cluster
-                // instead of re-dialing the peers that just pruned this node.
-                left.extend(std::mem::take(&mut peers));
-            }
-            if connect.sync(&peers, &left).await {
-                self.dirty = true;
-            }
+        // Also after a failed poll: the last known peers still deserve
+        // connecting (the VM may have come up meanwhile).
+        self.sync_connect(left).await;
+        self.flush();
+    }
+
+    /// With `--connect`: one connector sync over the reported peers.
+    async fn sync_connect(&mut self, mut left: Vec<String>) {
+        let Some(connect) = self.connect.as_mut() else {
+            return;
+        };
+        let mut peers = self.membership.reported();
+        if self.removed {
+            // Removed from the service with --prune: leave the cluster
+            // instead of re-dialing the peers that just pruned this node.
+            left.extend(std::mem::take(&mut peers));
         }
+        if connect.sync(&peers, &left).await {
+            self.dirty = true;
+        }
+    }
+
+    /// Writes the peers file if something changed since the last write (and
+    /// a poll has succeeded at all).
+    fn flush(&mut self) {
         if self.dirty && self.polled_once {
             self.write_peers_file();
         }
@@ -201,24 +197,20 @@ impl Reporter {
         if !prune || discovery.settings().query.is_none() {
             return;
         }
-        if listed {
-            if self.removed {
-                info!(node = %self.own_node, "this node is listed again; connecting peers again");
-            }
-            self.own_seen = true;
-            self.own_missing = 0;
+        let seen: BTreeSet<String> = if listed {
+            BTreeSet::from([self.own_node.clone()])
+        } else {
+            BTreeSet::new()
+        };
+        let change = self.own.observe(&seen);
+        if !change.joined.is_empty() && self.removed {
+            info!(node = %self.own_node, "this node is listed again; connecting peers again");
             self.removed = false;
-            return;
         }
-        if !self.own_seen || self.removed {
-            return;
-        }
-        self.own_missing += 1;
-        if self.own_missing >= self.leave_after {
+        if !change.left.is_empty() {
             self.removed = true;
             warn!(
                 node = %self.own_node,
-                polls = self.own_missing,
                 "this node is no longer in the discovery answer; with --prune it disconnects its peers and stops connecting them"
             );
         }
@@ -454,9 +446,7 @@ mod tests {
                 }
                 Err(e) => r.failed(e),
             }
-            if r.dirty && r.polled_once {
-                r.write_peers_file();
-            }
+            r.flush();
             assert_eq!(path.exists(), written, "step {i}");
             if written {
                 assert_eq!(
