@@ -231,14 +231,8 @@ fn measure(
     let hosts: Vec<Host> = (0..size)
         .map(|i| net.add_host(&format!("h{i}"), true, false))
         .collect();
-    net.start_dns(&Zone {
-        search: vec!["svc.test".into()],
-        a: hosts
-            .iter()
-            .map(|h| ("demo.svc.test".to_string(), h.addr()))
-            .collect(),
-        srv: Vec::new(),
-    });
+    let refs: Vec<&Host> = hosts.iter().collect();
+    net.start_dns(&Zone::service("demo", "svc.test", &refs));
     let dir = TempDir::new("mesh");
     let all: BTreeSet<String> = hosts.iter().map(node).collect();
 

@@ -56,6 +56,37 @@ fn zone(groups: &[(&str, &[&Host])]) -> Zone {
     }
 }
 
+/// One network whose hosts all answer the name `demo`: the hosts, a temp
+/// dir and the vm.args template every test boots with.
+fn demo_cluster(
+    tag: &str,
+    names: &[&str],
+    v4: bool,
+    v6: bool,
+) -> (Net, Vec<Host>, TempDir, PathBuf) {
+    let mut net = Net::new(tag);
+    let hosts: Vec<Host> = names
+        .iter()
+        .map(|name| net.add_host(name, v4, v6))
+        .collect();
+    let refs: Vec<&Host> = hosts.iter().collect();
+    net.start_dns(&zone(&[("demo", &refs)]));
+    let dir = TempDir::new(&format!("conn{tag}"));
+    let vm_args = write_vm_args(dir.path());
+    (net, hosts, dir, vm_args)
+}
+
+/// Boot settings of a plain `--connect` member of `demo`.
+fn connecting<'a>(cookie: &'a Cookie, vm_args: &'a Path) -> Boot<'a> {
+    Boot {
+        group: "demo",
+        cookie,
+        connect: true,
+        prune: false,
+        vm_args,
+    }
+}
+
 fn node_name(host: &Host) -> String {
     format!("demo@{}", host.addr())
 }
@@ -336,22 +367,10 @@ fn assert_cookies_secret(members: &[Member], cookies: &[&Cookie]) {
 fn five_hosts_mesh_rejoin_after_kill_and_heal_after_partition() {
     let _serial = serial();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
-    let mut net = Net::new("mesh");
-    let hosts: Vec<Host> = (1..=5)
-        .map(|i| net.add_host(&format!("h{i}"), true, false))
-        .collect();
-    let refs: Vec<&Host> = hosts.iter().collect();
-    net.start_dns(&zone(&[("demo", &refs)]));
-    let dir = TempDir::new("conn5");
+    let (net, hosts, dir, vm_args) =
+        demo_cluster("mesh", &["h1", "h2", "h3", "h4", "h5"], true, false);
     let cookie = Cookie::new();
-    let vm_args = write_vm_args(dir.path());
-    let how = Boot {
-        group: "demo",
-        cookie: &cookie,
-        connect: true,
-        prune: false,
-        vm_args: &vm_args,
-    };
+    let how = connecting(&cookie, &vm_args);
 
     // --- 1. the mesh -------------------------------------------------------------
     let start = Instant::now();
@@ -445,30 +464,16 @@ fn five_hosts_mesh_rejoin_after_kill_and_heal_after_partition() {
 fn a_host_with_another_cookie_is_refused_and_the_others_mesh() {
     let _serial = serial();
     require(&["dnsmasq", "erl", "elixir"]);
-    let mut net = Net::new("cookie");
-    let hosts: Vec<Host> = ["g1", "g2", "g3", "odd"]
-        .iter()
-        .map(|name| net.add_host(name, true, false))
-        .collect();
-    let refs: Vec<&Host> = hosts.iter().collect();
-    net.start_dns(&zone(&[("demo", &refs)]));
-    let dir = TempDir::new("conncookie");
+    let (_net, hosts, dir, vm_args) =
+        demo_cluster("cookie", &["g1", "g2", "g3", "odd"], true, false);
     let good = Cookie::new();
     let other = Cookie::new();
     assert_ne!(good.value, other.value);
-    let vm_args = write_vm_args(dir.path());
     let members: Vec<Member> = hosts
         .iter()
         .map(|h| {
             let cookie = if h.name == "odd" { &other } else { &good };
-            let how = Boot {
-                group: "demo",
-                cookie,
-                connect: true,
-                prune: false,
-                vm_args: &vm_args,
-            };
-            boot(h, dir.path(), how)
+            boot(h, dir.path(), connecting(cookie, &vm_args))
         })
         .collect();
     let odd = 3;
@@ -537,22 +542,9 @@ fn a_host_with_another_cookie_is_refused_and_the_others_mesh() {
 fn ipv6_only_cluster_meshes() {
     let _serial = serial();
     require(&["dnsmasq", "erl", "elixir"]);
-    let mut net = Net::new("six");
-    let hosts: Vec<Host> = (1..=3)
-        .map(|i| net.add_host(&format!("s{i}"), false, true))
-        .collect();
-    let refs: Vec<&Host> = hosts.iter().collect();
-    net.start_dns(&zone(&[("demo", &refs)]));
-    let dir = TempDir::new("conn6");
+    let (_net, hosts, dir, vm_args) = demo_cluster("six", &["s1", "s2", "s3"], false, true);
     let cookie = Cookie::new();
-    let vm_args = write_vm_args(dir.path());
-    let how = Boot {
-        group: "demo",
-        cookie: &cookie,
-        connect: true,
-        prune: false,
-        vm_args: &vm_args,
-    };
+    let how = connecting(&cookie, &vm_args);
     let members: Vec<Member> = hosts.iter().map(|h| boot(h, dir.path(), how)).collect();
     for m in &members {
         assert!(m.node.starts_with("demo@fd00:"), "{}", m.node);

@@ -13,15 +13,8 @@ const LONG: Duration = Duration::from_secs(60);
 const LEAVE_AFTER: usize = 3;
 
 fn zone(hosts: &[&Host]) -> Zone {
-    Zone {
-        // Queried as the short name `demo`: it resolves through this search domain.
-        search: vec!["svc.test".into()],
-        a: hosts
-            .iter()
-            .map(|h| ("demo.svc.test".to_string(), h.addr()))
-            .collect(),
-        srv: Vec::new(),
-    }
+    // Queried as the short name `demo`: it resolves through the search domain.
+    Zone::service("demo", "svc.test", hosts)
 }
 
 fn node(host: &Host) -> String {
@@ -34,35 +27,26 @@ fn boot(host: &Host, dir: &Path, extra: &[&str]) -> (Proc, PathBuf) {
     let peers_file = dir.join(format!("{}.peers", host.name));
     let tmp = dir.join(format!("{}.tmp", host.name));
     std::fs::create_dir_all(&tmp).expect("release tmp dir");
-    let mut cmd = host.command(beamup_bin());
-    cmd.args([
+    let leave_after = LEAVE_AFTER.to_string();
+    let peers_arg = peers_file.to_str().expect("utf-8 temp path");
+    let mut args = vec![
         "--ip",
         "interface:eth0",
         "--query",
         "demo",
         "--interval",
         "1s",
-    ])
-    .arg("--leave-after")
-    .arg(LEAVE_AFTER.to_string())
-    .arg("--peers-file")
-    .arg(&peers_file)
-    .args(extra)
-    .arg("--")
-    .arg(release.bin())
-    .args(release.start_args())
+        "--leave-after",
+        &leave_after,
+        "--peers-file",
+        peers_arg,
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = common::beamup_command(host, &release, &args);
     // Debug: one `poll ok` line per successful poll.
-    .env("BEAMUP_LOG", "debug")
-    // The release is shared between hosts: each VM gets its own tmp dir.
-    .env("RELEASE_TMP", &tmp);
-    for var in [
-        "ELIXIR_ERL_OPTIONS",
-        "ERL_AFLAGS",
-        "ERL_FLAGS",
-        "ERL_ZFLAGS",
-    ] {
-        cmd.env_remove(var);
-    }
+    cmd.env("BEAMUP_LOG", "debug")
+        // The release is shared between hosts: each VM gets its own tmp dir.
+        .env("RELEASE_TMP", &tmp);
     (host.spawn(cmd), peers_file)
 }
 

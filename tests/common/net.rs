@@ -39,6 +39,21 @@ pub struct Zone {
     pub srv: Vec<(String, String, u16)>,
 }
 
+impl Zone {
+    /// `label.search` answering with every host's address, found as the
+    /// short name `label` through the search domain `search`.
+    pub fn service(label: &str, search: &str, hosts: &[&Host]) -> Zone {
+        Zone {
+            search: vec![search.to_string()],
+            a: hosts
+                .iter()
+                .map(|h| (format!("{label}.{search}"), h.addr()))
+                .collect(),
+            srv: Vec::new(),
+        }
+    }
+}
+
 /// One host of a [`Net`]: a namespace with `ifname` (`eth0`) holding its addresses.
 #[derive(Debug, Clone)]
 pub struct Host {
