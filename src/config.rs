@@ -191,6 +191,22 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         warnings.push(hint.clone());
     }
 
+    let query_template = opts.query.clone().or_else(|| preset.query.clone());
+    // Usage errors before any network I/O.
+    let something_to_discover = query_template.is_some() || !static_peers.is_empty();
+    if opts.connect && !something_to_discover {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "--connect needs peers to connect to: give --query or --peers",
+        ));
+    }
+    if mode == Mode::Peers && !something_to_discover {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "nothing to discover: give --query (or BEAMUP_QUERY) or --peers",
+        ));
+    }
+
     // --- basename ------------------------------------------------------------
     let basename = opts
         .basename
@@ -219,21 +235,6 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     };
     // The `query` source needs the query before the exports exist: render it
     // from the environment alone (a query naming BEAMUP_IP cannot serve it).
-    let query_template = opts.query.clone().or_else(|| preset.query.clone());
-    // Usage errors before any network I/O.
-    let something_to_discover = query_template.is_some() || !static_peers.is_empty();
-    if opts.connect && !something_to_discover {
-        return Err(Failure::msg(
-            ExitCode::Usage,
-            "--connect needs peers to connect to: give --query or --peers",
-        ));
-    }
-    if mode == Mode::Peers && !something_to_discover {
-        return Err(Failure::msg(
-            ExitCode::Usage,
-            "nothing to discover: give --query (or BEAMUP_QUERY) or --peers",
-        ));
-    }
     let early_query = query_template.as_deref().and_then(|t| {
         template::render(t, "--query", |n| env.get(n).map(str::to_string))
             .ok()

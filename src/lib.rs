@@ -51,6 +51,9 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         Err(e) => {
             // --help and --version exit 0, usage errors 2 (clap's codes).
             let _ = e.print();
+            if let Some(hint) = missing_separator_hint(&e) {
+                eprintln!("{hint}");
+            }
             return Ok(e.exit_code());
         }
     };
@@ -130,5 +133,20 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 &config.exec_env(&env),
             ))
         }
+    }
+}
+
+/// `beamup /app/bin/my_app start` (the `--` forgotten): clap only says the
+/// argument is unexpected; say what is meant.
+fn missing_separator_hint(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if !arg.starts_with('-') => Some(format!(
+            "hint: the release command goes after `--`: beamup [OPTIONS] -- {arg} ..."
+        )),
+        _ => None,
     }
 }

@@ -246,6 +246,13 @@ fn bad_inputs_fail_clearly_and_never_exec() {
             vec!["--no-such-flag"],
         ),
         (
+            vec!["--ip", ok, &program, "start"],
+            vec![],
+            2,
+            vec!["the release command goes after `--`"],
+        ),
+        (vec!["peers"], vec![], 2, vec!["nothing to discover"]),
+        (
             vec!["--ip", ok, "--", "/usr/bin/env"],
             vec![("RELEASE_NAME", "bad name")],
             3,
