@@ -196,6 +196,11 @@ pub struct Opts {
     #[arg(long, value_enum, env = "BEAMUP_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Stay PID 1: run the release as a child, forward signals to it, reap every zombie, restart the
+    /// reporter if it dies, exit with the release's status (for Kubernetes, which has no `docker run --init`).
+    #[arg(long, env = "BEAMUP_INIT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub init: bool,
+
     // ----- discovery (the reporter child and `beamup peers`) -----
     /// DNS record type to discover peers with (default: follows the own address' family; a+aaaa for any).
     #[arg(long, value_enum, env = "BEAMUP_RECORD")]

@@ -46,6 +46,9 @@ pub fn main_entry() -> i32 {
 
 /// Runs beamup; returns the exit code when it does not exec.
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<i32, Failure> {
+    // First: `docker stop` while beamup still looks for its address ends it
+    // at once, before anything is started.
+    process::signals::stop_before_exec();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -67,6 +70,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         Some(Sub::Peers { watch, opts }) => (Mode::Peers, opts, Vec::new(), false, watch),
     };
     logging::init(opts.log_format);
+    process::signals::log_json(opts.log_format == cli::LogFormat::Json);
     let env = Environment::capture();
 
     // A missing or non-executable command is reported before anything else.
@@ -121,19 +125,29 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 "starting {}",
                 config.command.join(" ")
             );
-            if config.discovery.is_active() {
-                let discovery = config.discovery.clone();
-                let settings = config.reporter.clone();
-                let pid = process::fork_reporter(move || reporter::run_child(discovery, settings))?;
-                tracing::debug!(reporter = pid.as_raw(), "reporter forked");
+            let launch = process::Launch::new(&program, &config.command, &config.exec_env(&env))?;
+            let reporter = reporter_body(&config);
+            if opts.init {
+                process::init::run(&launch, reporter.as_ref().map(|r| r as &dyn Fn()))
+            } else {
+                if let Some(reporter) = reporter {
+                    let pid = process::fork_reporter(reporter)?;
+                    tracing::debug!(reporter = pid.as_raw(), "reporter forked");
+                }
+                Err(launch.exec())
             }
-            Err(process::exec(
-                &program,
-                &config.command,
-                &config.exec_env(&env),
-            ))
         }
     }
+}
+
+/// The reporter child's body, when there is something to discover. A `Fn`:
+/// `--init` runs it again in each restarted reporter.
+fn reporter_body(config: &config::Config) -> Option<impl Fn() + use<>> {
+    config.discovery.is_active().then(|| {
+        let discovery = config.discovery.clone();
+        let settings = config.reporter.clone();
+        move || reporter::run_child(discovery.clone(), settings.clone())
+    })
 }
 
 /// `beamup /app/bin/my_app start` (the `--` forgotten): clap only says the
