@@ -125,3 +125,91 @@ pub fn running_exe(pid1: u32, exe: &Path) -> Vec<u32> {
 pub fn ms_since(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
+
+/// The demo mix release booted through beamup as PID 1 of its own PID namespace, in a
+/// fresh IPv4 network-namespace host, with a cookie file; ready to answer rpc.
+pub struct Pid1Node {
+    pub vm: super::Proc,
+    /// beamup's pid (PID 1 inside), seen from here.
+    pub pid1: u32,
+    pub node: String,
+    pub cookie: super::Cookie,
+    pub release: Release,
+    pub host: Host,
+    pub dir: super::TempDir,
+    // Last: dropped after the processes in it.
+    pub net: super::Net,
+}
+
+impl Pid1Node {
+    /// Boots with `args` (e.g. `--init`) besides the address and cookie flags. The
+    /// release gets `ERL_CRASH_DUMP=<dir>/erl_crash.dump`.
+    pub fn boot(tag: &str, args: &[&str]) -> Pid1Node {
+        super::require(&["unshare", "erl", "elixir"]);
+        let mut net = super::Net::new(tag);
+        let host = net.add_host("n1", true, false);
+        let release = super::mix_release();
+        let cookie = super::Cookie::new();
+        let dir = super::TempDir::new("pid1");
+        let cookie_path = cookie.path.to_string_lossy().into_owned();
+        let mut all = vec!["--ip", "interface:eth0", "--cookie-file", &cookie_path];
+        all.extend_from_slice(args);
+        let mut cmd = pid1_command(&host, &release, &all);
+        cmd.env("ERL_CRASH_DUMP", dir.path().join("erl_crash.dump"))
+            .env("BEAMUP_LOG", "debug")
+            // The release is shared: each VM gets its own tmp dir.
+            .env("RELEASE_TMP", dir.path());
+        let vm = host.spawn(cmd);
+        let pid1 = pid1_of(vm.pid());
+        let node = format!("demo@{}", host.addr());
+        let booted = Pid1Node {
+            vm,
+            pid1,
+            node,
+            cookie,
+            release,
+            host,
+            dir,
+            net,
+        };
+        super::wait_node(&booted.host, &booted.release, &booted.vm, &booted.env());
+        booted
+    }
+
+    /// What rpc needs to reach the node.
+    pub fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("RELEASE_NODE", self.node.as_str()),
+            ("RELEASE_COOKIE", self.cookie.value.as_str()),
+        ]
+    }
+
+    /// Runs an Erlang expression in the node (see [`super::rpc_erl`]).
+    pub fn rpc(&self, erl_expr: &str) -> String {
+        super::rpc_erl(&self.host, &self.release, &self.env(), erl_expr)
+    }
+
+    /// Sends `signal` to beamup (PID 1) from outside, as `docker stop`/`docker kill` do.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid1 as i32), signal)
+            .expect("signal PID 1");
+    }
+
+    /// The exit code after `signal`, and the time it took; panics after a generous
+    /// deadline with the log.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> (i32, f64) {
+        let sent = Instant::now();
+        self.signal(signal);
+        let status = self
+            .vm
+            .wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} did not exit within 60 s of {signal}; log:\n{}",
+                    self.node,
+                    self.vm.log()
+                )
+            });
+        (status.code().unwrap_or(-1), ms_since(sent))
+    }
+}
