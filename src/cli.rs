@@ -11,8 +11,8 @@ Examples:
   ENTRYPOINT [\"/usr/local/bin/beamup\", \"--\"]
   CMD [\"/app/bin/my_app\", \"start\"]
 
-  # Kubernetes (downward API POD_IP, headless service), joining peers itself
-  beamup --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
+  # Kubernetes (downward API POD_IP, headless service), joining peers itself, beamup staying PID 1
+  beamup --init --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
 
   # Docker Swarm preset: peers from tasks.<service> (BEAMUP_SERVICE names the service)
   BEAMUP_SERVICE=web beamup --platform swarm -- /app/bin/my_app start
@@ -29,8 +29,9 @@ Examples:
   # See every decision without starting anything
   beamup inspect --json -- /app/bin/my_app start
 
-Exit codes: 0 ok (after exec: the release's own status), 2 usage, 3 configuration,
-4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found.
+Exit codes: 0 ok (after exec, or with --init: the release's own status), 2 usage, 3 configuration,
+4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found,
+128+n signal n before the release started (143: SIGTERM).
 ";
 
 /// beamup: name a BEAM release after its container's own address, render its
