@@ -141,7 +141,7 @@ fn check_mode(extra: &[&str]) {
         );
         assert!(
             log.contains(&format!(
-                "{signal} before the release started: exiting {code}"
+                "{signal} received: exiting {code} without starting anything"
             )),
             "no message naming {signal}:\n{log}"
         );
@@ -157,4 +157,19 @@ fn exec_mode_stops_on_term_int_quit_while_resolving() {
 #[test]
 fn init_mode_stops_on_term_int_quit_while_resolving() {
     check_mode(&["--init"]);
+}
+
+#[test]
+fn the_stop_line_follows_the_log_format() {
+    require_root();
+    let (status, log, _) = stop_while_resolving(&["--log-format", "json"], Signal::SIGTERM);
+    assert_eq!(status, 143, "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    let line: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"));
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(
+        line["message"],
+        "SIGTERM received: exiting 143 without starting anything"
+    );
 }

@@ -81,22 +81,22 @@ extern "C" fn on_stop(signo: libc::c_int) {
     let json = JSON.load(Ordering::Relaxed);
     let message: &[u8] = match (signo, json) {
         (libc::SIGTERM, false) => {
-            b"beamup: SIGTERM before the release started: exiting 143, nothing started\n"
+            b"beamup: SIGTERM received: exiting 143 without starting anything\n"
         }
         (libc::SIGINT, false) => {
-            b"beamup: SIGINT before the release started: exiting 130, nothing started\n"
+            b"beamup: SIGINT received: exiting 130 without starting anything\n"
         }
         (libc::SIGQUIT, false) => {
-            b"beamup: SIGQUIT before the release started: exiting 131, nothing started\n"
+            b"beamup: SIGQUIT received: exiting 131 without starting anything\n"
         }
         (libc::SIGTERM, true) => {
-            b"{\"level\":\"WARN\",\"message\":\"SIGTERM before the release started: exiting 143, nothing started\"}\n"
+            b"{\"level\":\"WARN\",\"message\":\"SIGTERM received: exiting 143 without starting anything\"}\n"
         }
         (libc::SIGINT, true) => {
-            b"{\"level\":\"WARN\",\"message\":\"SIGINT before the release started: exiting 130, nothing started\"}\n"
+            b"{\"level\":\"WARN\",\"message\":\"SIGINT received: exiting 130 without starting anything\"}\n"
         }
         (libc::SIGQUIT, true) => {
-            b"{\"level\":\"WARN\",\"message\":\"SIGQUIT before the release started: exiting 131, nothing started\"}\n"
+            b"{\"level\":\"WARN\",\"message\":\"SIGQUIT received: exiting 131 without starting anything\"}\n"
         }
         _ => b"",
     };
