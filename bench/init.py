@@ -55,6 +55,15 @@ def pid1_of(unshare_pid, timeout=20):
     bl.die("unshare did not fork PID 1")
 
 
+def sigterm(pid1, proc):
+    """SIGTERM to the namespace's PID 1 from outside; (ms until unshare reports its end,
+    the exit code)."""
+    start = time.perf_counter_ns()
+    os.kill(pid1, signal.SIGTERM)
+    _, status = os.waitpid(proc.pid, 0)
+    return (time.perf_counter_ns() - start) / 1e6, os.waitstatus_to_exitcode(status)
+
+
 class Silent:
     """Accepts on loopback and never answers (a hung metadata API)."""
 
@@ -87,11 +96,7 @@ def stop_before_exec(binary, tmp, server, mode):
         if time.monotonic() > deadline:
             bl.die("beamup never asked the metadata server")
         time.sleep(0.002)
-    start = time.perf_counter_ns()
-    os.kill(pid1, signal.SIGTERM)
-    _, status = os.waitpid(proc.pid, 0)
-    took = (time.perf_counter_ns() - start) / 1e6
-    code = os.waitstatus_to_exitcode(status)
+    took, code = sigterm(pid1, proc)
     if code != 143:
         bl.die(f"{mode}: exit status {code} after SIGTERM before the exec, not 143")
     return took
@@ -152,11 +157,7 @@ def running_release(binary, tmp, root, mode, run):
         if len(reporters) != 1:
             bl.die(f"{mode}: expected one reporter, found {reporters}")
         mem["reporter"] = (bl.proc_status(reporters[0], "VmRSS"), smaps(reporters[0]))
-        start = time.perf_counter_ns()
-        os.kill(pid1, signal.SIGTERM)
-        _, status = os.waitpid(proc.pid, 0)
-        took = (time.perf_counter_ns() - start) / 1e6
-        code = os.waitstatus_to_exitcode(status)
+        took, code = sigterm(pid1, proc)
         if code != 0:
             bl.die(f"{mode}: exit status {code} after SIGTERM, not 0:\n{log.read_text()}")
         return took, mem
@@ -180,13 +181,9 @@ def main():
     bl.require("ip", "unshare")
     binary = bl.static_binary()
     demo_release()
-    with bl.Namespace("binit") as ns:
-        out = subprocess.run(
-            ns.exec_prefix() + [sys.executable, __file__, "--inner", "--binary", str(binary),
-                                f"--pre-runs={args.pre_runs}", f"--stop-runs={args.stop_runs}"],
-        )
-    if out.returncode != 0:
-        bl.die(f"the run inside the namespace failed ({out.returncode})")
+    bl.run_inside("binit", __file__, [
+        "--binary", str(binary), f"--pre-runs={args.pre_runs}", f"--stop-runs={args.stop_runs}",
+    ])
 
 
 def inner(args):

@@ -77,32 +77,45 @@ pub fn log_json(json: bool) {
     JSON.store(json, Ordering::Relaxed);
 }
 
+/// The stop line for one signal: text, and a JSON log line.
+macro_rules! stop_lines {
+    ($signal:ident, $code:literal) => {
+        (
+            libc::$signal,
+            concat!(
+                "beamup: ",
+                stringify!($signal),
+                " received: exiting ",
+                $code,
+                " without starting anything\n"
+            ),
+            concat!(
+                "{\"level\":\"WARN\",\"message\":\"",
+                stringify!($signal),
+                " received: exiting ",
+                $code,
+                " without starting anything\"}\n"
+            ),
+        )
+    };
+}
+
+/// Built at compile time: the handler may not allocate.
+const STOP_LINES: [(libc::c_int, &str, &str); 3] = [
+    stop_lines!(SIGTERM, 143),
+    stop_lines!(SIGINT, 130),
+    stop_lines!(SIGQUIT, 131),
+];
+
 extern "C" fn on_stop(signo: libc::c_int) {
     let json = JSON.load(Ordering::Relaxed);
-    let message: &[u8] = match (signo, json) {
-        (libc::SIGTERM, false) => {
-            b"beamup: SIGTERM received: exiting 143 without starting anything\n"
-        }
-        (libc::SIGINT, false) => {
-            b"beamup: SIGINT received: exiting 130 without starting anything\n"
-        }
-        (libc::SIGQUIT, false) => {
-            b"beamup: SIGQUIT received: exiting 131 without starting anything\n"
-        }
-        (libc::SIGTERM, true) => {
-            b"{\"level\":\"WARN\",\"message\":\"SIGTERM received: exiting 143 without starting anything\"}\n"
-        }
-        (libc::SIGINT, true) => {
-            b"{\"level\":\"WARN\",\"message\":\"SIGINT received: exiting 130 without starting anything\"}\n"
-        }
-        (libc::SIGQUIT, true) => {
-            b"{\"level\":\"WARN\",\"message\":\"SIGQUIT received: exiting 131 without starting anything\"}\n"
-        }
-        _ => b"",
-    };
+    let message = STOP_LINES
+        .iter()
+        .find(|(s, _, _)| *s == signo)
+        .map_or("", |(_, text, line)| if json { line } else { text });
     // SAFETY: fd 2 stays open for the life of the process; write(2) is
     // async-signal-safe. A failed write changes nothing about the exit.
-    let _ = nix::unistd::write(unsafe { BorrowedFd::borrow_raw(2) }, message);
+    let _ = nix::unistd::write(unsafe { BorrowedFd::borrow_raw(2) }, message.as_bytes());
     // SAFETY: _exit is async-signal-safe; nothing needs flushing (stdout is
     // the release's, logs are written unbuffered). A forked reporter ends
     // through its PR_SET_PDEATHSIG.
@@ -190,5 +203,13 @@ mod tests {
         assert_eq!(exit_code(Signal::SIGTERM), 143);
         assert_eq!(exit_code(Signal::SIGINT), 130);
         assert_eq!(exit_code(Signal::SIGQUIT), 131);
+        for (signo, text, json) in STOP_LINES {
+            let signal = Signal::try_from(signo).expect("a signal");
+            let exiting = format!("{signal} received: exiting {} ", exit_code(signal));
+            assert!(text.contains(&exiting) && json.contains(&exiting), "{text}");
+            let line: serde_json::Value = serde_json::from_str(json).expect("a JSON line");
+            assert_eq!(line["level"], "WARN");
+        }
+        assert_eq!(STOP.len(), STOP_LINES.len());
     }
 }
