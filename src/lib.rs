@@ -3,7 +3,7 @@
 //!
 //! The path of data reads top to bottom in [`run`]: parse flags → resolve the
 //! config (the only step that does discovery I/O) → render → fork the reporter
-//! → exec.
+//! → exec; or, with `--init`, → fork and supervise the release and the reporter.
 
 pub mod address;
 pub mod cli;
@@ -128,16 +128,26 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
             let launch = process::Launch::new(&program, &config.command, &config.exec_env(&env))?;
             let reporter = reporter_body(&config);
             if opts.init {
+                // beamup stays PID 1: it runs and supervises the release and the reporter.
                 process::init::run(&launch, reporter.as_ref().map(|r| r as &dyn Fn()))
             } else {
-                if let Some(reporter) = reporter {
-                    let pid = process::fork_reporter(reporter)?;
-                    tracing::debug!(reporter = pid.as_raw(), "reporter forked");
-                }
-                Err(launch.exec())
+                Err(fork_reporter_and_exec(&launch, reporter))
             }
         }
     }
+}
+
+/// Exec mode: the reporter is forked just before the exec, so a failure to
+/// find or render anything never leaves one behind; the release takes over
+/// beamup's PID. Returns only on failure.
+fn fork_reporter_and_exec(launch: &process::Launch, reporter: Option<impl FnOnce()>) -> Failure {
+    if let Some(reporter) = reporter {
+        match process::fork_reporter(reporter) {
+            Ok(pid) => tracing::debug!(reporter = pid.as_raw(), "reporter forked"),
+            Err(failure) => return failure,
+        }
+    }
+    launch.exec()
 }
 
 /// The reporter child's body, when there is something to discover. A `Fn`:
