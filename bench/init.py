@@ -127,6 +127,20 @@ def beamup_children(parent, binary):
     return out
 
 
+def reporter_restart(pid1, binary, old):
+    """SIGKILL to the reporter; ms until the supervisor has forked a new one."""
+    start = time.perf_counter_ns()
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        new = [p for p in beamup_children(pid1, binary) if p != old]
+        if new:
+            return (time.perf_counter_ns() - start) / 1e6
+        if time.monotonic() > deadline:
+            bl.die("the killed reporter was not replaced within 30 s")
+        time.sleep(0.002)
+
+
 def running_release(binary, tmp, root, mode, run):
     rel_tmp = tmp / f"rel-{mode}-{run}"
     rel_tmp.mkdir()
@@ -157,6 +171,8 @@ def running_release(binary, tmp, root, mode, run):
         if len(reporters) != 1:
             bl.die(f"{mode}: expected one reporter, found {reporters}")
         mem["reporter"] = (bl.proc_status(reporters[0], "VmRSS"), smaps(reporters[0]))
+        if mode == "init":
+            mem["restart_ms"] = reporter_restart(pid1, binary, reporters[0])
         took, code = sigterm(pid1, proc)
         if code != 0:
             bl.die(f"{mode}: exit status {code} after SIGTERM, not 0:\n{log.read_text()}")
@@ -214,6 +230,12 @@ def report(binary, args, pre, stop, mems):
         return round(bl.median(vals))
 
     sup_rss = med("init", "supervisor")
+    restart = bl.median([m["restart_ms"] for m in mems["init"]])
+    # What --init adds to a container: its two beamup processes share the binary's
+    # pages, so the proportional set sizes add up to the real total; exec mode's
+    # reporter shares nothing with the VM.
+    added_pss = (med("init", "supervisor", "Pss") + med("init", "reporter", "Pss")
+                 - med("exec", "reporter", "Pss"))
     ratio = bl.median(stop["init"]) / bl.median(stop["exec"])
     lines = [
         "# bench/init (issue 8): beamup as PID 1, exec mode vs --init",
@@ -242,14 +264,20 @@ def report(binary, args, pre, stop, mems):
         "",
         f"## memory once the release answers rpc (median of {args.stop_runs}; KiB)",
         f"--init supervisor (PID 1): VmRSS {sup_rss}, Pss {med('init', 'supervisor', 'Pss')}, "
-        f"anonymous {med('init', 'supervisor', 'Anonymous')} "
-        f"(target VmRSS <= {SUPERVISOR_TARGET_KIB} KiB: {verdict(sup_rss <= SUPERVISOR_TARGET_KIB)})",
+        f"anonymous {med('init', 'supervisor', 'Anonymous')}",
         f"--init reporter:           VmRSS {med('init', 'reporter')}, Pss {med('init', 'reporter', 'Pss')}, "
         f"anonymous {med('init', 'reporter', 'Anonymous')}",
         f"exec reporter:             VmRSS {med('exec', 'reporter')}, Pss {med('exec', 'reporter', 'Pss')}, "
         f"anonymous {med('exec', 'reporter', 'Anonymous')}",
-        f"--init on top of exec mode (supervisor + reporter - exec reporter): VmRSS "
-        f"{sup_rss + med('init', 'reporter') - med('exec', 'reporter')} KiB",
+        f"memory --init adds on top of exec mode's reporter (Pss supervisor + Pss reporter - Pss exec "
+        f"reporter): {added_pss} KiB (target <= {SUPERVISOR_TARGET_KIB} KiB: "
+        f"{verdict(added_pss <= SUPERVISOR_TARGET_KIB)})",
+        f"the supervisor's VmRSS alone, which also counts the binary's pages it shares with the reporter: "
+        f"{sup_rss} KiB ({verdict(sup_rss <= SUPERVISOR_TARGET_KIB)} against the same {SUPERVISOR_TARGET_KIB} KiB)",
+        "",
+        f"## --init: reporter killed (SIGKILL) -> new reporter forked (first restart; median of {args.stop_runs})",
+        f"{restart:.0f} ms (backoff 500 ms; target: within 1 s: "
+        f"{verdict(restart <= 1000)})",
     ]
     print("\n".join(lines))
     bl.write_result("init.txt", lines)
