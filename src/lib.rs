@@ -20,6 +20,7 @@ pub mod platform;
 pub mod process;
 pub mod release;
 pub mod reporter;
+pub mod safe_file;
 pub mod secret;
 pub mod template;
 
