@@ -8,18 +8,20 @@
 pub mod address;
 pub mod cli;
 pub mod config;
+pub mod cookie;
 pub mod discovery;
 pub mod dist;
-pub mod dns;
 pub mod duration;
 pub mod exit_codes;
 pub mod inspect;
 pub mod logging;
 pub mod naming;
+pub mod peer;
 pub mod platform;
 pub mod process;
 pub mod release;
 pub mod reporter;
+pub mod resolver;
 pub mod safe_file;
 pub mod secret;
 pub mod template;
@@ -94,8 +96,8 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
     })?;
 
     match mode {
+        // A dry run: shows the rendered files, writes nothing.
         Mode::Inspect => {
-            config::write_files(&config.files)?;
             if json {
                 println!("{}", inspect::to_json(&config));
             } else {
@@ -120,7 +122,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 source = %config.source,
                 release = ?config.release,
                 "starting {}",
-                config.command.join(" ")
+                cookie::redact(&config.command.join(" "), config.cookie.as_ref())
             );
             if config.discovery.is_active() {
                 let discovery = config.discovery.clone();
