@@ -25,12 +25,23 @@ use crate::safe_file;
 use crate::secret::Secret;
 use crate::template;
 
-/// The process environment as beamup read it at start.
-#[derive(Debug, Clone, Default)]
+/// The process environment as beamup read it at start. Its Debug shows the
+/// names only: RELEASE_COOKIE may be among the values.
+#[derive(Clone, Default)]
 pub struct Environment {
     pub vars: HashMap<String, String>,
     /// The raw environment, passed on to the release unchanged but for exports.
     pub raw: Vec<(OsString, OsString)>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Environment")
+            .field("names", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Environment {
@@ -906,6 +917,24 @@ mod tests {
         );
         env.vars.insert("RELEASE_TMP".into(), "/run/app".into());
         assert_eq!(render_dir(&env, n), PathBuf::from("/run/app"));
+    }
+
+    /// Debug output of everything that may hold the cookie never shows it.
+    #[test]
+    fn debug_never_shows_the_cookie() {
+        let mut env = Environment::default();
+        env.vars.insert("RELEASE_COOKIE".into(), "monster".into());
+        env.raw.push(("RELEASE_COOKIE".into(), "monster".into()));
+        let mut e = Exports::default();
+        e.set_secret("RELX_COOKIE", &Secret::new("monster"));
+        let file = RenderedFile {
+            source: "vm.args.src".into(),
+            dest: "/tmp/vm.args".into(),
+            content: Secret::new("-setcookie monster\n"),
+        };
+        let shown = format!("{env:?} {:?} {file:?}", e.0);
+        assert!(!shown.contains("monster"), "{shown}");
+        assert!(shown.contains("RELEASE_COOKIE"), "{shown}");
     }
 
     #[test]
