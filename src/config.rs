@@ -171,6 +171,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     let query_template = opts.query.clone().or_else(|| preset.query.clone());
     // Usage errors before any network I/O.
     check_something_to_discover(opts, mode, &query_template, &flags.static_peers)?;
+    refuse_cookie_in_query(opts, &query_template)?;
     let basename = basename(opts, &preset, env, command)?;
     let found = own_address(&flags, &preset, &query_template, env, opts)?;
     let node = naming::node_name(&basename, found.address);
@@ -456,9 +457,43 @@ fn adds_inet6(address: IpAddr, env: &Environment, env_sh: Option<&str>) -> bool 
     address.is_ipv6() && !inet6_already_set(env, env_sh)
 }
 
+fn query_origin(opts: &Opts) -> &'static str {
+    if opts.query.is_some() {
+        "--query"
+    } else {
+        "the platform preset's query"
+    }
+}
+
+/// A query naming the cookie is refused before any lookup: a query is sent
+/// to DNS servers (also by the `query` address source), exported and logged.
+fn refuse_cookie_in_query(opts: &Opts, template: &Option<String>) -> Result<(), Failure> {
+    let Some(t) = template else {
+        return Ok(());
+    };
+    let named = std::cell::Cell::new(None);
+    // Every variable "set" (to nothing), so the whole template is walked.
+    let _ = template::render(t, "", |name| {
+        if cookie::VARIABLES.contains(&name) {
+            named.set(Some(name.to_string()));
+        }
+        Some(String::new())
+    });
+    match named.take() {
+        None => Ok(()),
+        Some(name) => Err(Failure::msg(
+            ExitCode::Config,
+            format!(
+                "{} `{t}` names {name}: the query is sent to DNS servers and logged, so it may \
+                 not hold the cookie; remove ${{{name}}} from it",
+                query_origin(opts)
+            ),
+        )),
+    }
+}
+
 /// The rendered `--query` (or the preset's), exported as DNS_CLUSTER_QUERY
-/// and under every --export-query. A query naming the cookie is refused: it
-/// would be sent to DNS servers and logged.
+/// and under every --export-query.
 fn render_query(
     opts: &Opts,
     template: &Option<String>,
@@ -468,32 +503,10 @@ fn render_query(
     let Some(t) = template else {
         return Ok(None);
     };
-    let origin = if opts.query.is_some() {
-        "--query"
-    } else {
-        "the platform preset's query"
-    };
-    let names_cookie = std::cell::Cell::new(None);
-    let q = {
-        let lookup = exports.lookup(env);
-        template::render(t, origin, |name| {
-            if cookie::VARIABLES.contains(&name) {
-                names_cookie.set(Some(name.to_string()));
-            }
-            lookup(name)
-        })
-        .map_err(|e| Failure::msg(ExitCode::Config, e))
-    };
-    if let Some(name) = names_cookie.take() {
-        return Err(Failure::msg(
-            ExitCode::Config,
-            format!(
-                "{origin} `{t}` names {name}: the query is sent to DNS servers and logged, so it \
-                 may not hold the cookie; remove ${{{name}}} from it"
-            ),
-        ));
-    }
-    let q = q?.trim().to_string();
+    let origin = query_origin(opts);
+    let q = template::render(t, origin, exports.lookup(env))
+        .map_err(|e| Failure::msg(ExitCode::Config, e))?;
+    let q = q.trim().to_string();
     if q.is_empty() {
         return Err(Failure::msg(
             ExitCode::Config,

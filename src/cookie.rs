@@ -147,6 +147,23 @@ pub fn redact(text: &str, cookie: Option<&Cookie>) -> String {
     out
 }
 
+/// A command line as it may be shown: [`redact`] on each argument, and the
+/// argument after a `-setcookie` argument replaced.
+pub fn redact_args(args: &[String], cookie: Option<&Cookie>) -> Vec<String> {
+    let mut after_flag = false;
+    args.iter()
+        .map(|arg| {
+            let shown = if after_flag {
+                "<redacted>".to_string()
+            } else {
+                redact(arg, cookie)
+            };
+            after_flag = arg == "-setcookie";
+            shown
+        })
+        .collect()
+}
+
 /// A cookie is one word: anything else would break the vm.args line it is
 /// written into (or add lines to it).
 fn checked(value: &str, origin: String) -> Result<Cookie, Failure> {
@@ -329,5 +346,12 @@ mod tests {
         for (text, known, want) in table {
             assert_eq!(redact(text, known.then_some(&c)), want, "{text}");
         }
+        let args: Vec<String> = ["erl", "-setcookie", "x", "-s", "s3cret"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            redact_args(&args, Some(&c)),
+            ["erl", "-setcookie", "<redacted>", "-s", "<redacted>"]
+        );
     }
 }

@@ -47,7 +47,7 @@ pub fn to_json(c: &Config) -> Value {
         "static_peers": c.discovery.static_peers,
         "connect": c.reporter.connect.is_some(),
         "reporter": c.discovery.is_active(),
-        "command": c.command.iter().map(|a| cookie::redact(a, c.cookie.as_ref())).collect::<Vec<_>>(),
+        "command": cookie::redact_args(&c.command, c.cookie.as_ref()),
         "warnings": c.warnings,
     })
 }
@@ -84,7 +84,7 @@ pub fn to_text(c: &Config) -> String {
     if !c.command.is_empty() {
         line(
             "command",
-            &cookie::redact(&c.command.join(" "), c.cookie.as_ref()),
+            &cookie::redact_args(&c.command, c.cookie.as_ref()).join(" "),
         );
     }
     out.push_str("exports:\n");

@@ -122,7 +122,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 source = %config.source,
                 release = ?config.release,
                 "starting {}",
-                cookie::redact(&config.command.join(" "), config.cookie.as_ref())
+                cookie::redact_args(&config.command, config.cookie.as_ref()).join(" ")
             );
             if config.discovery.is_active() {
                 let discovery = config.discovery.clone();

@@ -351,7 +351,9 @@ fn inspect_writes_nothing_and_shows_the_rendered_text_redacted() {
             .arg("--cookie-file")
             .arg(&cookie)
             .arg("--")
-            .arg(w.path("rel/bin/demo"));
+            .arg(w.path("rel/bin/demo"))
+            // A cookie on the command line (`erl -setcookie X`) is redacted too.
+            .args(["-setcookie", "inspect-c00kie-on-the-command-line"]);
         clean_env(&mut cmd);
         cmd.env("TMPDIR", tmpdir).env("BEAMUP_LOG", "trace");
         let out = common::output_timeout(cmd, Duration::from_secs(30));
@@ -379,6 +381,12 @@ fn inspect_writes_nothing_and_shows_the_rendered_text_redacted() {
             stdout
         };
         assert!(shown.contains("-setcookie <redacted>"), "{shown}");
+        if !args.contains(&"--json") {
+            assert!(
+                shown.contains("rel/bin/demo -setcookie <redacted>"),
+                "{shown}"
+            );
+        }
         assert!(shown.contains("-probe demo@127.0.0.1"), "{shown}");
     }
     assert!(!w.marker().exists(), "inspect exec'd the release");
