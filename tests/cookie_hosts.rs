@@ -5,7 +5,8 @@
 //!   the reporter took the environment's and was rejected forever);
 //! - relx: no cookie given at all; the reporter finds the one the release
 //!   uses in its vm.args `-setcookie` line (before: exit 3, "--connect needs
-//!   the release's cookie").
+//!   the release's cookie"); or RELX_COOKIE in the environment, which beamup
+//!   makes the VM's too.
 //!
 //! Every run logs at `BEAMUP_LOG=trace` (libraries included), and no cookie
 //! may appear in any log or peers file.
@@ -177,6 +178,21 @@ fn relx_with_connect_uses_the_cookie_of_its_vm_args() {
     let (_net, _dir, members) = boot_all("relx", &release, &[], &[]);
     assert_meshed(&release, &members, RELX_FIXTURE_COOKIE);
     assert_secret(&members, &[RELX_FIXTURE_COOKIE]);
+}
+
+/// RELX_COOKIE in the environment: relx's `foreground` never passes it to the
+/// VM (only its rpc helpers read it), so beamup writes it as the rendered
+/// vm.args' `-setcookie`; the VMs and the reporters all use it.
+#[test]
+fn relx_cookie_from_the_environment_reaches_the_vm_and_the_reporter() {
+    let _serial = serial();
+    require(&["dnsmasq", "erl", "rebar3"]);
+    let release = relx_release();
+    let cookie = Cookie::new();
+    let (_net, _dir, members) =
+        boot_all("relxenv", &release, &[], &[("RELX_COOKIE", &cookie.value)]);
+    assert_meshed(&release, &members, &cookie.value);
+    assert_secret(&members, &[&cookie.value, RELX_FIXTURE_COOKIE]);
 }
 
 /// A `--query` naming the cookie is refused (exit 3): the query is sent to
