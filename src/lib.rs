@@ -32,6 +32,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Sub};
 use crate::config::{Environment, Inputs, Mode};
+use crate::exit_codes::OrExit as _;
 pub use crate::exit_codes::{ExitCode, Failure};
 
 /// Entry point of the binary: returns the process exit code.
@@ -114,6 +115,10 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         .code()),
         Mode::Exec => {
             config::write_files(&config.files)?;
+            let peers_file = config.reporter.peers_file.as_ref();
+            if let Some(path) = peers_file.filter(|_| config.discovery.is_active()) {
+                reporter::check_peers_file_dir(path).or_exit(ExitCode::Config)?;
+            }
             let Some(program) = program else {
                 return Err(Failure::msg(ExitCode::Usage, "no command to exec"));
             };

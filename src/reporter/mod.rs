@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 pub use self::connect::hidden_node_name;
 pub use self::hysteresis::Membership;
 pub use self::jitter::Jitter;
+pub use self::peers_file::check_dir as check_peers_file_dir;
 use crate::ExitCode;
 use crate::cli::PeersFormat;
 use crate::discovery::{self, Discovery, PollError};
