@@ -183,8 +183,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     }
     let query = render_query(opts, &query_template, &mut exports, env)?;
     let files = render_files(
-        opts,
-        &flags.templates,
+        &flags,
         &release,
         &node,
         given_cookie.as_ref(),
@@ -241,6 +240,9 @@ struct Flags {
     dns_timeout: Duration,
     dns_server: Option<std::net::SocketAddr>,
     sources: Vec<Source>,
+    /// --vm-args.
+    vm_args: Option<PathBuf>,
+    /// --template SRC:DEST.
     templates: Vec<(PathBuf, PathBuf)>,
     static_peers: Vec<String>,
 }
@@ -283,6 +285,7 @@ impl Flags {
                 .map(|s| Source::parse(s))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(usage)?,
+            vm_args: opts.vm_args.clone(),
             templates: opts
                 .template
                 .iter()
@@ -523,10 +526,8 @@ fn render_query(
 /// vm.args (for relx always: relx needs its `-name` line) and every
 /// --template, rendered to strings; `RELEASE_TMP` pointed at beamup's
 /// directory for a read-only mix release. Written later by `write_files`.
-#[allow(clippy::too_many_arguments)] // the steps' shared state, passed explicitly
 fn render_files(
-    opts: &Opts,
-    templates: &[(PathBuf, PathBuf)],
+    flags: &Flags,
     release: &ReleaseInfo,
     node: &str,
     cookie: Option<&cookie::Cookie>,
@@ -537,7 +538,7 @@ fn render_files(
     let kind = release.release.kind;
     let dir = render_dir(env, node);
     let mut files = Vec::new();
-    let vm_args_source = opts.vm_args.clone().or_else(|| match kind {
+    let vm_args_source = flags.vm_args.clone().or_else(|| match kind {
         // relx needs the `-name` line in vm.args: derive one from the
         // release's own vm.args even without --vm-args.
         Kind::Relx => release.release.vm_args(),
@@ -555,7 +556,7 @@ fn render_files(
             cookie.filter(|c| c.exported).map(|c| c.value.expose()),
         );
         for note in adjusted.notes {
-            if opts.vm_args.is_some() {
+            if flags.vm_args.is_some() {
                 tracing::warn!("{note}");
                 warnings.push(note);
             } else {
@@ -572,7 +573,7 @@ fn render_files(
             content: Secret::new(adjusted.text),
         });
     }
-    for (src, dest) in templates {
+    for (src, dest) in &flags.templates {
         let rendered = render_file(src, "the template", exports, env)?;
         // A relative DEST goes next to the rendered vm.args: the one place
         // beamup knows to be writable under a read-only root filesystem.
