@@ -60,7 +60,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Sub {
-    /// Print every decision (address, node name, exports, rendered files, query) without exec.
+    /// Print every decision (address, node name, exports, rendered files, query); writes and execs nothing.
     #[command(after_help = EXAMPLES)]
     Inspect {
         /// Print one JSON object instead of text.
@@ -180,7 +180,7 @@ pub struct Opts {
     )]
     pub template: Vec<String>,
 
-    /// Read the distribution cookie from this file (e.g. a Docker secret).
+    /// Read the distribution cookie from this file (e.g. a Docker secret); the release and --connect both use it.
     #[arg(long, value_name = "PATH", env = "BEAMUP_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,
 

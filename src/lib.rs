@@ -8,18 +8,20 @@
 pub mod address;
 pub mod cli;
 pub mod config;
+pub mod cookie;
 pub mod discovery;
 pub mod dist;
-pub mod dns;
 pub mod duration;
 pub mod exit_codes;
 pub mod inspect;
 pub mod logging;
 pub mod naming;
+pub mod peer;
 pub mod platform;
 pub mod process;
 pub mod release;
 pub mod reporter;
+pub mod resolver;
 pub mod safe_file;
 pub mod secret;
 pub mod template;
@@ -30,6 +32,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Sub};
 use crate::config::{Environment, Inputs, Mode};
+use crate::exit_codes::OrExit as _;
 pub use crate::exit_codes::{ExitCode, Failure};
 
 /// Entry point of the binary: returns the process exit code.
@@ -98,8 +101,8 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
     })?;
 
     match mode {
+        // A dry run: shows the rendered files, writes nothing.
         Mode::Inspect => {
-            config::write_files(&config.files)?;
             if json {
                 println!("{}", inspect::to_json(&config));
             } else {
@@ -116,6 +119,10 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         .code()),
         Mode::Exec => {
             config::write_files(&config.files)?;
+            let peers_file = config.reporter.peers_file.as_ref();
+            if let Some(path) = peers_file.filter(|_| config.discovery.is_active()) {
+                reporter::check_peers_file_dir(path).or_exit(ExitCode::Config)?;
+            }
             let Some(program) = program else {
                 return Err(Failure::msg(ExitCode::Usage, "no command to exec"));
             };
@@ -124,7 +131,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 source = %config.source,
                 release = ?config.release,
                 "starting {}",
-                config.command.join(" ")
+                cookie::redact_args(&config.command, config.cookie.as_ref()).join(" ")
             );
             let launch = process::Launch::new(&program, &config.command, &config.exec_env(&env))?;
             let reporter = reporter_body(&config);
