@@ -183,7 +183,7 @@ pub struct Opts {
     #[arg(long, value_name = "PATH", env = "BEAMUP_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,
 
-    /// Timeout for each metadata API request (Rancher, ECS), e.g. `2s`, `500ms`.
+    /// Timeout for each metadata API request (Rancher, ECS), 10ms..60s, e.g. `2s`, `500ms`.
     #[arg(
         long,
         value_name = "DURATION",
@@ -205,7 +205,7 @@ pub struct Opts {
     #[arg(long, value_name = "IP[:PORT]", env = "BEAMUP_DNS_SERVER")]
     pub dns_server: Option<String>,
 
-    /// Timeout of one DNS query attempt.
+    /// Timeout of one DNS query attempt, 10ms..60s.
     #[arg(
         long,
         value_name = "DURATION",
@@ -232,7 +232,7 @@ pub struct Opts {
     )]
     pub peers: Vec<String>,
 
-    /// Poll interval of discovery, e.g. `5s`, `500ms`, `1m` (±10% jitter).
+    /// Poll interval of discovery, 100ms..1h, e.g. `5s`, `500ms`, `1m` (±10% jitter).
     #[arg(
         long,
         value_name = "DURATION",

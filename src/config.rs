@@ -132,9 +132,9 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     let mut warnings: Vec<String> = Vec::new();
 
     // --- flags that need no I/O ------------------------------------------
-    let metadata_timeout = duration(&opts.metadata_timeout, "--metadata-timeout")?;
-    let interval = duration(&opts.interval, "--interval")?;
-    let dns_timeout = duration(&opts.dns_timeout, "--dns-timeout")?;
+    let metadata_timeout = duration(&opts.metadata_timeout, crate::duration::METADATA_TIMEOUT)?;
+    let interval = duration(&opts.interval, crate::duration::INTERVAL)?;
+    let dns_timeout = duration(&opts.dns_timeout, crate::duration::DNS_TIMEOUT)?;
     let dns_server = opts
         .dns_server
         .as_deref()
@@ -319,12 +319,17 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
                 .map_err(|e| Failure::msg(ExitCode::Config, e))?;
             let q = q.trim().to_string();
             if q.is_empty() {
-                return Err(Failure::msg(
-                    ExitCode::Config,
-                    format!("{query_origin} `{t}` rendered to an empty name"),
-                ));
+                // e.g. Rancher gave no service name: boot without discovery
+                // rather than fail and crash-loop the container.
+                let warning = format!(
+                    "{query_origin} `{t}` rendered to an empty name: running without DNS discovery"
+                );
+                tracing::warn!("{warning}");
+                warnings.push(warning);
+                None
+            } else {
+                Some(q)
             }
-            Some(q)
         }
         None => None,
     };
@@ -464,8 +469,10 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     })
 }
 
-fn duration(value: &str, flag: &str) -> Result<Duration, Failure> {
-    crate::duration::parse(value).map_err(|e| Failure::msg(ExitCode::Usage, format!("{flag}: {e}")))
+fn duration(value: &str, bounds: crate::duration::Bounds) -> Result<Duration, Failure> {
+    bounds
+        .parse(value)
+        .map_err(|e| Failure::msg(ExitCode::Usage, e))
 }
 
 /// Reads and renders one template file; errors name the file (and the line).
@@ -475,7 +482,7 @@ fn render_file(
     exports: &Exports,
     env: &Environment,
 ) -> Result<String, Failure> {
-    let text = fs::read_to_string(src)
+    let text = template::read(src)
         .with_context(|| format!("while reading {what} {}", src.display()))
         .or_exit(ExitCode::Config)?;
     template::render(&text, &src.display().to_string(), exports.lookup(env))
