@@ -272,7 +272,8 @@ pub fn unusable(address: IpAddr, family: IpFamily, explicit: bool) -> Option<Str
         }
         _ => {}
     }
-    if address.is_unspecified() || address.is_multicast() {
+    let broadcast = matches!(address, IpAddr::V4(v4) if v4.is_broadcast());
+    if address.is_unspecified() || address.is_multicast() || broadcast {
         return Some(format!("{address} is not a unicast address"));
     }
     if !explicit && address.is_loopback() {
