@@ -266,6 +266,12 @@ pub struct Opts {
     /// With --connect: disconnect a peer once it is reported as left.
     #[arg(long, env = "BEAMUP_PRUNE", value_parser = clap::builder::BoolishValueParser::new())]
     pub prune: bool,
+
+    /// With --connect: once this node is missing from its own DNS answer for --leave-after polls,
+    /// disconnect its peers and stop dialing them until listed again. Not for Kubernetes: a
+    /// headless service drops pods failing readiness, so a node under load would cut itself off.
+    #[arg(long, env = "BEAMUP_LEAVE_WHEN_UNLISTED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub leave_when_unlisted: bool,
 }
 
 #[cfg(test)]

@@ -177,6 +177,12 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     if opts.prune && !opts.connect {
         return Err(Failure::msg(ExitCode::Usage, "--prune needs --connect"));
     }
+    if opts.leave_when_unlisted && !opts.connect {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "--leave-when-unlisted needs --connect",
+        ));
+    }
 
     // --- cookie ------------------------------------------------------------
     let cookie_from_file = match &opts.cookie_file {
@@ -438,6 +444,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
             local_node: node.clone(),
             cookie,
             prune: opts.prune,
+            leave_when_unlisted: opts.leave_when_unlisted,
         })
     } else {
         None

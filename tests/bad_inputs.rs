@@ -284,6 +284,12 @@ fn bad_inputs_fail_clearly_and_never_exec() {
             vec!["is https://, but beamup has no TLS built in"],
         ),
         (
+            vec!["--ip", ok, "--leave-when-unlisted", "--", &program],
+            vec![],
+            2,
+            vec!["--leave-when-unlisted needs --connect"],
+        ),
+        (
             vec!["--ip", ok, "--prune", "--", &program],
             vec![],
             2,
