@@ -214,12 +214,13 @@ pub struct Opts {
     )]
     pub dns_timeout: String,
 
-    /// Attempts per DNS query.
+    /// Attempts per DNS query, 1..=10 (a poll ends within --dns-timeout × N).
     #[arg(
         long,
         value_name = "N",
         env = "BEAMUP_DNS_ATTEMPTS",
-        default_value_t = 2
+        default_value_t = 2,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10)
     )]
     pub dns_attempts: usize,
 

@@ -324,6 +324,16 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
             let q = template::render(t, query_origin, exports.lookup(env))
                 .map_err(|e| Failure::msg(ExitCode::Config, e))?;
             let q = q.trim().to_string();
+            if !q.is_empty() && !naming::is_dns_name(&q) {
+                return Err(Failure::msg(
+                    ExitCode::Config,
+                    format!(
+                        "{query_origin} `{t}` rendered to `{}`, which is not a DNS name (at most \
+                         253 bytes of letters, digits, `-`, `_` and dots): check the variables it names",
+                        q.escape_debug()
+                    ),
+                ));
+            }
             if q.is_empty() {
                 // e.g. Rancher gave no service name: boot without discovery
                 // rather than fail and crash-loop the container.

@@ -284,6 +284,25 @@ fn bad_inputs_fail_clearly_and_never_exec() {
             vec!["is https://, but beamup has no TLS built in"],
         ),
         (
+            vec!["--ip", ok, "--dns-attempts", "1000000000", "--", &program],
+            vec![],
+            2,
+            vec!["--dns-attempts", "1..=10"],
+        ),
+        (
+            vec![
+                "--ip",
+                ok,
+                "--query",
+                "tasks.${BEAMUP_TEST_SVC}",
+                "--",
+                &program,
+            ],
+            vec![("BEAMUP_TEST_SVC", "web\n-eval x")],
+            3,
+            vec!["--query", "which is not a DNS name"],
+        ),
+        (
             vec!["--ip", ok, "--leave-when-unlisted", "--", &program],
             vec![],
             2,
