@@ -409,7 +409,7 @@ impl Pruned {
         let before = self.nodes.len();
         self.nodes.retain(|_, at| now - *at < PRUNED_FOR_SYNCS);
         if self.nodes.len() < before {
-            debug!(
+            info!(
                 forgotten = before - self.nodes.len(),
                 remembered = self.nodes.len(),
                 "forgot pruned peers that stayed away for {PRUNED_FOR_SYNCS} intervals"
