@@ -184,7 +184,7 @@ pub struct Opts {
     #[arg(long, value_name = "PATH", env = "BEAMUP_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,
 
-    /// Timeout for each metadata API request (Rancher, ECS), e.g. `2s`, `500ms`.
+    /// Timeout for each metadata API request (Rancher, ECS), 10ms..60s, e.g. `2s`, `500ms`.
     #[arg(
         long,
         value_name = "DURATION",
@@ -211,7 +211,7 @@ pub struct Opts {
     #[arg(long, value_name = "IP[:PORT]", env = "BEAMUP_DNS_SERVER")]
     pub dns_server: Option<String>,
 
-    /// Timeout of one DNS query attempt.
+    /// Timeout of one DNS query attempt, 10ms..60s.
     #[arg(
         long,
         value_name = "DURATION",
@@ -220,12 +220,13 @@ pub struct Opts {
     )]
     pub dns_timeout: String,
 
-    /// Attempts per DNS query.
+    /// Attempts per DNS query, 1..=10 (a poll ends within --dns-timeout × N).
     #[arg(
         long,
         value_name = "N",
         env = "BEAMUP_DNS_ATTEMPTS",
-        default_value_t = 2
+        default_value_t = 2,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10)
     )]
     pub dns_attempts: usize,
 
@@ -238,7 +239,7 @@ pub struct Opts {
     )]
     pub peers: Vec<String>,
 
-    /// Poll interval of discovery, e.g. `5s`, `500ms`, `1m` (±10% jitter).
+    /// Poll interval of discovery, 100ms..1h, e.g. `5s`, `500ms`, `1m` (±10% jitter).
     #[arg(
         long,
         value_name = "DURATION",
@@ -272,6 +273,12 @@ pub struct Opts {
     /// With --connect: disconnect a peer once it is reported as left.
     #[arg(long, env = "BEAMUP_PRUNE", value_parser = clap::builder::BoolishValueParser::new())]
     pub prune: bool,
+
+    /// With --connect: once this node is missing from its own DNS answer for --leave-after polls,
+    /// disconnect its peers and stop dialing them until listed again. Not for Kubernetes: a
+    /// headless service drops pods failing readiness, so a node under load would cut itself off.
+    #[arg(long, env = "BEAMUP_LEAVE_WHEN_UNLISTED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub leave_when_unlisted: bool,
 }
 
 #[cfg(test)]

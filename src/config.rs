@@ -181,7 +181,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         exports.set_secret("RELEASE_COOKIE", &c.value);
         exports.set_secret("RELX_COOKIE", &c.value);
     }
-    let query = render_query(opts, &query_template, &mut exports, env)?;
+    let query = render_query(opts, &query_template, &mut exports, env, &mut warnings)?;
     let files = render_files(
         &flags,
         &release,
@@ -256,6 +256,9 @@ impl Flags {
         if opts.prune && !opts.connect {
             return Err(usage("--prune needs --connect".into()));
         }
+        if opts.leave_when_unlisted && !opts.connect {
+            return Err(usage("--leave-when-unlisted needs --connect".into()));
+        }
         for name in &opts.export_query {
             if !template::is_name(name) {
                 return Err(usage(format!(
@@ -269,9 +272,9 @@ impl Flags {
             }
         }
         Ok(Flags {
-            metadata_timeout: duration(&opts.metadata_timeout, "--metadata-timeout")?,
-            interval: duration(&opts.interval, "--interval")?,
-            dns_timeout: duration(&opts.dns_timeout, "--dns-timeout")?,
+            metadata_timeout: duration(&opts.metadata_timeout, crate::duration::METADATA_TIMEOUT)?,
+            interval: duration(&opts.interval, crate::duration::INTERVAL)?,
+            dns_timeout: duration(&opts.dns_timeout, crate::duration::DNS_TIMEOUT)?,
             dns_server: opts
                 .dns_server
                 .as_deref()
@@ -502,6 +505,7 @@ fn render_query(
     template: &Option<String>,
     exports: &mut Exports,
     env: &Environment,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<String>, Failure> {
     let Some(t) = template else {
         return Ok(None);
@@ -511,9 +515,22 @@ fn render_query(
         .map_err(|e| Failure::msg(ExitCode::Config, e))?;
     let q = q.trim().to_string();
     if q.is_empty() {
+        // e.g. Rancher gave no service name: boot without discovery rather
+        // than fail and crash-loop the container.
+        let warning =
+            format!("{origin} `{t}` rendered to an empty name: running without DNS discovery");
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+        return Ok(None);
+    }
+    if !naming::is_dns_name(&q) {
         return Err(Failure::msg(
             ExitCode::Config,
-            format!("{origin} `{t}` rendered to an empty name"),
+            format!(
+                "{origin} `{t}` rendered to `{}`, which is not a DNS name (at most 253 bytes of \
+                 letters, digits, `-`, `_` and dots): check the variables it names",
+                q.escape_debug()
+            ),
         ));
     }
     exports.set("DNS_CLUSTER_QUERY", &q);
@@ -646,6 +663,7 @@ fn reporter_settings(
             local_node: node.to_string(),
             cookie: cookie.value.clone(),
             prune: opts.prune,
+            leave_when_unlisted: opts.leave_when_unlisted,
         })
     } else {
         None
@@ -659,8 +677,10 @@ fn reporter_settings(
     })
 }
 
-fn duration(value: &str, flag: &str) -> Result<Duration, Failure> {
-    crate::duration::parse(value).map_err(|e| Failure::msg(ExitCode::Usage, format!("{flag}: {e}")))
+fn duration(value: &str, bounds: crate::duration::Bounds) -> Result<Duration, Failure> {
+    bounds
+        .parse(value)
+        .map_err(|e| Failure::msg(ExitCode::Usage, e))
 }
 
 /// Reads and renders one template file; errors name the file (and the line).
@@ -670,7 +690,7 @@ fn render_file(
     exports: &Exports,
     env: &Environment,
 ) -> Result<String, Failure> {
-    let text = fs::read_to_string(src)
+    let text = template::read(src)
         .with_context(|| format!("while reading {what} {}", src.display()))
         .or_exit(ExitCode::Config)?;
     template::render(&text, &src.display().to_string(), exports.lookup(env))

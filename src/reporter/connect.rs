@@ -39,7 +39,9 @@ impl Connect {
             settings.local_node.clone(),
             hidden_node_name(own_address),
             settings.cookie.clone(),
-            settings.prune,
+            // Leaving the cluster disconnects every peer: the connector's
+            // disconnecting side serves both flags.
+            settings.prune || settings.leave_when_unlisted,
         )
         .with_connect_wait(wait);
         Connect {
@@ -52,11 +54,6 @@ impl Connect {
     /// Whether the local node is still booting (not yet reached).
     pub fn waiting(&self) -> bool {
         matches!(self.local, None | Some(LocalState::Waiting(_)))
-    }
-
-    /// Whether `--prune` is on.
-    pub fn prune(&self) -> bool {
-        self.connector.prune()
     }
 
     /// One sync; returns whether any state changed (the peers file is then
@@ -131,6 +128,7 @@ mod tests {
             local_node: "demo@10.0.0.1".into(),
             cookie: Secret::new("c"),
             prune: false,
+            leave_when_unlisted: false,
         };
         let mut c = Connect::new(
             &settings,
