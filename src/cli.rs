@@ -79,6 +79,61 @@ pub enum Sub {
         #[command(flatten)]
         opts: Opts,
     },
+    #[command(flatten)]
+    Ops(OpsCommand),
+}
+
+/// Commands for the node beamup booted here, found through its boot record
+/// (for `docker exec c beamup ...` / `kubectl exec pod -- beamup ...`).
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Open a remote shell on the running node (the release's `remote` / `remote_console`).
+    Remote {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run an expression on the running node: Elixir for mix (`rpc`), Erlang for relx (`eval`).
+    Rpc {
+        /// The expression, e.g. `IO.puts(node())` (mix) or `node().` (relx).
+        #[arg(value_name = "EXPR", allow_hyphen_values = true)]
+        expr: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the running node's OS pid (the release's `pid`).
+    Pid {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop the running node gracefully (the release's `stop`).
+    Stop {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Exit 0 when the reporter is alive and at least N peers are connected (discovered without --connect), else 1.
+    Status {
+        /// Print one JSON object instead of one line.
+        #[arg(long)]
+        json: bool,
+        /// How many peers must be connected (discovered without --connect).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        min_peers: usize,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the running node's identity as `export` lines for a release's env.sh.
+    Env {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which node an ops command acts on.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Target {
+    /// The node, when several were started through beamup here (default: the only one, or the running one).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -443,6 +443,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         peers_file: opts.peers_file.clone(),
         peers_format: opts.peers_format,
         connect,
+        status_file: Some(crate::state::status_path(&dir)),
     };
 
     Ok(Config {
@@ -494,7 +495,7 @@ fn parse_template_flag(value: &str) -> Result<(PathBuf, PathBuf), Failure> {
     }
 }
 
-fn read_cookie(path: &Path) -> Result<Secret, Failure> {
+pub(crate) fn read_cookie(path: &Path) -> Result<Secret, Failure> {
     let text = fs::read_to_string(path)
         .with_context(|| {
             format!(

@@ -16,12 +16,14 @@ pub mod exit_codes;
 pub mod inspect;
 pub mod logging;
 pub mod naming;
+pub mod operate;
 pub mod platform;
 pub mod process;
 pub mod release;
 pub mod reporter;
 pub mod safe_file;
 pub mod secret;
+pub mod state;
 pub mod template;
 
 use std::ffi::OsString;
@@ -66,6 +68,10 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
             command,
         }) => (Mode::Inspect, opts, command, json, false),
         Some(Sub::Peers { watch, opts }) => (Mode::Peers, opts, Vec::new(), false, watch),
+        Some(Sub::Ops(op)) => {
+            logging::init(cli::LogFormat::Text);
+            return operate::run(op, &Environment::capture());
+        }
     };
     logging::init(opts.log_format);
     let env = Environment::capture();
@@ -84,6 +90,16 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         (_, Some(p)) => process::resolve_program(p, env.raw_path()).ok(),
         (_, None) => None,
     };
+
+    // `bin/my_app rpc|remote|stop|...`: a command for the running node gets
+    // its identity, and no reporter, no rendering, no address lookup.
+    let call = match (mode, program.as_deref()) {
+        (Mode::Exec, Some(p)) => operate::classify(release::detect(p).kind, &command),
+        _ => operate::Call::Boot,
+    };
+    if let (Some(running), Some(program)) = (operate::running_node(call, &env)?, &program) {
+        return Err(operate::exec_as(&running, program, &command, &env));
+    }
 
     let config = config::resolve(Inputs {
         opts: &opts,
@@ -122,7 +138,15 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 "starting {}",
                 config.command.join(" ")
             );
-            if config.discovery.is_active() {
+            if call.boots() {
+                let cookie =
+                    state::CookieOrigin::at_boot(opts.cookie_file.as_deref(), &env, config.release);
+                state::record_boot(
+                    &config::render_dir(&env, &config.node),
+                    &state::BootState::of(&config, &program, &cookie),
+                );
+            }
+            if config.discovery.is_active() && call.boots() {
                 let discovery = config.discovery.clone();
                 let settings = config.reporter.clone();
                 let pid = process::fork_reporter(move || reporter::run_child(discovery, settings))?;
