@@ -144,10 +144,12 @@ fn ok(out: &Output, what: &str) -> String {
     text(&out.stdout)
 }
 
-/// Types `input` into `cmd` on a terminal (`script` gives it a pty: a remote shell,
-/// like `docker exec -it`, needs one; without a tty iex ignores `--remsh`) and waits
-/// until its output shows `needle`; then ends it (closing the pty hangs the shell up).
-fn on_terminal(mut cmd: Command, input: &str, needle: &str) -> String {
+/// Runs `cmd` on a terminal (`script` gives it a pty: a remote shell, like
+/// `docker exec -it`, needs one; without a tty iex ignores `--remsh`), types `input`
+/// once the output shows `prompt` (typeahead is dropped while the shell connects),
+/// and waits until the output shows `needle`; then ends it (closing the pty hangs
+/// the shell up).
+fn on_terminal(mut cmd: Command, prompt: &str, input: &str, needle: &str) -> String {
     use std::io::Write as _;
     use std::os::unix::process::CommandExt as _;
     let dir = TempDir::new("tty");
@@ -158,10 +160,14 @@ fn on_terminal(mut cmd: Command, input: &str, needle: &str) -> String {
         .process_group(0);
     let mut child = cmd.spawn().expect("spawn script");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("type the input");
     let deadline = Instant::now() + LONG;
+    let mut typed = false;
     let output = loop {
         let output = text(&std::fs::read(&out_path).unwrap_or_default());
+        if !typed && output.contains(prompt) {
+            stdin.write_all(input.as_bytes()).expect("type the input");
+            typed = true;
+        }
         let exited = child.try_wait().expect("wait").is_some();
         if output.contains(needle) || exited || Instant::now() > deadline {
             break output;
@@ -267,7 +273,7 @@ fn operate(release: &Release, tag: &str, v4: bool) {
     let mut tty = b.fresh("script", &["-qfec", &shell, "/dev/null"]);
     // `docker exec -it` passes TERM; without it iex falls back to a limited shell.
     tty.env("TERM", "xterm");
-    let printed = on_terminal(tty, remote_input, &needle);
+    let printed = on_terminal(tty, &format!("{})1> ", b.node), remote_input, &needle);
     assert!(
         printed.contains(&needle),
         "beamup remote printed:\n{printed}"
