@@ -29,8 +29,14 @@ Examples:
   # See every decision without starting anything
   beamup inspect --json -- /app/bin/my_app start
 
-Exit codes: 0 ok (after exec: the release's own status), 2 usage, 3 configuration,
-4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found.
+  # In the running container: a remote shell, an rpc, a readiness probe
+  docker exec -it my_container beamup remote
+  kubectl exec my-pod -- beamup rpc 'Node.list()'
+  beamup status --min-peers 2
+
+Exit codes: 0 ok (after exec: the release's own status), 1 not ready (status), 2 usage,
+3 configuration, 4 no address found, 5 discovery failed (peers), 6 no node started through
+beamup here (remote, rpc, pid, stop, env), 126 command not executable, 127 command not found.
 ";
 
 /// beamup: name a BEAM release after its container's own address, render its
