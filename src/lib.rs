@@ -139,12 +139,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 config.command.join(" ")
             );
             if call.boots() {
-                let cookie =
-                    state::CookieOrigin::at_boot(opts.cookie_file.as_deref(), &env, config.release);
-                state::record_boot(
-                    &config::render_dir(&env, &config.node),
-                    &state::BootState::of(&config, &program, &cookie),
-                );
+                state::record_boot(&config, &program, opts.cookie_file.as_deref(), &env);
             }
             if config.discovery.is_active() && call.boots() {
                 let discovery = config.discovery.clone();

@@ -279,10 +279,20 @@ pub fn status_path(dir: &Path) -> PathBuf {
     dir.join(STATUS_FILE)
 }
 
+/// Records the boot of the release `config` describes (in its render
+/// directory), just before the fork/exec.
+pub fn record_boot(config: &Config, program: &Path, cookie_file: Option<&Path>, env: &Environment) {
+    let cookie = CookieOrigin::at_boot(cookie_file, env, config.release);
+    write_boot(
+        &crate::config::render_dir(env, &config.node),
+        &BootState::of(config, program, &cookie),
+    );
+}
+
 /// Writes the boot record into `dir`. A failure is a warning, not a failed
 /// boot: the release runs fine without it, only the ops commands will not
 /// find it.
-pub fn record_boot(dir: &Path, state: &BootState) {
+pub fn write_boot(dir: &Path, state: &BootState) {
     let result = serde_json::to_vec_pretty(state)
         .context("while encoding the boot record")
         .and_then(|json| safe_file::write(&state_path(dir), &json, 0o600));
@@ -555,18 +565,18 @@ mod tests {
         assert!(format!("{:#}", err.error).contains("no node started through beamup"));
 
         let a = boot_state("demo@10.0.0.1");
-        record_boot(&crate::config::render_dir(&env, &a.node), &a);
+        write_boot(&crate::config::render_dir(&env, &a.node), &a);
         assert_eq!(find(&env, None).expect("one").state, a);
 
         // A second record whose release is gone: the live one is chosen.
         let mut b = boot_state("demo@10.0.0.2");
         b.pid_start = Some(1);
-        record_boot(&crate::config::render_dir(&env, &b.node), &b);
+        write_boot(&crate::config::render_dir(&env, &b.node), &b);
         assert_eq!(find(&env, None).expect("the live one").state.node, a.node);
         assert_eq!(find(&env, Some("demo@10.0.0.2")).expect("named").state, b);
         // Both alive: --node is required.
         b.pid_start = a.pid_start;
-        record_boot(&crate::config::render_dir(&env, &b.node), &b);
+        write_boot(&crate::config::render_dir(&env, &b.node), &b);
         let err = find(&env, None).expect_err("ambiguous");
         assert!(
             format!("{:#}", err.error).contains("--node"),
@@ -591,7 +601,7 @@ mod tests {
         let env = env_with(&[("TMPDIR", tmp.to_str().expect("utf8"))]);
         let a = boot_state("demo@10.0.0.1");
         let real = tmp.join("elsewhere");
-        record_boot(&real, &a);
+        write_boot(&real, &a);
         // A symlinked node directory and a symlinked record are both skipped.
         safe_file::open_dir(&tmp.join("beamup"), true).expect("base");
         std::os::unix::fs::symlink(&real, tmp.join("beamup/demo@10.0.0.1")).expect("link");
@@ -607,7 +617,7 @@ mod tests {
         // A record with a bad node name is not used.
         let mut bad = a.clone();
         bad.node = "x y@1".into();
-        record_boot(&tmp.join("beamup/bad"), &bad);
+        write_boot(&tmp.join("beamup/bad"), &bad);
         assert!(find(&env, None).is_err());
         std::fs::remove_dir_all(&tmp).expect("clean up");
     }
