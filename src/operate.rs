@@ -71,9 +71,27 @@ pub fn classify(kind: Kind, command: &[String]) -> Call {
 pub fn running_node(call: Call, env: &Environment) -> Result<Option<Found>, Failure> {
     match call {
         Call::Boot => Ok(None),
-        Call::Node => state::find(env, None).map(Some),
-        Call::Standalone => Ok(state::find(env, None).ok()),
+        Call::Node => running(state::find(env, None)?).map(Some),
+        Call::Standalone => Ok(state::find(env, None)
+            .ok()
+            .filter(|found| found.state.alive())),
     }
+}
+
+/// `found` if its release still runs, else the error saying so.
+fn running(found: Found) -> Result<Found, Failure> {
+    if found.state.alive() {
+        return Ok(found);
+    }
+    Err(Failure::msg(
+        ExitCode::NoNode,
+        format!(
+            "{} (pid {}, recorded in {}) is not running",
+            found.state.node,
+            found.state.pid,
+            found.dir.display()
+        ),
+    ))
 }
 
 /// Execs `command` (`program` resolved) with the running node's identity: no
@@ -118,19 +136,8 @@ enum Op {
 
 /// The release's own command for `op`, exec'd as the running node.
 fn release_command(env: &Environment, node: Option<&str>, op: Op) -> Result<i32, Failure> {
-    let found = state::find(env, node)?;
+    let found = running(state::find(env, node)?)?;
     let s = &found.state;
-    if !s.alive() {
-        return Err(Failure::msg(
-            ExitCode::NoNode,
-            format!(
-                "{} (pid {}, recorded in {}) is not running",
-                s.node,
-                s.pid,
-                found.dir.display()
-            ),
-        ));
-    }
     // mix: bin/<name> remote|rpc EXPR|pid|stop (rpc runs Elixir);
     // relx: remote_console|eval EXPRS|pid|stop (eval runs Erlang; its `rpc`
     // takes `Mod Fun Args`, reachable as `beamup -- bin/<name> rpc ...`).
