@@ -314,6 +314,14 @@ fn operate(release: &Release, tag: &str, v4: bool) {
         "{}",
         text(&out.stderr)
     );
+    // The release's own command through beamup says the same, and boots nothing.
+    let mut cmd = b.fresh(
+        beamup_bin(),
+        &["--", release.bin().to_str().expect("utf8"), "rpc"],
+    );
+    cmd.args(&rpc_args);
+    let out = common::output_timeout(cmd, LONG);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     drop(net);
 }
 
