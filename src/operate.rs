@@ -309,7 +309,7 @@ fn emit(json: bool, line: &str, ready: bool, s: Option<&BootState>, live: Option
         "release_alive": s.map(BootState::alive),
         "reporter_alive": live.map(|l| state::alive(l.reporter_pid, l.reporter_start)),
         "counted": live.map(LiveStatus::counted),
-        "status": live,
+        "status": live.map(LiveStatus::to_json),
     });
     println!("{doc}");
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::config::{Config, Environment};
 use crate::exit_codes::{ExitCode, Failure};
@@ -83,7 +83,7 @@ impl CookieOrigin {
 }
 
 /// The boot record (see the module doc). Never holds the cookie.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootState {
     pub node: String,
     pub address: String,
@@ -145,6 +145,60 @@ impl BootState {
             pid,
             pid_start: process_start(pid),
         }
+    }
+
+    /// The record as JSON. (Written and read by hand through
+    /// `serde_json::Value`: derived (de)serializers would cost the static
+    /// binary tens of KB.)
+    pub fn to_json(&self) -> Value {
+        json!({
+            "node": self.node,
+            "address": self.address,
+            "source": self.source,
+            "basename": self.basename,
+            "command": self.command,
+            "program": self.program.to_string_lossy(),
+            "kind": self.kind,
+            "vm_args": self.vm_args.as_ref().map(|p| p.to_string_lossy()),
+            "inet6": self.inet6,
+            "exports": self.exports,
+            "cookie": self.cookie,
+            "reporter": self.reporter,
+            "started": self.started,
+            "pid": self.pid,
+            "pid_start": self.pid_start,
+        })
+    }
+
+    /// The record from JSON; None when a field is missing or mistyped.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        Some(BootState {
+            node: text(v, "node")?,
+            address: text(v, "address")?,
+            source: text(v, "source")?,
+            basename: text(v, "basename")?,
+            command: v
+                .get("command")?
+                .as_array()?
+                .iter()
+                .map(|c| c.as_str().map(str::to_string))
+                .collect::<Option<_>>()?,
+            program: PathBuf::from(text(v, "program")?),
+            kind: text(v, "kind")?,
+            vm_args: text(v, "vm_args").map(PathBuf::from),
+            inet6: text(v, "inet6"),
+            exports: v
+                .get("exports")?
+                .as_object()?
+                .iter()
+                .map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
+                .collect::<Option<_>>()?,
+            cookie: text(v, "cookie")?,
+            reporter: v.get("reporter")?.as_bool()?,
+            started: v.get("started")?.as_u64()?,
+            pid: i32::try_from(v.get("pid")?.as_i64()?).ok()?,
+            pid_start: v.get("pid_start").and_then(Value::as_u64),
+        })
     }
 
     pub fn kind(&self) -> Kind {
@@ -217,27 +271,25 @@ fn inet6_place(config: &Config) -> Option<String> {
 }
 
 /// One peer in the live status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LivePeer {
     pub node: String,
     /// `discovered` without --connect; `connected`, `connecting`, `failed`
     /// or `unknown` with it.
     pub state: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastPoll {
     /// Unix milliseconds.
     pub at: u64,
     pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// The reporter's live status (see the module doc).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveStatus {
     pub node: String,
     pub reporter_pid: i32,
@@ -254,6 +306,60 @@ pub struct LiveStatus {
 }
 
 impl LiveStatus {
+    pub fn to_json(&self) -> Value {
+        let peers: Vec<Value> = self
+            .peers
+            .iter()
+            .map(|p| json!({"node": p.node, "state": p.state, "reason": p.reason}))
+            .collect();
+        json!({
+            "node": self.node,
+            "reporter_pid": self.reporter_pid,
+            "reporter_start": self.reporter_start,
+            "interval_ms": self.interval_ms,
+            "updated": self.updated,
+            "polls": self.polls,
+            "last_poll": self.last_poll.as_ref().map(|p| json!({"at": p.at, "ok": p.ok, "error": p.error})),
+            "connect": self.connect,
+            "local": self.local,
+            "peers": peers,
+        })
+    }
+
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let last_poll = match v.get("last_poll")? {
+            Value::Null => None,
+            p => Some(LastPoll {
+                at: p.get("at")?.as_u64()?,
+                ok: p.get("ok")?.as_bool()?,
+                error: text(p, "error"),
+            }),
+        };
+        Some(LiveStatus {
+            node: text(v, "node")?,
+            reporter_pid: i32::try_from(v.get("reporter_pid")?.as_i64()?).ok()?,
+            reporter_start: v.get("reporter_start").and_then(Value::as_u64),
+            interval_ms: v.get("interval_ms")?.as_u64()?,
+            updated: v.get("updated")?.as_u64()?,
+            polls: v.get("polls")?.as_u64()?,
+            last_poll,
+            connect: v.get("connect")?.as_bool()?,
+            local: text(v, "local"),
+            peers: v
+                .get("peers")?
+                .as_array()?
+                .iter()
+                .map(|p| {
+                    Some(LivePeer {
+                        node: text(p, "node")?,
+                        state: text(p, "state")?,
+                        reason: text(p, "reason"),
+                    })
+                })
+                .collect::<Option<_>>()?,
+        })
+    }
+
     /// How long without an update makes the status stale: several intervals,
     /// plus room for a slow poll (DNS timeouts and retries, connect waits).
     pub fn stale_after_ms(&self) -> u64 {
@@ -269,6 +375,20 @@ impl LiveStatus {
             self.peers.len()
         }
     }
+}
+
+/// A string field of a JSON object.
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)?.as_str().map(str::to_string)
+}
+
+/// Parses `text` (read from `path`) with `from`.
+fn parse<T>(text: &str, path: &Path, from: fn(&Value) -> Option<T>) -> anyhow::Result<T> {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .as_ref()
+        .and_then(from)
+        .with_context(|| format!("{} is not a file beamup wrote", path.display()))
 }
 
 pub fn state_path(dir: &Path) -> PathBuf {
@@ -293,9 +413,11 @@ pub fn record_boot(config: &Config, program: &Path, cookie_file: Option<&Path>, 
 /// boot: the release runs fine without it, only the ops commands will not
 /// find it.
 pub fn write_boot(dir: &Path, state: &BootState) {
-    let result = serde_json::to_vec_pretty(state)
-        .context("while encoding the boot record")
-        .and_then(|json| safe_file::write(&state_path(dir), &json, 0o600));
+    let result = safe_file::write(
+        &state_path(dir),
+        state.to_json().to_string().as_bytes(),
+        0o600,
+    );
     match result {
         Ok(()) => tracing::debug!(path = %state_path(dir).display(), "boot state recorded"),
         Err(e) => tracing::warn!(
@@ -308,8 +430,7 @@ pub fn write_boot(dir: &Path, state: &BootState) {
 
 /// Writes the live status (the reporter, after every poll).
 pub fn write_status(path: &Path, status: &LiveStatus) -> anyhow::Result<()> {
-    let json = serde_json::to_vec(status).context("while encoding the live status")?;
-    safe_file::write(path, &json, 0o600)
+    safe_file::write(path, status.to_json().to_string().as_bytes(), 0o600)
 }
 
 /// Reads the reporter's live status next to a boot record; None when the
@@ -317,9 +438,7 @@ pub fn write_status(path: &Path, status: &LiveStatus) -> anyhow::Result<()> {
 pub fn read_status(dir: &Path) -> anyhow::Result<Option<LiveStatus>> {
     let path = status_path(dir);
     match read_trusted(&path, MAX_STATUS) {
-        Ok(text) => serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a beamup status file", path.display()))
-            .map(Some),
+        Ok(text) => parse(&text, &path, LiveStatus::from_json).map(Some),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),
     }
@@ -420,8 +539,7 @@ fn scan(base: &Path) -> Vec<Found> {
 fn load(dir: &Path) -> anyhow::Result<Found> {
     let path = state_path(dir);
     let text = read_trusted(&path, MAX_STATE)?;
-    let state: BootState = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a beamup boot record", path.display()))?;
+    let state = parse(&text, &path, BootState::from_json)?;
     state
         .validate()
         .with_context(|| format!("{} is not a valid boot record", path.display()))?;
@@ -620,6 +738,44 @@ mod tests {
         write_boot(&tmp.join("beamup/bad"), &bad);
         assert!(find(&env, None).is_err());
         std::fs::remove_dir_all(&tmp).expect("clean up");
+    }
+
+    #[test]
+    fn records_round_trip_through_json() {
+        let mut a = boot_state("demo@fd00::1");
+        a.vm_args = Some("/tmp/beamup/x/vm.args".into());
+        a.inet6 = Some("ELIXIR_ERL_OPTIONS".into());
+        for state in [a, boot_state("demo@10.0.0.1")] {
+            assert_eq!(BootState::from_json(&state.to_json()), Some(state));
+        }
+        let mut live = LiveStatus {
+            node: "demo@10.0.0.1".into(),
+            reporter_pid: 7,
+            reporter_start: Some(9),
+            interval_ms: 1000,
+            updated: 5,
+            polls: 2,
+            last_poll: None,
+            connect: true,
+            local: Some("waiting: booting".into()),
+            peers: vec![LivePeer {
+                node: "demo@10.0.0.2".into(),
+                state: "failed".into(),
+                reason: Some("timeout".into()),
+            }],
+        };
+        assert_eq!(LiveStatus::from_json(&live.to_json()), Some(live.clone()));
+        live.last_poll = Some(LastPoll {
+            at: 4,
+            ok: false,
+            error: Some("NXDOMAIN".into()),
+        });
+        assert_eq!(LiveStatus::from_json(&live.to_json()), Some(live));
+        // A missing or mistyped field: not a record.
+        let mut v = boot_state("demo@10.0.0.1").to_json();
+        v["pid"] = json!("1");
+        assert_eq!(BootState::from_json(&v), None);
+        assert_eq!(BootState::from_json(&json!({})), None);
     }
 
     #[test]
