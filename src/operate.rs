@@ -401,7 +401,6 @@ pub fn evaluate(
 mod tests {
     use super::*;
     use crate::state::{LastPoll, LivePeer};
-    use std::collections::BTreeMap;
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
@@ -478,7 +477,7 @@ mod tests {
             kind: "mix".into(),
             vm_args: None,
             inet6: None,
-            exports: BTreeMap::new(),
+            exports: Vec::new(),
             cookie: "release".into(),
             reporter,
             started: 0,

@@ -15,7 +15,6 @@
 //! only from directories nobody else could have planted them in, never
 //! through a symlink, size-capped.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -101,7 +100,7 @@ pub struct BootState {
     /// Where `-proto_dist inet6_tcp` went (None for an IPv4 node).
     pub inet6: Option<String>,
     /// The non-secret variables beamup exported for the release.
-    pub exports: BTreeMap<String, String>,
+    pub exports: Vec<(String, String)>,
     /// `file:PATH`, `env:VAR` or `release` (see [`CookieOrigin`]).
     pub cookie: String,
     /// Whether a reporter was forked (something to discover).
@@ -151,6 +150,11 @@ impl BootState {
     /// `serde_json::Value`: derived (de)serializers would cost the static
     /// binary tens of KB.)
     pub fn to_json(&self) -> Value {
+        // Inserted one by one: collecting into a map would add sort code.
+        let mut exports = serde_json::Map::new();
+        for (k, v) in &self.exports {
+            exports.insert(k.clone(), Value::from(v.as_str()));
+        }
         json!({
             "node": self.node,
             "address": self.address,
@@ -161,7 +165,7 @@ impl BootState {
             "kind": self.kind,
             "vm_args": self.vm_args.as_ref().map(|p| p.to_string_lossy()),
             "inet6": self.inet6,
-            "exports": self.exports,
+            "exports": exports,
             "cookie": self.cookie,
             "reporter": self.reporter,
             "started": self.started,
@@ -228,7 +232,11 @@ impl BootState {
         if self.command.is_empty() || self.pid <= 0 {
             bail!("no command or no PID");
         }
-        if let Some(bad) = self.exports.keys().find(|k| !crate::template::is_name(k)) {
+        if let Some((bad, _)) = self
+            .exports
+            .iter()
+            .find(|(k, _)| !crate::template::is_name(k))
+        {
             bail!("`{bad}` is not a variable name");
         }
         if self.cookie_origin().is_none() {
@@ -520,7 +528,10 @@ fn scan(base: &Path) -> Vec<Found> {
     let Ok(entries) = std::fs::read_dir(base) else {
         return Vec::new();
     };
-    let mut found: Vec<Found> = entries
+    // Keyed by node: one order whatever the directory's; inserted one by one
+    // (collecting into a map or sorting would add sort code to the binary).
+    let mut found = std::collections::BTreeMap::new();
+    let records = entries
         .flatten()
         // file_type does not follow symlinks: a planted link is skipped.
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -530,10 +541,11 @@ fn scan(base: &Path) -> Vec<Found> {
                 tracing::debug!(dir = %e.path().display(), error = %format!("{err:#}"), "no boot record");
                 None
             }
-        })
-        .collect();
-    found.sort_by(|a, b| a.state.node.cmp(&b.state.node));
-    found
+        });
+    for record in records {
+        found.insert(record.state.node.clone(), record);
+    }
+    found.into_values().collect()
 }
 
 fn load(dir: &Path) -> anyhow::Result<Found> {
@@ -622,7 +634,7 @@ mod tests {
             kind: "mix".into(),
             vm_args: None,
             inet6: None,
-            exports: BTreeMap::from([("RELEASE_NODE".to_string(), node.to_string())]),
+            exports: vec![("RELEASE_NODE".to_string(), node.to_string())],
             cookie: "file:/run/secrets/cookie".into(),
             reporter: true,
             started: 1,
