@@ -29,9 +29,15 @@ Examples:
   # See every decision without starting anything
   beamup inspect --json -- /app/bin/my_app start
 
-Exit codes: 0 ok (after exec, or with --init: the release's own status), 2 usage, 3 configuration,
-4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found,
-128+n signal n before the release started (143: SIGTERM).
+  # In the running container: a remote shell, an rpc, a readiness probe
+  docker exec -it my_container beamup remote
+  kubectl exec my-pod -- beamup rpc 'Node.list()'
+  beamup status --min-peers 2
+
+Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 not ready (status),
+2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers), 6 no node started
+through beamup here (remote, rpc, pid, stop, env), 126 command not executable, 127 command not
+found, 128+n signal n before the release started (143: SIGTERM).
 ";
 
 /// beamup: name a BEAM release after its container's own address, render its
@@ -80,6 +86,61 @@ pub enum Sub {
         #[command(flatten)]
         opts: Opts,
     },
+    #[command(flatten)]
+    Ops(OpsCommand),
+}
+
+/// Commands for the node beamup booted here, found through its boot record
+/// (for `docker exec c beamup ...` / `kubectl exec pod -- beamup ...`).
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Open a remote shell on the running node (the release's `remote` / `remote_console`).
+    Remote {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run an expression on the running node: Elixir for mix (`rpc`), Erlang for relx (`eval`).
+    Rpc {
+        /// The expression, e.g. `IO.puts(node())` (mix) or `node().` (relx).
+        #[arg(value_name = "EXPR", allow_hyphen_values = true)]
+        expr: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the running node's OS pid (the release's `pid`).
+    Pid {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop the running node gracefully (the release's `stop`).
+    Stop {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Exit 0 when the reporter is alive and at least N peers are connected (discovered without --connect), else 1.
+    Status {
+        /// Print one JSON object instead of one line.
+        #[arg(long)]
+        json: bool,
+        /// How many peers must be connected (discovered without --connect).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        min_peers: usize,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the running node's identity as `export` lines for a release's env.sh.
+    Env {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which node an ops command acts on.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Target {
+    /// The node, when several were started through beamup here (default: the only one, or the running one).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

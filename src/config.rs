@@ -197,7 +197,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         None if opts.connect => found_cookie(&release.release, &files, env),
         None => None,
     };
-    let reporter = reporter_settings(opts, &flags, &node, cookie.as_ref())?;
+    let reporter = reporter_settings(opts, &flags, env, &node, cookie.as_ref())?;
     let discovery = discovery::Settings {
         query: query.clone(),
         record: record_kind(opts.record, found.address),
@@ -647,6 +647,7 @@ fn record_kind(record: Option<Record>, address: IpAddr) -> RecordKind {
 fn reporter_settings(
     opts: &Opts,
     flags: &Flags,
+    env: &Environment,
     node: &str,
     cookie: Option<&cookie::Cookie>,
 ) -> Result<reporter::Settings, Failure> {
@@ -674,6 +675,7 @@ fn reporter_settings(
         peers_file: opts.peers_file.clone(),
         peers_format: opts.peers_format,
         connect,
+        status_file: Some(crate::state::status_path(&render_dir(env, node))),
     })
 }
 

@@ -56,6 +56,17 @@ impl Connect {
         matches!(self.local, None | Some(LocalState::Waiting(_)))
     }
 
+    /// The local node's state in words, for `beamup status`.
+    pub fn local_text(&self) -> String {
+        match &self.local {
+            None => "not reached yet".into(),
+            Some(LocalState::Connected) => "connected".into(),
+            Some(LocalState::Waiting(why)) => format!("waiting: {why}"),
+            Some(LocalState::CookieRejected) => "cookie rejected".into(),
+            Some(LocalState::Error(e)) => format!("error: {e}"),
+        }
+    }
+
     /// One sync; returns whether any state changed (the peers file is then
     /// rewritten).
     pub async fn sync(&mut self, peers: &BTreeSet<String>, left: &[String]) -> bool {

@@ -27,6 +27,7 @@ use crate::cli::PeersFormat;
 use crate::discovery::{self, Discovery, PollError};
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
+use crate::state;
 
 /// What `--connect` needs.
 #[derive(Debug, Clone)]
@@ -48,6 +49,9 @@ pub struct Settings {
     pub peers_file: Option<PathBuf>,
     pub peers_format: PeersFormat,
     pub connect: Option<ConnectSettings>,
+    /// The live status for `beamup status` (`state::STATUS_FILE` in the
+    /// render directory), rewritten after every poll.
+    pub status_file: Option<PathBuf>,
 }
 
 /// Runs the reporter loop in the forked child; never returns. The caller has
@@ -80,6 +84,8 @@ async fn run(discovery: discovery::Settings, settings: Settings) -> Infallible {
         }
     };
     let mut reporter = Reporter::new(&discovery, &settings);
+    // At once, so `beamup status` sees a live reporter before the first poll ends.
+    reporter.write_status();
     loop {
         reporter.tick(&discovery).await;
         let next = tokio::time::Instant::now() + jitter.apply(settings.interval);
@@ -130,6 +136,17 @@ struct Reporter {
     /// and whether the switch to once per interval was logged.
     waiting_since: Option<tokio::time::Instant>,
     said_slow: bool,
+    /// `beamup status`'s view of this reporter (see `write_status`).
+    live: Option<Live>,
+}
+
+/// What the live status file needs besides the peers.
+struct Live {
+    path: PathBuf,
+    interval: Duration,
+    last_poll: Option<state::LastPoll>,
+    /// A failed write was logged (once, not every interval).
+    warned: bool,
 }
 
 impl Reporter {
@@ -160,6 +177,12 @@ impl Reporter {
             interval: settings.interval,
             waiting_since: None,
             said_slow: false,
+            live: settings.status_file.clone().map(|path| Live {
+                path,
+                interval: settings.interval,
+                last_poll: None,
+                warned: false,
+            }),
         }
     }
 
@@ -193,14 +216,24 @@ impl Reporter {
 
     /// Between polls while the VM boots: connect the known peers only.
     async fn connect_only(&mut self) {
-        self.sync_connect(Vec::new()).await;
+        if self.sync_connect(Vec::new()).await {
+            self.write_status();
+        }
         self.flush();
     }
 
     /// One interval: poll, report, connect, write the peers file.
     async fn tick(&mut self, discovery: &Discovery) {
         self.polls += 1;
-        let left = match discovery.poll_full().await {
+        let outcome = discovery.poll_full().await;
+        if let Some(live) = self.live.as_mut() {
+            live.last_poll = Some(state::LastPoll {
+                at: state::unix_ms(),
+                ok: outcome.is_ok(),
+                error: outcome.as_ref().err().map(ToString::to_string),
+            });
+        }
+        let left = match outcome {
             Ok(poll) => {
                 self.observe_self(poll.own_listed, discovery);
                 self.observe(&poll.peers)
@@ -214,16 +247,18 @@ impl Reporter {
         // connecting (the VM may have come up meanwhile).
         self.sync_connect(left).await;
         self.flush();
+        self.write_status();
     }
 
-    /// With `--connect`: one connector sync over the reported peers.
-    async fn sync_connect(&mut self, mut left: Vec<String>) {
+    /// With `--connect`: one connector sync over the reported peers; returns
+    /// whether any state changed.
+    async fn sync_connect(&mut self, mut left: Vec<String>) -> bool {
         if !self.prune {
             // Without --prune a peer that left is never disconnected.
             left.clear();
         }
         let Some(connect) = self.connect.as_mut() else {
-            return;
+            return false;
         };
         let mut peers = self.membership.reported();
         if self.removed {
@@ -231,9 +266,9 @@ impl Reporter {
             // cluster instead of re-dialing the peers that pruned this node.
             left.extend(std::mem::take(&mut peers));
         }
-        if connect.sync(&peers, &left).await {
-            self.dirty = true;
-        }
+        let changed = connect.sync(&peers, &left).await;
+        self.dirty |= changed;
+        changed
     }
 
     /// Writes the peers file if something changed since the last write (and
@@ -323,18 +358,7 @@ impl Reporter {
             self.dirty = false;
             return;
         };
-        let entries: Vec<PeerStatus> = self
-            .membership
-            .reported()
-            .into_iter()
-            .map(|node| {
-                let state = match &self.connect {
-                    Some(connect) => connect.state(&node),
-                    None => PeerState::Discovered,
-                };
-                PeerStatus { node, state }
-            })
-            .collect();
+        let entries = self.entries();
         let updated = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -347,6 +371,62 @@ impl Reporter {
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "cannot write --peers-file; retrying next interval")
             }
+        }
+    }
+
+    /// The reported peers with their states: the `--connect` state when
+    /// connecting, else discovered.
+    fn entries(&self) -> Vec<PeerStatus> {
+        self.membership
+            .reported()
+            .into_iter()
+            .map(|node| {
+                let state = match &self.connect {
+                    Some(connect) => connect.state(&node),
+                    None => PeerState::Discovered,
+                };
+                PeerStatus { node, state }
+            })
+            .collect()
+    }
+
+    /// Rewrites the live status for `beamup status` (atomically, 0600).
+    fn write_status(&mut self) {
+        let Some(live) = self.live.as_ref() else {
+            return;
+        };
+        let pid = std::process::id() as i32;
+        let status = state::LiveStatus {
+            node: self.own_node.clone(),
+            reporter_pid: pid,
+            reporter_start: state::process_start(pid),
+            interval_ms: live.interval.as_millis() as u64,
+            updated: state::unix_ms(),
+            polls: self.polls,
+            last_poll: live.last_poll.clone(),
+            connect: self.connect.is_some(),
+            local: self.connect.as_ref().map(connect::Connect::local_text),
+            peers: self
+                .entries()
+                .into_iter()
+                .map(|e| state::LivePeer {
+                    state: e.state.name().to_string(),
+                    reason: e.state.reason().map(str::to_string),
+                    node: e.node,
+                })
+                .collect(),
+        };
+        let result = state::write_status(&live.path, &status);
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(()) => live.warned = false,
+            Err(e) if !live.warned => {
+                live.warned = true;
+                warn!(error = %format!("{e:#}"), "cannot write the live status for `beamup status`; retrying every interval");
+            }
+            Err(_) => {}
         }
     }
 }
@@ -468,6 +548,7 @@ mod tests {
             peers_file: Some(path.clone()),
             peers_format: PeersFormat::Lines,
             connect: None,
+            status_file: None,
         };
         let discovery = Discovery::new(discovery_settings(&[])).expect("discovery");
         let mut r = Reporter::new(&discovery, &settings);
@@ -524,6 +605,7 @@ mod tests {
             peers_file: Some(path.clone()),
             peers_format: PeersFormat::Json,
             connect: None,
+            status_file: None,
         };
         let discovery =
             Discovery::new(discovery_settings(&["demo@10.0.0.3", "demo@10.0.0.1"])).expect("new");
@@ -559,6 +641,7 @@ mod tests {
                 prune: false,
                 leave_when_unlisted: false,
             }),
+            status_file: None,
         };
         let discovery = Discovery::new(discovery_settings(&["demo@10.0.0.2"])).expect("new");
         let mut r = Reporter::new(&discovery, &settings);
