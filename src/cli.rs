@@ -33,12 +33,24 @@ Exit codes: 0 ok (after exec: the release's own status), 2 usage, 3 configuratio
 4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found.
 ";
 
+/// What `beamup --version` prints after the name: the version, the target triple (which release
+/// asset this is) and the git commit it was built from (`unknown` outside a checkout), both set
+/// by build.rs.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BEAMUP_TARGET"),
+    ", commit ",
+    env!("BEAMUP_COMMIT"),
+    ")"
+);
+
 /// beamup: name a BEAM release after its container's own address, render its
 /// templates, keep its peers discovered and exec it.
 #[derive(Debug, Parser)]
 #[command(
     name = "beamup",
-    version,
+    version = VERSION_LINE,
     about = "Names an Erlang/Elixir release after its container's own address, keeps its peers \
              discovered, and execs it.",
     after_help = EXAMPLES,
