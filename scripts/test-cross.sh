@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs beamup's tests for another architecture under qemu user-mode emulation:
 #
-#   bash scripts/test-cross.sh aarch64                 # the unit tests: cargo test --lib
+#   bash scripts/test-cross.sh aarch64                 # unit and property tests (below)
 #   bash scripts/test-cross.sh aarch64 --test NAME     # other cargo test arguments
 #
 # The test binaries are cross-built for <arch>-unknown-linux-musl (static, with the flags of
@@ -24,7 +24,12 @@ case "$1" in
   *) die "unknown architecture: $1 (x86_64, aarch64)" ;;
 esac
 shift
-[ $# -gt 0 ] || set -- --lib
+# By default the tests of pure code, which is what differs between machines: the unit tests
+# and the property tests (tests/properties.rs, where present).
+if [ $# -eq 0 ]; then
+  set -- --lib
+  [ ! -f tests/properties.rs ] || set -- "$@" --test properties
+fi
 
 bash scripts/build-static.sh --install-only "$arch"
 

@@ -5,7 +5,8 @@
 #    (erlang, elixir, rebar3, dnsmasq-base, iproute2) and the musl target for the static
 #    binary. Nothing is installed when everything is there.
 # 2. Runs every test: `cargo test --lib --bins --tests`, then prints one summary line.
-#    Then the shipping checks: aarch64 unit tests under qemu, actionlint, cargo package.
+#    Then the shipping checks: aarch64 unit and property tests under qemu, actionlint,
+#    cargo package.
 #
 #   --install-only   stop after step 1 (.ci/run installs before fmt/clippy)
 #
@@ -18,7 +19,7 @@ install_only=0
 for arg in "$@"; do
   case "$arg" in
     --install-only) install_only=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "scripts/test.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -111,9 +112,9 @@ status=0
 echo "==> cargo test --lib --bins --tests --no-fail-fast -- --test-threads $threads"
 cargo test --lib --bins --tests --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$log" || status=$?
 
-# Shipping (see README "Static build"): the aarch64 unit tests under qemu (counted in the
-# summary), the workflows, and the crate as `cargo install` would get it (--allow-dirty: the
-# check is the package's content, not whether the work tree is committed).
+# Shipping (see README "Static build"): the aarch64 unit and property tests under qemu
+# (counted in the summary), the workflows, and the crate as `cargo install` would get it
+# (--allow-dirty: the check is the package's content, not whether the tree is committed).
 echo "==> scripts/test-cross.sh aarch64"
 bash scripts/test-cross.sh aarch64 2>&1 | tee -a "$log" || status=$?
 echo "==> actionlint"

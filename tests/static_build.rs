@@ -6,8 +6,8 @@
 //! qemu-user-static (installed by the script when missing).
 //!
 //! The script builds both architectures once per run of this test binary (a few minutes cold;
-//! cargo's no-op when nothing changed). The unit tests for aarch64 run under qemu through
-//! `scripts/test-cross.sh aarch64` (scripts/test.sh).
+//! cargo's no-op when nothing changed). The unit and property tests for aarch64 run under qemu
+//! through `scripts/test-cross.sh aarch64` (scripts/test.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
