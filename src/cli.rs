@@ -40,12 +40,24 @@ through beamup here (remote, rpc, pid, stop, env), 126 command not executable, 1
 found, 128+n signal n before the release started (143: SIGTERM).
 ";
 
+/// What `beamup --version` prints after the name: the version, the target triple (which release
+/// asset this is) and the git commit it was built from (`unknown` outside a checkout), both set
+/// by build.rs.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BEAMUP_TARGET"),
+    ", commit ",
+    env!("BEAMUP_COMMIT"),
+    ")"
+);
+
 /// beamup: name a BEAM release after its container's own address, render its
 /// templates, keep its peers discovered and exec it.
 #[derive(Debug, Parser)]
 #[command(
     name = "beamup",
-    version,
+    version = VERSION_LINE,
     about = "Names an Erlang/Elixir release after its container's own address, keeps its peers \
              discovered, and execs it.",
     after_help = EXAMPLES,
