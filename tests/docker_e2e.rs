@@ -726,6 +726,35 @@ fn network_alias_cluster() {
         );
     }
 
+    // Day-2 operations through `docker exec`, which gets only the image's environment (none of
+    // beamup's exports): beamup's own commands, and the release's own `bin/demo rpc` through the
+    // env.sh line of Dockerfile.example, reach the running node by its long name.
+    let (c1, node1) = &nodes[0];
+    let t = Instant::now();
+    let said = docker_ok(&["exec", c1, "beamup", "rpc", "IO.puts(node())"]);
+    assert_eq!(said, *node1, "{c1}: `beamup rpc` answered {said:?}");
+    println!(
+        "measure: docker exec beamup rpc took {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let said = docker_ok(&["exec", c1, "/app/bin/demo", "rpc", "IO.puts(node())"]);
+    assert_eq!(
+        said, *node1,
+        "{c1}: the release's own `bin/demo rpc` answered {said:?}"
+    );
+    let pid = docker_ok(&["exec", c1, "beamup", "pid"]);
+    assert_eq!(
+        pid, "1",
+        "{c1}: `beamup pid` says {pid}: the VM is PID 1 after the exec"
+    );
+    let ready = docker(&["exec", c1, "beamup", "status", "--min-peers", "2"]);
+    assert!(
+        ready.status.success(),
+        "{c1}: `beamup status --min-peers 2` failed on a full mesh of 3: {}{}",
+        String::from_utf8_lossy(&ready.stdout),
+        String::from_utf8_lossy(&ready.stderr)
+    );
+
     // The VM is PID 1 after beamup's exec, so docker's SIGTERM reaches it: init:stop(), exit 0.
     // A shell in between, or a VM ignoring SIGTERM, shows up as 137 after the grace period.
     let (stopped, stopped_node) = nodes[1].clone();
@@ -768,6 +797,23 @@ fn network_alias_cluster() {
         "measure: stopped node reported left in {:.1} s (interval 1s, leave-after 2)",
         t.elapsed().as_secs_f64()
     );
+    // One peer gone: a readiness probe asking for 2 says no, with a reason.
+    let not_ready = docker(&[
+        "exec",
+        &remaining[0],
+        "beamup",
+        "status",
+        "--min-peers",
+        "2",
+    ]);
+    assert_eq!(
+        not_ready.status.code(),
+        Some(1),
+        "{}: `beamup status --min-peers 2` with one peer left: {}{}",
+        remaining[0],
+        String::from_utf8_lossy(&not_ready.stdout),
+        String::from_utf8_lossy(&not_ready.stderr)
+    );
 
     let t = Instant::now();
     let fourth = run(&mut cleanup, "n4", true);
@@ -778,6 +824,28 @@ fn network_alias_cluster() {
         "measure: network alias: docker run of a 4th -> full mesh of 3 in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+
+    // `beamup stop` from inside: the release's own graceful stop, the container exits 0.
+    let last = &now[2];
+    docker_ok(&["exec", last, "beamup", "stop"]);
+    let code = wait_until(
+        "the container to exit after `beamup stop`",
+        CONVERGE,
+        || {
+            let state = docker_try(&[
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                last,
+            ])?;
+            match state.split_once(' ') {
+                Some(("exited", code)) => Ok(code.to_string()),
+                _ => Err(format!("{last} is {state}")),
+            }
+        },
+        || logs_of(std::slice::from_ref(last)),
+    );
+    assert_eq!(code, "0", "{last} exited {code} after `beamup stop`");
 }
 
 #[test]
