@@ -29,8 +29,21 @@ Examples:
   # See every decision without starting anything
   beamup inspect --json -- /app/bin/my_app start
 
-Exit codes: 0 ok (after exec: the release's own status), 2 usage, 3 configuration,
-4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found.
+  # Why do the nodes not connect? Check this node, discovery and every peer
+  docker exec c beamup doctor
+
+Exit codes: 0 ok (after exec: the release's own status), 1 doctor found a problem, 2 usage,
+3 configuration, 4 no address found, 5 discovery failed (peers), 126 command not executable,
+127 command not found.
+";
+
+const DOCTOR_HELP: &str = "\
+Run it next to the node, with the flags (or BEAMUP_* variables) it was started with:
+  docker exec c beamup doctor
+  kubectl exec pod -- beamup doctor --json
+
+One line per check (✔ ok, ✗ failed with a hint, – skipped), then a verdict line.
+Exit codes: 0 every check passed, 1 a check failed, 2 usage, 3 configuration, 4 no address found.
 ";
 
 /// beamup: name a BEAM release after its container's own address, render its
@@ -78,6 +91,18 @@ pub enum Sub {
         watch: bool,
         #[command(flatten)]
         opts: Opts,
+    },
+    /// Check this node, discovery and every peer, and say why nodes do not cluster.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        opts: Opts,
+        /// The release command (used to infer the basename and to find its releases/COOKIE).
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
     },
 }
 

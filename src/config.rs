@@ -89,6 +89,18 @@ pub enum Mode {
     Exec,
     Inspect,
     Peers,
+    /// `beamup doctor`: like `Inspect` (nothing written, no exec), and the
+    /// cookie is resolved even without `--connect`.
+    Doctor,
+}
+
+/// The cookie the release runs with and where it was found. The value is
+/// never shown; the origin is (`beamup doctor`).
+#[derive(Debug, Clone)]
+pub struct Cookie {
+    pub value: Secret,
+    /// e.g. `RELEASE_COOKIE`, `--cookie-file /run/secrets/cookie`.
+    pub origin: String,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +121,9 @@ pub struct Config {
     pub warnings: Vec<String>,
     pub discovery: discovery::Settings,
     pub reporter: reporter::Settings,
+    /// Resolved for `--connect` and `beamup doctor` only (None otherwise, or
+    /// when no cookie was found).
+    pub cookie: Option<Cookie>,
 }
 
 /// Everything `resolve` reads besides the flags (files, for testability).
@@ -421,8 +436,13 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         own_node: node.clone(),
         own_address: address,
     };
+    let cookie = if opts.connect || mode == Mode::Doctor {
+        connect_cookie(env, cookie_from_file.as_ref(), opts, &release)
+    } else {
+        None
+    };
     let connect = if opts.connect {
-        let cookie = connect_cookie(env, cookie_from_file.as_ref(), &release).ok_or_else(|| {
+        let cookie = cookie.as_ref().ok_or_else(|| {
             Failure::msg(
                 ExitCode::Config,
                 "--connect needs the release's cookie: set RELEASE_COOKIE, give --cookie-file, \
@@ -431,7 +451,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         })?;
         Some(reporter::ConnectSettings {
             local_node: node.clone(),
-            cookie,
+            cookie: cookie.value.clone(),
             prune: opts.prune,
         })
     } else {
@@ -461,6 +481,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         warnings,
         discovery,
         reporter,
+        cookie,
     })
 }
 
@@ -625,20 +646,22 @@ fn with_inet6(existing: Option<&str>) -> String {
 fn connect_cookie(
     env: &Environment,
     from_file: Option<&Secret>,
+    opts: &Opts,
     release: &Release,
-) -> Option<Secret> {
+) -> Option<Cookie> {
+    let found = |value: Secret, origin: String| Some(Cookie { value, origin });
     if let Some(c) = env.get("RELEASE_COOKIE").filter(|c| !c.is_empty()) {
-        return Some(Secret::new(c));
+        return found(Secret::new(c), "RELEASE_COOKIE".to_string());
     }
-    if let Some(c) = from_file {
-        return Some(c.clone());
+    if let (Some(c), Some(path)) = (from_file, &opts.cookie_file) {
+        return found(c.clone(), format!("--cookie-file {}", path.display()));
     }
     let read = |p: PathBuf| {
-        fs::read_to_string(p)
+        let value = fs::read_to_string(&p)
             .ok()
             .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .map(Secret::new)
+            .filter(|s| !s.is_empty())?;
+        found(Secret::new(value), p.display().to_string())
     };
     release.cookie_file().and_then(read).or_else(|| {
         env.get("HOME")

@@ -4,6 +4,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Success,
+    /// `beamup doctor` found a problem (a ✗ line).
+    Unhealthy,
     /// A bad flag or argument (clap's own usage errors also exit 2).
     Usage,
     /// Bad configuration: an invalid basename, template, cookie file, source...
@@ -22,6 +24,7 @@ impl ExitCode {
     pub fn code(self) -> i32 {
         match self {
             ExitCode::Success => 0,
+            ExitCode::Unhealthy => 1,
             ExitCode::Usage => 2,
             ExitCode::Config => 3,
             ExitCode::NoAddress => 4,

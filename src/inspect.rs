@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::discovery::RecordKind;
 use crate::platform;
 
-fn record_name(r: RecordKind) -> &'static str {
+pub fn record_name(r: RecordKind) -> &'static str {
     match r {
         RecordKind::A => "a",
         RecordKind::Aaaa => "aaaa",
