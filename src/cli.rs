@@ -11,8 +11,8 @@ Examples:
   ENTRYPOINT [\"/usr/local/bin/beamup\", \"--\"]
   CMD [\"/app/bin/my_app\", \"start\"]
 
-  # Kubernetes (downward API POD_IP, headless service), joining peers itself
-  beamup --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
+  # Kubernetes (downward API POD_IP, headless service), joining peers itself, beamup staying PID 1
+  beamup --init --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
 
   # Docker Swarm preset: peers from tasks.<service> (BEAMUP_SERVICE names the service)
   BEAMUP_SERVICE=web beamup --platform swarm -- /app/bin/my_app start
@@ -32,9 +32,9 @@ Examples:
   # Why do the nodes not connect? Check this node, discovery and every peer
   docker exec c beamup doctor
 
-Exit codes: 0 ok (after exec: the release's own status), 1 doctor found a problem, 2 usage,
-3 configuration, 4 no address found, 5 discovery failed (peers), 126 command not executable,
-127 command not found.
+Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 doctor found a problem,
+2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers), 126 command not
+executable, 127 command not found, 128+n signal n before the release started (143: SIGTERM).
 ";
 
 const DOCTOR_HELP: &str = "\
@@ -72,7 +72,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Sub {
-    /// Print every decision (address, node name, exports, rendered files, query) without exec.
+    /// Print every decision (address, node name, exports, rendered files, query); writes and execs nothing.
     #[command(after_help = EXAMPLES)]
     Inspect {
         /// Print one JSON object instead of text.
@@ -204,7 +204,7 @@ pub struct Opts {
     )]
     pub template: Vec<String>,
 
-    /// Read the distribution cookie from this file (e.g. a Docker secret).
+    /// Read the distribution cookie from this file (e.g. a Docker secret); the release and --connect both use it.
     #[arg(long, value_name = "PATH", env = "BEAMUP_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,
 
@@ -220,6 +220,11 @@ pub struct Opts {
     /// Log format on stderr (level from BEAMUP_LOG, e.g. `debug`).
     #[arg(long, value_enum, env = "BEAMUP_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Stay PID 1: run the release as a child, forward signals to it, reap every zombie, restart the
+    /// reporter if it dies, exit with the release's status (for Kubernetes, which has no `docker run --init`).
+    #[arg(long, env = "BEAMUP_INIT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub init: bool,
 
     // ----- discovery (the reporter child and `beamup peers`) -----
     /// DNS record type to discover peers with (default: follows the own address' family; a+aaaa for any).

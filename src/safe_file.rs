@@ -7,9 +7,11 @@
 //! directory) may be shared with other users (a Kubernetes emptyDir with a
 //! sidecar, a host mount). So, as systemd's tmpfiles and s6 do:
 //! - every directory on the way is opened without following a planted
-//!   symlink, and trusted only when its owner is us or root and nobody else
-//!   may rename its entries (not group/world-writable, or sticky like /tmp);
-//!   a directory beamup creates is created 0700;
+//!   symlink (one in a directory others may write to is followed only when
+//!   it is ours or the directory owner's), and trusted only when its owner is
+//!   us or root and nobody else may rename its entries (not
+//!   group/world-writable, or sticky like /tmp); a directory beamup creates
+//!   is created 0700;
 //! - a file is written to an exclusively created temp file with an
 //!   unpredictable name (`O_CREAT|O_EXCL|O_NOFOLLOW`) inside the already
 //!   opened directory, synced, and renamed into place: a reader sees the old
@@ -44,14 +46,24 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
 }
 
 /// Reads at most `max` bytes of `path` (an error past that), without
-/// following a symlink at the final name: for the state files beamup wrote.
+/// following a symlink at the final name and only from a regular file (a
+/// planted FIFO would block the read forever): for the state files beamup
+/// wrote.
 pub fn read(path: &Path, max: u64) -> anyhow::Result<String> {
     let fd = open(
         path,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK,
         Mode::empty(),
     )
     .with_context(|| format!("while opening {}", path.display()))?;
+    let stat = fstat(&fd).with_context(|| format!("while checking {}", path.display()))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        bail!("{} is not a regular file", path.display());
+    }
     let mut text = String::new();
     File::from(fd)
         .take(max + 1)
@@ -106,16 +118,22 @@ fn open_child(
                     return Err(e).with_context(|| format!("while creating {}", path.display()));
                 }
             },
-            // A symlink (ELOOP with O_NOFOLLOW): followed only when nobody
-            // but its owner could have planted it (the rule of Linux's
-            // fs.protected_symlinks).
+            // A symlink (ELOOP with O_NOFOLLOW): in a directory others may
+            // write to (a sticky /tmp too) it is followed only when it is
+            // ours or the directory owner's, Linux's fs.protected_symlinks
+            // rule; otherwise a link planted at /tmp/beamup would make
+            // beamup create its files wherever the link points.
             Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
                 let link = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
                     .with_context(|| format!("while checking {}", path.display()))?;
                 if SFlag::from_bits_truncate(link.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
                     bail!("{} is not a directory", path.display());
                 }
-                if others_may_rename(parent_stat) && !ours_or_root(link.st_uid) {
+                let others_may_write = parent_stat.st_mode & 0o022 != 0;
+                if others_may_write
+                    && link.st_uid != geteuid().as_raw()
+                    && link.st_uid != parent_stat.st_uid
+                {
                     bail!(
                         "{} is a symlink owned by uid {} in a directory others can write to: beamup \
                          does not follow it; remove it, or point RELEASE_TMP/TMPDIR (or the file's \
@@ -150,7 +168,9 @@ fn trusted(stat: &FileStat, path: &Path) -> anyhow::Result<()> {
         bail!(
             "{} is writable by others (mode {:o}) without the sticky bit: anyone could swap the files \
              beamup writes there; `chmod o-w,g-w` it (or `chmod +t` for a shared /tmp), or point \
-             RELEASE_TMP/TMPDIR (or the file's path) at a directory only you can write to",
+             RELEASE_TMP/TMPDIR (or the file's path) at a directory only you can write to \
+             (Kubernetes: a disk-backed emptyDir is 0777 without the sticky bit; mount it with \
+             `medium: Memory`, a tmpfs with mode 1777)",
             path.display(),
             stat.st_mode & 0o7777
         );
@@ -168,8 +188,11 @@ fn others_may_rename(stat: &FileStat) -> bool {
 }
 
 fn create_temp(dirfd: &OwnedFd, name: &str) -> anyhow::Result<(String, File)> {
+    // The final name's start, for whoever finds a leftover; bounded so the
+    // temp name stays within NAME_MAX (255 bytes) whatever the final name.
+    let stem: String = name.chars().take(32).collect();
     for _ in 0..8 {
-        let tmp = format!(".{name}.{:016x}.tmp", random_u64()?);
+        let tmp = format!(".{stem}.{:016x}.tmp", random_u64()?);
         match openat(
             dirfd,
             tmp.as_str(),
@@ -305,6 +328,31 @@ mod tests {
             write(&dir.join("../x"), b"x", 0o600).is_err(),
             "`..` refused"
         );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// fs.protected_symlinks' rule in a sticky shared directory: a link
+    /// planted by someone else is not followed (as root, too).
+    #[test]
+    fn a_foreign_symlink_in_a_sticky_dir_is_not_followed() {
+        let dir = scratch("sticky");
+        let shared = dir.join("shared");
+        let victim = dir.join("victim");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::create_dir(&victim).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        symlink(&victim, shared.join("beamup")).expect("plant");
+        let err = nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &shared.join("beamup"),
+            Some(nix::unistd::Uid::from_raw(65534)),
+            None,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        err.expect("lchown (the unit tests run as root)");
+        let err = write(&shared.join("beamup/node/vm.args"), b"x", 0o600).expect_err("refused");
+        assert!(format!("{err:#}").contains("does not follow it"), "{err:#}");
+        assert_eq!(std::fs::read_dir(&victim).expect("ls").count(), 0);
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

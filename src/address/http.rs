@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dns::ReqwestResolver;
+use crate::resolver::ReqwestResolver;
 
 pub struct Client {
     inner: reqwest::Client,
@@ -13,7 +13,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(timeout: Duration) -> Result<Client, String> {
-        let resolver = crate::dns::for_lookups(timeout).map_err(|e| e.to_string())?;
+        let resolver = crate::resolver::for_lookups(timeout).map_err(|e| e.to_string())?;
         let inner = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

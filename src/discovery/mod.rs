@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use hickory_resolver::proto::rr::RecordType;
 
 pub use self::diff::{Diff, diff};
-pub use self::dns::{FALLBACK_NAMESERVERS, RESOLV_CONF};
 use crate::naming;
+use crate::resolver::RESOLV_CONF;
 
 /// Which records the DNS query asks for (resolved from `--record` and the
 /// own address' family by `config`).
@@ -83,18 +83,18 @@ impl Discovery {
         let dns = match &settings.query {
             None => None,
             Some(query) => {
-                let built = dns::build(
+                let (dns, warning) = dns::Dns::build(
                     resolv_conf,
                     settings.dns_server,
                     settings.timeout,
                     settings.attempts,
                 )
                 .with_context(|| format!("while building the DNS resolver for `{query}`"))?;
-                if let Some(warning) = &built.warning {
+                if let Some(warning) = &warning {
                     tracing::warn!("{warning}");
                 }
-                tracing::debug!(servers = built.dns.servers(), %query, "DNS resolver ready");
-                Some(built.dns)
+                tracing::debug!(servers = dns.servers(), %query, "DNS resolver ready");
+                Some(dns)
             }
         };
         Ok(Discovery { settings, dns })

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use super::DistError;
 use super::rpc::{self, atom};
 use super::session::{PendingCall, Session, SessionOptions};
+use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 
 /// How long waiting for the VM is normal before it is worth one warning.
@@ -33,28 +34,6 @@ pub enum LocalState {
     Waiting(String),
     CookieRejected,
     Error(String),
-}
-
-/// One discovered peer, as of one `sync`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
-pub enum PeerState {
-    /// In the local node's `erlang:nodes()` (or the local node itself), or
-    /// `net_kernel:connect_node/1` just returned true.
-    Connected,
-    /// `connect_node` is still running on the node (connection setup can take
-    /// up to net_setuptime, 7 s by default); the next sync sees the outcome.
-    Connecting,
-    Failed(String),
-    /// Not asked: the local node is not reachable right now.
-    Unknown,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerStatus {
-    pub node: String,
-    #[serde(flatten)]
-    pub state: PeerState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -398,43 +377,7 @@ mod tests {
     }
 
     #[test]
-    fn states_serialise_for_the_peers_file() {
-        let cases: Vec<(PeerStatus, &str)> = vec![
-            (
-                PeerStatus {
-                    node: "b@10.0.0.2".into(),
-                    state: PeerState::Connected,
-                },
-                r#"{"node":"b@10.0.0.2","state":"connected"}"#,
-            ),
-            (
-                PeerStatus {
-                    node: "c@fd00::3".into(),
-                    state: PeerState::Failed("down".into()),
-                },
-                r#"{"node":"c@fd00::3","state":"failed","detail":"down"}"#,
-            ),
-            (
-                PeerStatus {
-                    node: "d@x".into(),
-                    state: PeerState::Connecting,
-                },
-                r#"{"node":"d@x","state":"connecting"}"#,
-            ),
-            (
-                PeerStatus {
-                    node: "e@x".into(),
-                    state: PeerState::Unknown,
-                },
-                r#"{"node":"e@x","state":"unknown"}"#,
-            ),
-        ];
-        for (status, want) in cases {
-            let json = serde_json::to_string(&status).expect("serialise");
-            assert_eq!(json, want);
-            let back: PeerStatus = serde_json::from_str(&json).expect("deserialise");
-            assert_eq!(back, status);
-        }
+    fn local_states_serialise() {
         let local = [
             (LocalState::Connected, r#"{"state":"connected"}"#),
             (

@@ -9,18 +9,9 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::ConnectSettings;
-use crate::dist::{Connector, LocalState, PeerState, SyncReport};
+use crate::dist::{Connector, LocalState, SyncReport};
 use crate::naming;
-
-/// A peer's state as written into the JSON peers file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct State {
-    /// `connected`, `connecting`, `failed` or `unknown` (the local node is
-    /// not reachable right now, so nobody was asked).
-    pub state: &'static str,
-    /// Why it failed.
-    pub reason: Option<String>,
-}
+use crate::peer::PeerState;
 
 pub struct Connect {
     connector: Connector,
@@ -96,7 +87,9 @@ impl Connect {
                         warn!(peer = %status.node, %reason, "connecting to peer failed")
                     }
                     PeerState::Connecting => debug!(peer = %status.node, "connecting to peer"),
-                    PeerState::Unknown => debug!(peer = %status.node, "peer state unknown"),
+                    PeerState::Unknown | PeerState::Discovered => {
+                        debug!(peer = %status.node, "peer state unknown")
+                    }
                 }
             }
             next.insert(status.node, status.state);
@@ -107,32 +100,15 @@ impl Connect {
     }
 
     /// The state of `node` for the peers file.
-    pub fn state(&self, node: &str) -> State {
-        match self.peers.get(node) {
-            Some(PeerState::Connected) => State {
-                state: "connected",
-                reason: None,
-            },
-            Some(PeerState::Connecting) => State {
-                state: "connecting",
-                reason: None,
-            },
-            Some(PeerState::Failed(reason)) => State {
-                state: "failed",
-                reason: Some(reason.clone()),
-            },
-            Some(PeerState::Unknown) | None => State {
-                state: "unknown",
-                reason: None,
-            },
-        }
+    pub fn state(&self, node: &str) -> PeerState {
+        self.peers.get(node).cloned().unwrap_or(PeerState::Unknown)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::PeerStatus;
+    use crate::peer::PeerStatus;
     use crate::secret::Secret;
 
     fn report(local: LocalState, peers: &[(&str, PeerState)]) -> SyncReport {
@@ -209,8 +185,8 @@ mod tests {
         ];
         for (i, (r, changed, a, b)) in steps.into_iter().enumerate() {
             assert_eq!(c.absorb(r), changed, "step {i}");
-            assert_eq!(c.state("a").state, a, "step {i}");
-            assert_eq!(c.state("b").state, b, "step {i}");
+            assert_eq!(c.state("a").name(), a, "step {i}");
+            assert_eq!(c.state("b").name(), b, "step {i}");
         }
     }
 

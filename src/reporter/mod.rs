@@ -20,10 +20,11 @@ use tracing::{debug, error, info, warn};
 pub use self::connect::hidden_node_name;
 pub use self::hysteresis::Membership;
 pub use self::jitter::Jitter;
-pub use self::peers_file::{DISCOVERED, Entry, render, write_atomic};
+pub use self::peers_file::check_dir as check_peers_file_dir;
 use crate::ExitCode;
 use crate::cli::PeersFormat;
 use crate::discovery::{self, Discovery, PollError};
+use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 
 /// What `--connect` needs.
@@ -266,31 +267,22 @@ impl Reporter {
             self.dirty = false;
             return;
         };
-        let entries: Vec<Entry> = self
+        let entries: Vec<PeerStatus> = self
             .membership
             .reported()
             .into_iter()
-            .map(|node| match &self.connect {
-                Some(connect) => {
-                    let state = connect.state(&node);
-                    Entry {
-                        node,
-                        state: state.state.to_string(),
-                        reason: state.reason,
-                    }
-                }
-                None => Entry {
-                    node,
-                    state: DISCOVERED.to_string(),
-                    reason: None,
-                },
+            .map(|node| {
+                let state = match &self.connect {
+                    Some(connect) => connect.state(&node),
+                    None => PeerState::Discovered,
+                };
+                PeerStatus { node, state }
             })
             .collect();
         let updated = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let text = render(*format, &self.own_node, &entries, updated);
-        match write_atomic(path, &text) {
+        match peers_file::write(path, *format, &self.own_node, &entries, updated) {
             Ok(()) => {
                 self.dirty = false;
                 debug!(path = %path.display(), peers = entries.len(), "peers file written");
