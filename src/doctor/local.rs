@@ -115,8 +115,8 @@ fn cookie(id: &Identity) -> Check {
         Some(origin) => Check::ok("cookie", format!("from {origin} (value not shown)")),
         None => Check::failed(
             "cookie",
-            "none found in RELEASE_COOKIE, --cookie-file, the release's releases/COOKIE or \
-             ~/.erlang.cookie",
+            "none found in --cookie-file, RELEASE_COOKIE, RELX_COOKIE, the release's vm.args \
+             (-setcookie) or releases/COOKIE, or ~/.erlang.cookie",
             "no cookie found",
             "give doctor the release's cookie as the release gets it: RELEASE_COOKIE, \
              --cookie-file PATH, or the release command after `--` (for its releases/COOKIE)",
