@@ -254,7 +254,7 @@ fn healthy_pair_then_cookie_no_epmd_and_missing_queries() {
     healthy.assert_ok(
         "discovery",
         "query",
-        &format!("`demo`, A records, asking {}:53", net.dns_addr()),
+        &format!("`demo` (--record a), asking {}:53", net.dns_addr()),
     );
     healthy.assert_ok(
         "discovery",
@@ -379,13 +379,17 @@ fn healthy_pair_then_cookie_no_epmd_and_missing_queries() {
         missing.verdict(),
         "no peers to check; discovery: the query does not exist (NXDOMAIN)"
     );
-    let a_records = format!("has A records ({}, {})", h1.addr(), h2.addr());
+    let a_records = format!(
+        "has addresses for --record a ({}, {})",
+        h1.addr(),
+        h2.addr()
+    );
     let wrong_family = run(&with(&["--query", "demo.svc.test.", "--record", "aaaa"]));
     assert_eq!(wrong_family.code, 1, "{}", wrong_family.text);
     wrong_family.assert_failed(
         "discovery",
         "answer",
-        "`demo.svc.test.` returned no AAAA address",
+        "`demo.svc.test.` returned no address for --record aaaa",
         &a_records,
     );
     assert!(

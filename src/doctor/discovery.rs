@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{Check, Identity, Section, list};
+use super::{Check, Identity, Section, list, poll};
 use crate::address::{is_link_local, local_addresses};
 use crate::discovery::{Discovery, Poll, PollError, RecordKind, Settings};
 use crate::inspect::record_name;
@@ -40,7 +40,7 @@ pub async fn check(id: &Identity) -> Found {
             ..settings.clone()
         };
         let found = match Discovery::new(only_static) {
-            Ok(d) => d.poll().await.unwrap_or_default(),
+            Ok(d) => poll(&d).await.map(|p| p.peers).unwrap_or_default(),
             Err(_) => BTreeSet::new(),
         };
         checks.push(Check::ok(
@@ -62,7 +62,7 @@ pub async fn check(id: &Identity) -> Found {
 /// The query's checks; returns the peers the answer names.
 async fn dns(id: &Identity, query: &str, checks: &mut Vec<Check>) -> BTreeSet<String> {
     let settings = &id.discovery;
-    let record = record_name(settings.record).to_uppercase();
+    let record = record_name(settings.record);
     // The answer alone, without the static list.
     let dns_only = Settings {
         static_peers: Vec::new(),
@@ -73,7 +73,7 @@ async fn dns(id: &Identity, query: &str, checks: &mut Vec<Check>) -> BTreeSet<St
         Err(e) => {
             checks.push(Check::failed(
                 "query",
-                format!("`{query}` ({record}): {e:#}"),
+                format!("`{query}` (--record {record}): {e:#}"),
                 "no DNS resolver",
                 "give --dns-server IP[:PORT] or fix /etc/resolv.conf",
             ));
@@ -83,10 +83,10 @@ async fn dns(id: &Identity, query: &str, checks: &mut Vec<Check>) -> BTreeSet<St
     let servers = discovery.servers().unwrap_or("?");
     checks.push(Check::ok(
         "query",
-        format!("`{query}`, {record} records, asking {servers}"),
+        format!("`{query}` (--record {record}), asking {servers}"),
     ));
-    let poll = match discovery.poll_full().await {
-        Ok(poll) => poll,
+    let answer = match poll(&discovery).await {
+        Ok(answer) => answer,
         Err(e) => {
             let mut failed = lookup_failed(&e, servers);
             // Through the search domains, an empty answer for the full name is
@@ -100,17 +100,17 @@ async fn dns(id: &Identity, query: &str, checks: &mut Vec<Check>) -> BTreeSet<St
             return BTreeSet::new();
         }
     };
-    let addresses = answer_addresses(&poll, id.address);
+    let addresses = answer_addresses(&answer, id.address);
     if addresses.is_empty() {
         let other = other_family(settings).await;
         checks.push(Check::failed(
             "answer",
-            format!("`{query}` returned no {record} address"),
+            format!("`{query}` returned no address for --record {record}"),
             "the query returned no address",
             no_address_hint(query, other),
         ));
         checks.push(Check::skipped("own", "no answer"));
-        return poll.peers;
+        return answer.peers;
     }
     checks.push(Check::ok(
         "answer",
@@ -119,7 +119,7 @@ async fn dns(id: &Identity, query: &str, checks: &mut Vec<Check>) -> BTreeSet<St
             n => format!("{n} addresses: {}", list(&addresses)),
         },
     ));
-    checks.push(if poll.own_listed {
+    checks.push(if answer.own_listed {
         Check::ok("own", format!("{} is in the answer", id.address))
     } else {
         Check::failed(
@@ -134,7 +134,7 @@ async fn dns(id: &Identity, query: &str, checks: &mut Vec<Check>) -> BTreeSet<St
             ),
         )
     });
-    poll.peers
+    answer.peers
 }
 
 fn lookup_failed(e: &PollError, servers: &str) -> Check {
@@ -161,9 +161,9 @@ fn lookup_failed(e: &PollError, servers: &str) -> Check {
 fn no_address_hint(query: &str, other: Option<(RecordKind, Vec<IpAddr>)>) -> String {
     match other {
         Some((kind, found)) => format!(
-            "`{query}` has {} records ({}) but this node asks for the other family: run \
-             every node on one address family (--ip-family) or give --record {}",
-            record_name(kind).to_uppercase(),
+            "`{query}` has addresses for --record {} ({}), this node asks for the other \
+             family: run every node on one family (--ip-family) or give --record {}",
+            record_name(kind),
             list(&found),
             record_name(kind)
         ),
@@ -186,8 +186,8 @@ async fn other_family(settings: &Settings) -> Option<(RecordKind, Vec<IpAddr>)> 
         static_peers: Vec::new(),
         ..settings.clone()
     };
-    let poll = Discovery::new(probe).ok()?.poll_full().await.ok()?;
-    let found = answer_addresses(&poll, settings.own_address);
+    let answer = poll(&Discovery::new(probe).ok()?).await.ok()?;
+    let found = answer_addresses(&answer, settings.own_address);
     (!found.is_empty()).then_some((other, found))
 }
 
@@ -264,7 +264,7 @@ mod tests {
         let v6: IpAddr = "fd00::5".parse().expect("ip");
         let hint = no_address_hint("web", Some((RecordKind::Aaaa, vec![v6])));
         assert!(
-            hint.contains("`web` has AAAA records (fd00::5)") && hint.contains("--record aaaa"),
+            hint.contains("`web` has addresses for --record aaaa (fd00::5)"),
             "{hint}"
         );
         let hint = no_address_hint("web", None);

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 
 use erl_dist::epmd::DEFAULT_EPMD_PORT;
 
-use super::{Check, Identity, STEP_TIMEOUT, Section, family_name, list};
-use crate::dist::epmd::{self, Registered};
+use super::{Check, Identity, Section, epmd_names, family_name, list};
+use crate::dist::epmd::Registered;
 use crate::dist::{DistError, Session, Term};
 
 /// What the peers' checks need from this node's.
@@ -129,7 +129,7 @@ fn cookie(id: &Identity) -> Check {
 async fn epmd_registration(id: &Identity) -> (Check, bool) {
     let at = SocketAddr::new(id.address, DEFAULT_EPMD_PORT);
     let basename = id.basename();
-    match epmd::names(at, STEP_TIMEOUT).await {
+    match epmd_names(at).await {
         Ok(names) => match names.iter().find(|r| r.name == basename) {
             Some(r) => (
                 Check::ok(

@@ -20,16 +20,18 @@ mod local;
 mod peer;
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
 use crate::discovery::Settings;
-use crate::dist::{DistError, Session, SessionOptions};
+use crate::dist::{DistError, Session, SessionOptions, epmd};
 use crate::exit_codes::ExitCode;
 use crate::reporter::hidden_node_name;
 use crate::secret::Secret;
@@ -102,7 +104,14 @@ impl Identity {
         let Some(cookie) = &self.cookie else {
             return Err(Check::skipped(check, "no cookie to connect with"));
         };
-        Ok(Session::connect_with(node, &self.hidden_name(), cookie, &session_options()).await)
+        let hidden = self.hidden_name();
+        Ok(boxed(Session::connect_with(
+            node,
+            &hidden,
+            cookie,
+            &session_options(),
+        ))
+        .await)
     }
 }
 
@@ -131,26 +140,34 @@ fn session_options() -> SessionOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Ok,
     Failed,
     Skipped,
 }
 
+impl Status {
+    /// As `--json` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
 /// One line of the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Check {
     /// Stable key, e.g. `epmd`, `handshake`.
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
     /// What to do about a failure.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     /// A few words for the verdict line, e.g. `cookie differs`.
-    #[serde(skip)]
     pub summary: Option<String>,
 }
 
@@ -192,11 +209,10 @@ impl Check {
 }
 
 /// A titled group of checks: this node, discovery, or one peer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Section {
     pub title: String,
     /// The peer's node name, for a peer's section.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
     pub checks: Vec<Check>,
 }
@@ -290,9 +306,35 @@ impl Report {
 
     pub fn to_json(&self) -> serde_json::Value {
         let (total, connected) = self.peer_counts();
+        let sections: Vec<serde_json::Value> = self
+            .sections
+            .iter()
+            .map(|s| {
+                let checks: Vec<serde_json::Value> = s
+                    .checks
+                    .iter()
+                    .map(|c| {
+                        let mut check = json!({
+                            "name": c.name,
+                            "status": c.status.name(),
+                            "detail": c.detail,
+                        });
+                        if let Some(hint) = &c.hint {
+                            check["hint"] = json!(hint);
+                        }
+                        check
+                    })
+                    .collect();
+                let mut section = json!({ "title": s.title, "checks": checks });
+                if let Some(peer) = &s.peer {
+                    section["peer"] = json!(peer);
+                }
+                section
+            })
+            .collect();
         json!({
             "node": self.node,
-            "sections": self.sections,
+            "sections": sections,
             "peers": total,
             "connected": connected,
             "healthy": self.healthy(),
@@ -324,39 +366,68 @@ pub fn run(config: &Config, json: bool) -> ExitCode {
 }
 
 /// Every check: this node and discovery at the same time, then the peers,
-/// concurrently (they need this node's `nodes()`).
+/// [`PEERS_AT_ONCE`] at a time (they need this node's `nodes()`).
 pub async fn examine(identity: &Identity) -> Report {
     let (local, found) = tokio::join!(local::check(identity), discovery::check(identity));
-    let local = Arc::new(local);
-    let identity = Arc::new(identity.clone());
-    let limit = Arc::new(tokio::sync::Semaphore::new(PEERS_AT_ONCE));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, node) in found.peers.iter().enumerate() {
-        let (node, identity, local, limit) = (
-            node.clone(),
-            Arc::clone(&identity),
-            Arc::clone(&local),
-            Arc::clone(&limit),
-        );
-        tasks.spawn(async move {
-            // The semaphore is never closed, so acquiring cannot fail; if it
-            // did, checking without the bound is still right.
-            let _permit = limit.acquire_owned().await.ok();
-            (i, peer::check(&node, &identity, &local).await)
-        });
-    }
-    let mut peers: Vec<Option<Section>> = vec![None; found.peers.len()];
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, section)) = joined {
-            peers[i] = Some(section);
-        }
-    }
     let mut sections = vec![local.section.clone(), found.section];
-    sections.extend(peers.into_iter().flatten());
+    let peers: Vec<&String> = found.peers.iter().collect();
+    for chunk in peers.chunks(PEERS_AT_ONCE) {
+        let checks = chunk
+            .iter()
+            .map(|node| Box::pin(peer::check(node, identity, &local)) as Pending<'_>)
+            .collect();
+        sections.extend(join_all(checks).await);
+    }
     Report {
         node: identity.node.clone(),
         sections,
     }
+}
+
+type Pending<'a> = Pin<Box<dyn Future<Output = Section> + 'a>>;
+
+/// A future called from several checks, behind one pointer: its state
+/// machine then exists once in the static binary instead of being inlined
+/// into every caller's.
+fn boxed<'a, T>(future: impl Future<Output = T> + 'a) -> Pin<Box<dyn Future<Output = T> + 'a>> {
+    Box::pin(future)
+}
+
+/// The names registered with the epmd at `at` (see [`boxed`]).
+async fn epmd_names(at: SocketAddr) -> Result<Vec<epmd::Registered>, DistError> {
+    boxed(epmd::names(at, STEP_TIMEOUT)).await
+}
+
+/// One poll of `discovery` (see [`boxed`]).
+async fn poll(
+    discovery: &crate::discovery::Discovery,
+) -> Result<crate::discovery::Poll, crate::discovery::PollError> {
+    boxed(discovery.poll_full()).await
+}
+
+/// Runs every future to completion on this task, concurrently, results in
+/// order. (No spawned tasks: each spawned future type costs the static
+/// binary a task instantiation.)
+async fn join_all(mut pending: Vec<Pending<'_>>) -> Vec<Section> {
+    let mut done: Vec<Option<Section>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(section) => *slot = Some(section),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 /// `a, b, c`, or `none`.

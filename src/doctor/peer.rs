@@ -12,9 +12,8 @@ use erl_dist::epmd::DEFAULT_EPMD_PORT;
 use tokio::net::TcpStream;
 
 use super::local::{Local, shown};
-use super::{Check, Identity, STEP_TIMEOUT, Section, family_name, list};
+use super::{Check, Identity, STEP_TIMEOUT, Section, epmd_names, family_name, list};
 use crate::dist::DistError;
-use crate::dist::epmd;
 
 /// The key of the last check, which the verdict counts.
 pub const CONNECTED: &str = "connected";
@@ -98,7 +97,7 @@ async fn resolve(host: &str) -> Result<IpAddr, String> {
 /// else why the port cannot be checked.
 async fn registered_port(ip: IpAddr, name: &str, checks: &mut Vec<Check>) -> Result<u16, String> {
     let at = SocketAddr::new(ip, DEFAULT_EPMD_PORT);
-    let names = match epmd::names(at, STEP_TIMEOUT).await {
+    let names = match epmd_names(at).await {
         Ok(names) => names,
         Err(e) => {
             checks.push(epmd_failed(at, &e));
