@@ -146,7 +146,8 @@ fn boot(bin: &Path, host: &Host, release: &Release, dir: &Path) -> Proc {
     host.spawn(cmd)
 }
 
-/// `beamup <sub> --ip interface:eth0 --query demo <args> -- bin/demo start` in `host`:
+/// `beamup <sub> --ip interface:eth0 --query demo --basename demo <args>` in `host`
+/// (doctor: with `-- bin/demo start`):
 /// (wall time, exit code, stdout).
 fn run(
     bin: &Path,
@@ -158,13 +159,21 @@ fn run(
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &host.ns])
         .arg(bin)
-        .args([sub, "--ip", "interface:eth0", "--query", "demo"])
-        .args(args)
-        .arg("--")
-        .arg(release.bin())
-        .arg("start")
-        .env("BEAMUP_LOG", "error")
-        .stdin(Stdio::null());
+        .args([
+            sub,
+            "--ip",
+            "interface:eth0",
+            "--query",
+            "demo",
+            "--basename",
+            "demo",
+        ])
+        .args(args);
+    // doctor finds the release's cookie through its command; peers takes none.
+    if sub == "doctor" {
+        cmd.arg("--").arg(release.bin()).arg("start");
+    }
+    cmd.env("BEAMUP_LOG", "error").stdin(Stdio::null());
     clean_env(&mut cmd);
     let started = Instant::now();
     let out = cmd
