@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Assembles a Docker build context for Dockerfile.example from this repository and a mix project,
-# the layout the Dockerfile expects:
+# Assembles the two Docker build contexts of Dockerfile.example's paths from this repository and
+# a mix project:
 #
+#   OUT_DIR/app/      APP_DIR without _build/ and deps/: Dockerfile.example's context
 #   OUT_DIR/beamup/   the parts of this repository the binary is built from (Cargo.toml,
 #                     Cargo.lock, src/, build.rs if present), plus vendor/ and
 #                     .cargo/config.toml from `cargo vendor`, so the build needs no crates.io
-#                     access inside docker
-#   OUT_DIR/app/      APP_DIR without _build/ and deps/
+#                     access inside docker: docker/Dockerfile.source's context (the from-source
+#                     path)
 #
 # Usage: docker/example-context.sh OUT_DIR APP_DIR
-#        docker build -f Dockerfile.example --build-arg BEAMUP_SRC=beamup --build-arg APP_DIR=app OUT_DIR
+#        docker build -f docker/Dockerfile.source -t beamup:source OUT_DIR/beamup
+#        docker build -f Dockerfile.example --build-arg BEAMUP_IMAGE=beamup:source OUT_DIR/app
 #
 # Why vendor: build containers on CI machines cannot be assumed to reach crates.io (here they
 # reach it only through a proxy whose CA the images do not trust), while the host's cargo can.

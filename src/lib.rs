@@ -17,6 +17,7 @@ pub mod exit_codes;
 pub mod inspect;
 pub mod logging;
 pub mod naming;
+pub mod operate;
 pub mod peer;
 pub mod platform;
 pub mod process;
@@ -25,6 +26,7 @@ pub mod reporter;
 pub mod resolver;
 pub mod safe_file;
 pub mod secret;
+pub mod state;
 pub mod template;
 
 use std::ffi::OsString;
@@ -78,6 +80,10 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
             opts,
             command,
         }) => (Mode::Doctor, opts, command, json, false),
+        Some(Sub::Ops(op)) => {
+            logging::init(cli::LogFormat::Text);
+            return operate::run(op, &Environment::capture());
+        }
     };
     logging::init(opts.log_format);
     process::signals::log_json(opts.log_format == cli::LogFormat::Json);
@@ -97,6 +103,16 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         (_, Some(p)) => process::resolve_program(p, env.raw_path()).ok(),
         (_, None) => None,
     };
+
+    // `bin/my_app rpc|remote|stop|...`: a command for the running node gets
+    // its identity, and no reporter, no rendering, no address lookup.
+    let call = match (mode, program.as_deref()) {
+        (Mode::Exec, Some(p)) => operate::classify(release::detect(p).kind, &command),
+        _ => operate::Call::Boot,
+    };
+    if let (Some(running), Some(program)) = (operate::running_node(call, &env)?, &program) {
+        return Err(operate::exec_as(&running, program, &command, &env));
+    }
 
     let config = config::resolve(Inputs {
         opts: &opts,
@@ -141,7 +157,12 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 cookie::redact_args(&config.command, config.cookie.as_ref()).join(" ")
             );
             let launch = process::Launch::new(&program, &config.command, &config.exec_env(&env))?;
-            let reporter = reporter_body(&config);
+            // A command for a node that is not running here (e.g. `eval`)
+            // runs without a reporter and leaves the boot record alone.
+            if call.boots() {
+                state::record_boot(&config, &program, opts.cookie_file.as_deref(), &env);
+            }
+            let reporter = reporter_body(&config).filter(|_| call.boots());
             if opts.init {
                 // beamup stays PID 1: it runs and supervises the release and the reporter.
                 process::init::run(&launch, reporter.as_ref().map(|r| r as &dyn Fn()))

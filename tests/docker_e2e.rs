@@ -1,7 +1,12 @@
-//! beamup in real containers, built the way users build it: `Dockerfile.example` (a static musl
-//! beamup, a mix release, a slim non-root runner) on base images made from Debian's archive by
-//! `docker/base-images.sh` (these machines have a Docker Engine but no registry).
+//! beamup in real containers, built the way users build it: beamup's own image (docker/Dockerfile:
+//! FROM scratch, the static binary from `scripts/build-static.sh`), then `Dockerfile.example` (a
+//! mix release and a slim non-root runner that copies beamup from that image) on base images
+//! made from Debian's archive by `docker/base-images.sh` (these machines have a Docker Engine but
+//! no registry). The from-source path (docker/Dockerfile.source's Rust stage as `BEAMUP_IMAGE`)
+//! is built too.
 //!
+//! - `example_dockerfile_paths_put_a_working_beamup_in_the_image`: both paths give a runner whose
+//!   beamup names its target and commit and names the node from an env source.
 //! - `network_alias_cluster`: three containers on a user-defined network share one
 //!   `--network-alias demo` and `BEAMUP_QUERY=demo`; with `BEAMUP_CONNECT` they form a full mesh.
 //!   `docker stop` of one stops its VM gracefully (exit 0) and the others report it left; a fourth
@@ -21,9 +26,10 @@
 //!   cargo test --test docker_e2e -- --nocapture --test-threads=1
 //!
 //! Everything created is named `bu-e2e-<pid>-*` and removed by a guard on every path, also on
-//! panic. The base images (`beamup-base-*`, tagged by a hash of their inputs) and the demo image
-//! (`beamup-e2e-demo:latest`) are kept as caches, so a second run skips the slow builds.
-//! Measurements (image sizes, build times, time to full mesh) are printed as `measure:` lines.
+//! panic. The base images (`beamup-base-*`, tagged by a hash of their inputs) and the
+//! `beamup-e2e-*:latest` images are kept as caches, so a second run skips the slow builds.
+//! Measurements (image sizes, build times, the rebuild after an app-only change, time to full
+//! mesh) are printed as `measure:` lines.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -278,8 +284,14 @@ impl Drop for Cleanup {
 struct Images {
     runner: String,
     builder: String,
-    rust: String,
 }
+
+/// beamup's own image (docker/Dockerfile: FROM scratch, /beamup from the release binary) and
+/// the same image built from source (docker/Dockerfile.source), both kept as caches.
+const BEAMUP_IMAGE: &str = "beamup-e2e-beamup:latest";
+const BEAMUP_SOURCE_IMAGE: &str = "beamup-e2e-beamup-source:latest";
+/// Dockerfile.example's from-source path: the demo app with BEAMUP_SOURCE_IMAGE's beamup.
+const DEMO_SOURCE_IMAGE: &str = "beamup-e2e-demo-source:latest";
 
 /// Builds (or reuses) the base images and the demo image once per test binary.
 fn images() -> &'static Images {
@@ -288,6 +300,39 @@ fn images() -> &'static Images {
         Ok(images) => images,
         Err(e) => panic!("{e}"),
     }
+}
+
+/// `docker build` with `--build-arg`s; on failure the tail of its log.
+fn docker_build(
+    dockerfile: &str,
+    tag: &str,
+    build_args: &[String],
+    context: &str,
+) -> Result<f64, String> {
+    let start = Instant::now();
+    // --force-rm: a failed step leaves no stopped container behind.
+    let mut cmd = vec!["build", "--force-rm", "-f", dockerfile, "-t", tag];
+    for arg in build_args {
+        cmd.extend(["--build-arg", arg]);
+    }
+    cmd.push(context);
+    let out = docker(&cmd);
+    if !out.status.success() {
+        let log = String::from_utf8_lossy(&out.stdout);
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        return Err(format!(
+            "docker build -f {dockerfile} -t {tag} failed:\n{}\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn image_bytes(image: &str) -> Result<u64, String> {
+    docker_try(&["image", "inspect", "--format", "{{.Size}}", image])?
+        .parse()
+        .map_err(|e| format!("size of {image}: {e}"))
 }
 
 fn build_images() -> Result<Images, String> {
@@ -318,14 +363,16 @@ fn build_images() -> Result<Images, String> {
     let images = Images {
         runner: tag("RUNNER_IMAGE")?,
         builder: tag("BUILDER_IMAGE")?,
-        rust: tag("RUST_BUILDER_IMAGE")?,
     };
+    let rust = tag("RUST_BUILDER_IMAGE")?;
     println!(
         "measure: base images ready in {base_secs:.1} s (reused when their inputs are unchanged)"
     );
 
-    // The context: this repository (with crates vendored) and the demo app, see
-    // docker/example-context.sh. Removed right after the build.
+    let beamup_bytes = build_beamup_image()?;
+
+    // The context: the demo app and, for the from-source path, this repository with crates
+    // vendored (see docker/example-context.sh). Removed right after the builds.
     let ctx = std::env::temp_dir().join(format!("bu-e2e-{}-context", std::process::id()));
     let _ = std::fs::remove_dir_all(&ctx);
     let dir_guard = TempDir(ctx.clone());
@@ -337,46 +384,162 @@ fn build_images() -> Result<Images, String> {
     if !status.success() {
         return Err(format!("docker/example-context.sh failed ({status})"));
     }
-
-    let start = Instant::now();
-    let ctx_str = ctx.to_string_lossy().to_string();
+    let app_ctx = ctx.join("app").to_string_lossy().to_string();
     let dockerfile = format!("{REPO}/Dockerfile.example");
-    let args = [
-        format!("BUILDER_IMAGE={}", images.builder),
-        format!("RUNNER_IMAGE={}", images.runner),
-        format!("RUST_BUILDER_IMAGE={}", images.rust),
-        "BEAMUP_SRC=beamup".to_string(),
-        "APP_DIR=app".to_string(),
-        "RELEASE_NAME=demo".to_string(),
-    ];
-    // --force-rm: a failed step leaves no stopped container behind.
-    let mut cmd = vec!["build", "--force-rm", "-f", &dockerfile, "-t", DEMO_IMAGE];
-    for arg in &args {
-        cmd.extend(["--build-arg", arg]);
+    // Dockerfile.example for the demo app, with beamup from `beamup_image`.
+    let build_demo = |tag: &str, beamup_image: &str| {
+        let args = [
+            format!("BUILDER_IMAGE={}", images.builder),
+            format!("RUNNER_IMAGE={}", images.runner),
+            format!("BEAMUP_IMAGE={beamup_image}"),
+            "RELEASE_NAME=demo".to_string(),
+        ];
+        docker_build(&dockerfile, tag, &args, &app_ctx)
+    };
+
+    // The default path: no Rust stage, beamup copied from its image.
+    let secs = build_demo(DEMO_IMAGE, BEAMUP_IMAGE)?;
+    println!("measure: Dockerfile.example (COPY --from beamup's image) built in {secs:.1} s");
+    // What users rebuild all day: the app changed, nothing else.
+    let app_source = ctx.join("app/lib/demo.ex");
+    let mut code = std::fs::read_to_string(&app_source)
+        .map_err(|e| format!("{}: {e}", app_source.display()))?;
+    code.push_str(&format!(
+        "\n# rebuilt by the e2e test {}\n",
+        std::process::id()
+    ));
+    std::fs::write(&app_source, code).map_err(|e| format!("{}: {e}", app_source.display()))?;
+    let secs = build_demo(DEMO_IMAGE, BEAMUP_IMAGE)?;
+    println!("measure: Dockerfile.example rebuilt after an app-only change in {secs:.1} s");
+
+    // The documented alternative: beamup's image from source (a Rust stage), then the same
+    // Dockerfile.example pointed at it.
+    let beamup_ctx = ctx.join("beamup").to_string_lossy().to_string();
+    let secs = docker_build(
+        &format!("{REPO}/docker/Dockerfile.source"),
+        BEAMUP_SOURCE_IMAGE,
+        &[format!("RUST_BUILDER_IMAGE={rust}")],
+        &beamup_ctx,
+    )?;
+    println!("measure: docker/Dockerfile.source (Rust stage) built in {secs:.1} s");
+    let secs = build_demo(DEMO_SOURCE_IMAGE, BEAMUP_SOURCE_IMAGE)?;
+    println!("measure: Dockerfile.example (BEAMUP_IMAGE from source) built in {secs:.1} s");
+    drop(dir_guard);
+
+    for image in [&images.runner, &images.builder, &rust, DEMO_IMAGE] {
+        println!(
+            "measure: image {image}: {:.1} MB",
+            image_bytes(image)? as f64 / 1e6
+        );
     }
-    cmd.push(&ctx_str);
-    let out = docker(&cmd);
-    if !out.status.success() {
-        let log = String::from_utf8_lossy(&out.stdout);
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    println!("measure: image {BEAMUP_IMAGE}: {beamup_bytes} bytes");
+    Ok(images)
+}
+
+/// Builds the release binary with scripts/build-static.sh and beamup's image from it
+/// (`docker build -f docker/Dockerfile .`, as the README says); checks the image holds the
+/// binary and little else and runs; returns its size in bytes.
+fn build_beamup_image() -> Result<u64, String> {
+    let status = Command::new("bash")
+        .arg(Path::new(REPO).join("scripts/build-static.sh"))
+        .arg("x86_64")
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run scripts/build-static.sh: {e}"))?;
+    if !status.success() {
+        return Err(format!("scripts/build-static.sh x86_64 failed ({status})"));
+    }
+    let binary = Path::new(REPO).join("target/dist/beamup-linux-amd64");
+    let binary_bytes = std::fs::metadata(&binary)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (docker/Dockerfile copies it from the repository's target/; \
+                 is CARGO_TARGET_DIR elsewhere?)",
+                binary.display()
+            )
+        })?
+        .len();
+    let secs = docker_build(
+        &format!("{REPO}/docker/Dockerfile"),
+        BEAMUP_IMAGE,
+        &["BEAMUP_VERSION=e2e".to_string()],
+        REPO,
+    )?;
+    println!("measure: docker/Dockerfile (beamup's image) built in {secs:.1} s");
+    let bytes = image_bytes(BEAMUP_IMAGE)?;
+    // FROM scratch plus one file: the image is the binary and a few bytes of tar headers.
+    if bytes < binary_bytes || bytes > binary_bytes + 16 * 1024 {
         return Err(format!(
-            "docker build -f Dockerfile.example failed:\n{}\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-            String::from_utf8_lossy(&out.stderr)
+            "{BEAMUP_IMAGE} is {bytes} bytes for a {binary_bytes}-byte binary: \
+             it should hold /beamup and nothing else"
         ));
     }
-    drop(dir_guard);
-    println!(
-        "measure: Dockerfile.example built in {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
-    for image in [&images.runner, &images.builder, &images.rust, DEMO_IMAGE] {
-        let bytes: f64 = docker_try(&["image", "inspect", "--format", "{{.Size}}", image])?
-            .parse()
-            .map_err(|e| format!("size of {image}: {e}"))?;
-        println!("measure: image {image}: {:.1} MB", bytes / 1e6);
+    let version = docker_try(&["run", "--rm", BEAMUP_IMAGE, "--version"])?;
+    if !version.contains("(x86_64-unknown-linux-musl, commit ") {
+        return Err(format!(
+            "docker run --rm {BEAMUP_IMAGE} --version said {version:?}"
+        ));
     }
-    Ok(images)
+    Ok(bytes)
+}
+
+/// `beamup --version` and `inspect` inside an image built from Dockerfile.example: the
+/// binary each path put at /usr/local/bin/beamup names the demo node from an env source.
+fn beamup_in(image: &str) -> (String, serde_json::Value) {
+    let version = docker_ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/usr/local/bin/beamup",
+        image,
+        "--version",
+    ]);
+    let out = docker_ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "POD_IP=10.9.8.7",
+        "--entrypoint",
+        "/usr/local/bin/beamup",
+        image,
+        "inspect",
+        "--json",
+        "--ip",
+        "env:POD_IP",
+        "--",
+        "/app/bin/demo",
+        "start",
+    ]);
+    let json = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{image}: beamup inspect --json printed no JSON ({e}): {out}"));
+    (version, json)
+}
+
+/// Dockerfile.example both ways: the published-image path (the default) and the from-source
+/// path (`BEAMUP_IMAGE` built by docker/Dockerfile.source) put a working static beamup in the
+/// runner; the first carries the commit it was built from, the second (no .git in its
+/// context) says `unknown`.
+#[test]
+fn example_dockerfile_paths_put_a_working_beamup_in_the_image() {
+    let _serial = serial();
+    images();
+    for (image, commit_known) in [(DEMO_IMAGE, true), (DEMO_SOURCE_IMAGE, false)] {
+        let (version, json) = beamup_in(image);
+        assert!(
+            version.starts_with(&format!(
+                "beamup {} (x86_64-unknown-linux-musl, commit ",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{image}: {version}"
+        );
+        assert_eq!(
+            !version.ends_with("commit unknown)"),
+            commit_known,
+            "{image}: {version}"
+        );
+        assert_eq!(json["node"], "demo@10.9.8.7", "{image}: {json}");
+        assert_eq!(json["release"], "mix", "{image}: {json}");
+    }
 }
 
 /// The two tests share the machine's two cores and the swarm state: one at a time.

@@ -145,13 +145,9 @@ fn example(kind: &str) -> &'static str {
 
 fn base_url(input: &str, url: &str) -> Result<String, String> {
     // `rancher:http://host` splits at the first colon: the URL keeps its scheme.
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(url.trim_end_matches('/').to_string())
-    } else {
-        Err(format!(
-            "--ip `{input}`: `{url}` is not an http:// URL, e.g. rancher:http://169.254.169.250"
-        ))
-    }
+    http::check_url(url)
+        .map(|()| url.trim_end_matches('/').to_string())
+        .map_err(|e| format!("--ip `{input}`: {e}, e.g. rancher:http://169.254.169.250"))
 }
 
 /// What the sources may read: the environment and the metadata timeout.
@@ -276,7 +272,8 @@ pub fn unusable(address: IpAddr, family: IpFamily, explicit: bool) -> Option<Str
         }
         _ => {}
     }
-    if address.is_unspecified() || address.is_multicast() {
+    let broadcast = matches!(address, IpAddr::V4(v4) if v4.is_broadcast());
+    if address.is_unspecified() || address.is_multicast() || broadcast {
         return Some(format!("{address} is not a unicast address"));
     }
     if !explicit && address.is_loopback() {

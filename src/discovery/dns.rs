@@ -138,12 +138,13 @@ impl Dns {
                 addresses.extend(known);
             }
         }
-        let mut lookups = JoinSet::new();
-        for target in missing {
-            let resolver = self.resolver.clone();
-            lookups.spawn(async move { lookup_addresses(&resolver, target, family).await });
-        }
-        while let Some(joined) = lookups.join_next().await {
+        let resolver = &self.resolver;
+        let results = bounded(missing, SRV_LOOKUPS_AT_ONCE, |target| {
+            let resolver = resolver.clone();
+            async move { lookup_addresses(&resolver, target, family).await }
+        })
+        .await;
+        for joined in results {
             let result = joined.map_err(|e| NetError::Msg(format!("SRV target lookup: {e}")))?;
             match classify(result)? {
                 Answer::Addresses(found) => addresses.extend(found),
@@ -154,6 +155,37 @@ impl Dns {
         }
         Ok(Answer::Addresses(addresses))
     }
+}
+
+/// How many SRV target lookups run at once: an answer may name hundreds of
+/// targets, and each lookup holds a socket; the poll's deadline still bounds
+/// the whole.
+pub const SRV_LOOKUPS_AT_ONCE: usize = 16;
+
+/// Runs `task` over `items`, at most `limit` at a time; the outputs in
+/// completion order.
+async fn bounded<T, F, Fut>(
+    items: Vec<T>,
+    limit: usize,
+    mut task: F,
+) -> Vec<Result<Fut::Output, tokio::task::JoinError>>
+where
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let mut running = JoinSet::new();
+    let mut done = Vec::with_capacity(items.len());
+    for item in items {
+        if running.len() >= limit.max(1) {
+            done.extend(running.join_next().await);
+        }
+        running.spawn(task(item));
+    }
+    while let Some(joined) = running.join_next().await {
+        done.push(joined);
+    }
+    done
 }
 
 async fn lookup_addresses(
@@ -225,5 +257,31 @@ mod tests {
             };
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn srv_target_lookups_are_bounded() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let results = runtime.block_on(bounded((0..100).collect(), 16, |i: u32| {
+            let (now, peak) = (now.clone(), peak.clone());
+            async move {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                i
+            }
+        }));
+        let mut got: Vec<u32> = results.into_iter().map(|r| r.expect("joined")).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), 16);
     }
 }

@@ -239,7 +239,7 @@ impl Report {
         if self.healthy() {
             ExitCode::Success
         } else {
-            ExitCode::Unhealthy
+            ExitCode::NotReady
         }
     }
 
@@ -521,7 +521,7 @@ mod tests {
                 if healthy {
                     ExitCode::Success
                 } else {
-                    ExitCode::Unhealthy
+                    ExitCode::NotReady
                 }
             );
         }

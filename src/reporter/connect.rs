@@ -39,7 +39,9 @@ impl Connect {
             settings.local_node.clone(),
             hidden_node_name(own_address),
             settings.cookie.clone(),
-            settings.prune,
+            // Leaving the cluster disconnects every peer: the connector's
+            // disconnecting side serves both flags.
+            settings.prune || settings.leave_when_unlisted,
         )
         .with_connect_wait(wait);
         Connect {
@@ -54,9 +56,15 @@ impl Connect {
         matches!(self.local, None | Some(LocalState::Waiting(_)))
     }
 
-    /// Whether `--prune` is on.
-    pub fn prune(&self) -> bool {
-        self.connector.prune()
+    /// The local node's state in words, for `beamup status`.
+    pub fn local_text(&self) -> String {
+        match &self.local {
+            None => "not reached yet".into(),
+            Some(LocalState::Connected) => "connected".into(),
+            Some(LocalState::Waiting(why)) => format!("waiting: {why}"),
+            Some(LocalState::CookieRejected) => "cookie rejected".into(),
+            Some(LocalState::Error(e)) => format!("error: {e}"),
+        }
     }
 
     /// One sync; returns whether any state changed (the peers file is then
@@ -131,6 +139,7 @@ mod tests {
             local_node: "demo@10.0.0.1".into(),
             cookie: Secret::new("c"),
             prune: false,
+            leave_when_unlisted: false,
         };
         let mut c = Connect::new(
             &settings,

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs beamup's tests for another architecture under qemu user-mode emulation:
+#
+#   bash scripts/test-cross.sh aarch64                 # unit and property tests (below)
+#   bash scripts/test-cross.sh aarch64 --test NAME     # other cargo test arguments
+#
+# The test binaries are cross-built for <arch>-unknown-linux-musl (static, with the flags of
+# .cargo/config.toml, so they run on any host) and cargo runs each one through
+# qemu-<arch>-static (Debian's qemu-user-static; no binfmt_misc registration needed).
+# scripts/build-static.sh --install-only installs the target, the cross linker and qemu when
+# missing. Tests that need root, namespaces or a BEAM stay in the native suite: qemu-user
+# emulates the instructions, not the kernel, so they would prove nothing more here.
+#
+# scripts/test.sh and the release workflow run `bash scripts/test-cross.sh aarch64`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { printf 'test-cross: error: %s\n' "$*" >&2; exit 1; }
+[ $# -ge 1 ] || die "usage: $0 ARCH [CARGO TEST ARGS...] (try --help)"
+case "$1" in
+  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+  aarch64|arm64) arch=aarch64 ;;
+  x86_64|amd64) arch=x86_64 ;;
+  *) die "unknown architecture: $1 (x86_64, aarch64)" ;;
+esac
+shift
+# By default the tests of pure code, which is what differs between machines: the unit tests
+# and the property tests (tests/properties.rs, where present).
+if [ $# -eq 0 ]; then
+  set -- --lib
+  [ ! -f tests/properties.rs ] || set -- "$@" --test properties
+fi
+
+bash scripts/build-static.sh --install-only "$arch"
+
+triple=$arch-unknown-linux-musl
+runner=native
+if [ "$arch" != "$(uname -m)" ]; then
+  # The linker comes from .cargo/config.toml; the runner only here, since a native host has no
+  # use for qemu.
+  runner_var=CARGO_TARGET_$(printf '%s' "$triple" | tr 'a-z-' 'A-Z_')_RUNNER
+  export "$runner_var=${!runner_var:-qemu-$arch-static}"
+  runner=${!runner_var}
+fi
+echo "==> cargo test --locked --target $triple $* (runner: $runner)" >&2
+cargo test --locked --target "$triple" "$@"
