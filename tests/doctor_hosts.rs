@@ -483,21 +483,25 @@ fn other_name_part_unreachable_port_and_dead_peer() {
         "Connection refused",
         "open the nodes' distribution ports between them",
     );
+    // Silence (a timeout) while ARP still tries, "no route to host" once it gave up.
     report.assert_failed(
         &s4,
         "epmd",
-        "no answer from",
+        &format!("{}:4369", p4.addr()),
         "the host is down or cut off from this one",
     );
-    assert_eq!(
-        report.verdict(),
-        format!(
-            "0 of 3 peers connected; {}: registered as `other`, not `demo`; {}: distribution \
-             port unreachable; {}: epmd unreachable (no answer)",
-            node(p2),
-            node(p3),
-            node(p4)
-        )
+    let verdict = report.verdict();
+    let head = format!(
+        "0 of 3 peers connected; {}: registered as `other`, not `demo`; {}: distribution \
+         port unreachable; {}: ",
+        node(p2),
+        node(p3),
+        node(p4)
+    );
+    assert!(
+        verdict.starts_with(&head) && verdict.contains("unreachable"),
+        "{}",
+        report.text
     );
 
     // The dead peer costs one step timeout, whatever else is checked meanwhile.

@@ -33,10 +33,10 @@ pub struct Registered {
 /// Asks the epmd at `addr` for every registered name, bounded by `timeout`
 /// (connecting and reading together).
 ///
-/// A refused or failed connection comes back as
-/// [`DistError::EpmdUnreachable`], silence as [`DistError::Timeout`] (a
-/// host that is down or a firewall that drops), an answer that is not
-/// epmd's as [`DistError::Protocol`].
+/// A refused connection comes back as [`DistError::EpmdUnreachable`]
+/// (nothing listens), an unreachable host as [`DistError::Io`], silence as
+/// [`DistError::Timeout`] (a host that is down or a firewall that drops), an
+/// answer that is not epmd's as [`DistError::Protocol`].
 pub async fn names(addr: SocketAddr, timeout: Duration) -> Result<Vec<Registered>, DistError> {
     let unreachable = |reason: String| DistError::EpmdUnreachable {
         host: addr.ip().to_string(),
@@ -48,7 +48,12 @@ pub async fn names(addr: SocketAddr, timeout: Duration) -> Result<Vec<Registered
                 "epmd at {addr}: no answer within {timeout:?}"
             )));
         }
-        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        // Refused: the host answers, nothing listens on the port.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(unreachable(e.to_string()));
+        }
+        // The host itself cannot be reached (no route, ARP gave up).
+        Ok(Err(e)) => return Err(DistError::Io(format!("epmd at {addr}: {e}"))),
         Ok(Ok(stream)) => stream,
     };
     let exchange = async {

@@ -146,14 +146,16 @@ async fn registered_port(ip: IpAddr, name: &str, checks: &mut Vec<Check>) -> Res
 }
 
 fn epmd_failed(at: SocketAddr, e: &DistError) -> Check {
+    let cut_off = "the host is down or cut off from this one, or a firewall drops TCP 4369: put \
+                   the nodes on one network and open 4369 and the distribution ports between them";
     match e {
         DistError::Timeout(_) => Check::failed(
             "epmd",
             format!("no answer from {at} within {STEP_TIMEOUT:?}"),
             "epmd unreachable (no answer)",
-            "the host is down or cut off from this one, or a firewall drops TCP 4369: put the \
-             nodes on one network and open 4369 and the distribution ports between them",
+            cut_off,
         ),
+        DistError::Io(reason) => Check::failed("epmd", reason.clone(), "host unreachable", cut_off),
         DistError::EpmdUnreachable { reason, .. } => Check::failed(
             "epmd",
             format!("epmd on {at}: {reason}"),
