@@ -34,6 +34,27 @@ Examples:
   kubectl exec my-pod -- beamup rpc 'Node.list()'
   beamup status --min-peers 2
 
+  # Why do the nodes not connect? Check this node, discovery and every peer
+  docker exec c beamup doctor
+
+Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 not ready (status) or
+a failed check (doctor), 2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers),
+6 no node started through beamup here (remote, rpc, pid, stop, env), 126 command not executable,
+127 command not found, 128+n signal n before the release started (143: SIGTERM).
+";
+
+const DOCTOR_HELP: &str = "\
+Run it next to the node, with the flags (or BEAMUP_* variables) it was started with:
+  docker exec c beamup doctor
+  kubectl exec pod -- beamup doctor --json
+
+One line per check (✔ ok, ✗ failed with a hint, – skipped), then a verdict line.
+Exit codes: 0 every check passed, 1 a check failed, 2 usage, 3 configuration, 4 no address found.
+  # In the running container: a remote shell, an rpc, a readiness probe
+  docker exec -it my_container beamup remote
+  kubectl exec my-pod -- beamup rpc 'Node.list()'
+  beamup status --min-peers 2
+
 Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 not ready (status),
 2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers), 6 no node started
 through beamup here (remote, rpc, pid, stop, env), 126 command not executable, 127 command not
@@ -97,6 +118,18 @@ pub enum Sub {
         watch: bool,
         #[command(flatten)]
         opts: Opts,
+    },
+    /// Check this node, discovery and every peer, and say why nodes do not cluster.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        opts: Opts,
+        /// The release command (used to infer the basename and to find its releases/COOKIE).
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
     },
     #[command(flatten)]
     Ops(OpsCommand),

@@ -113,6 +113,9 @@ pub enum Mode {
     Exec,
     Inspect,
     Peers,
+    /// `beamup doctor`: like `Inspect` (nothing written, no exec), and the
+    /// cookie is resolved even without `--connect`.
+    Doctor,
 }
 
 #[derive(Debug, Clone)]
@@ -194,7 +197,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     let cookie = match given_cookie {
         Some(c) => Some(c),
         // The cookie the release finds by itself: read only when needed.
-        None if opts.connect => found_cookie(&release.release, &files, env),
+        None if opts.connect || mode == Mode::Doctor => found_cookie(&release.release, &files, env),
         None => None,
     };
     let reporter = reporter_settings(opts, &flags, env, &node, cookie.as_ref())?;

@@ -4,7 +4,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Success,
-    /// `beamup status`: the node is not ready (too few peers, reporter gone, ...).
+    /// A check found a problem: `beamup status` (the node is not ready: too few
+    /// peers, reporter gone, ...), `beamup doctor` (a ✗ line).
     NotReady,
     /// A bad flag or argument (clap's own usage errors also exit 2).
     Usage,

@@ -10,7 +10,7 @@ use crate::cookie;
 use crate::discovery::RecordKind;
 use crate::platform;
 
-fn record_name(r: RecordKind) -> &'static str {
+pub fn record_name(r: RecordKind) -> &'static str {
     match r {
         RecordKind::A => "a",
         RecordKind::Aaaa => "aaaa",

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cookie;
 pub mod discovery;
 pub mod dist;
+pub mod doctor;
 pub mod duration;
 pub mod exit_codes;
 pub mod inspect;
@@ -74,6 +75,11 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
             command,
         }) => (Mode::Inspect, opts, command, json, false),
         Some(Sub::Peers { watch, opts }) => (Mode::Peers, opts, Vec::new(), false, watch),
+        Some(Sub::Doctor {
+            json,
+            opts,
+            command,
+        }) => (Mode::Doctor, opts, command, json, false),
         Some(Sub::Ops(op)) => {
             logging::init(cli::LogFormat::Text);
             return operate::run(op, &Environment::capture());
@@ -126,6 +132,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
             }
             Ok(0)
         }
+        Mode::Doctor => Ok(doctor::run(&config, json).code()),
         Mode::Peers => Ok(reporter::peers_command(
             config.discovery,
             watch,

@@ -366,7 +366,7 @@ fn peers_command_prints_and_watches() {
     );
     assert!(!watch.log().contains(&format!("-{}", node(&b))));
 
-    // An unknown name (this dnsmasq answers REFUSED outside its zone): exit 5
+    // An unknown name (NXDOMAIN): exit 5
     // and the name in the message.
     let mut cmd = a.command(beamup_bin());
     cmd.args(["peers", "--ip", "interface:eth0", "--basename", "demo"])

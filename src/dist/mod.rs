@@ -14,6 +14,7 @@
 //! (kernel's `rpc.erl`, `handle_call({call, ...})`).
 
 mod connector;
+pub mod epmd;
 mod rpc;
 mod session;
 mod stream;

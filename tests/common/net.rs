@@ -420,6 +420,12 @@ impl Net {
         for (name, target, port) in &zone.srv {
             conf.push_str(&format!("srv-host={name},{target},{port}\n"));
         }
+        // The search domains are the zone's own, answered as Docker's and Kubernetes'
+        // servers do: an unknown name there is NXDOMAIN, a known name without records
+        // of the asked type an empty answer (without this, dnsmasq REFUSES both).
+        for domain in &zone.search {
+            conf.push_str(&format!("local=/{domain}/\n"));
+        }
         let conf_path = dir.join("dnsmasq.conf");
         write(&conf_path, &conf);
 
