@@ -88,6 +88,10 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
     logging::init(opts.log_format);
     process::signals::log_json(opts.log_format == cli::LogFormat::Json);
     let env = Environment::capture();
+    // `beamup doctor` next to a running node: its boot record names the node
+    // and the release command (to find the release's cookie like at boot).
+    let boot = doctor_boot_record(mode, &command, &env);
+    let command = boot.as_ref().map_or(command, |b| b.command.clone());
 
     // A missing or non-executable command is reported before anything else.
     let program = match (mode, command.first()) {
@@ -132,7 +136,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
             }
             Ok(0)
         }
-        Mode::Doctor => Ok(doctor::run(&config, json).code()),
+        Mode::Doctor => Ok(doctor::run(&config, boot.as_ref(), json).code()),
         Mode::Peers => Ok(reporter::peers_command(
             config.discovery,
             watch,
@@ -194,6 +198,22 @@ fn reporter_body(config: &config::Config) -> Option<impl Fn() + use<>> {
         let settings = config.reporter.clone();
         move || reporter::run_child(discovery.clone(), settings.clone())
     })
+}
+
+/// The boot record of the node running here, for `beamup doctor` without a
+/// release command (`docker exec c beamup doctor`).
+fn doctor_boot_record(
+    mode: Mode,
+    command: &[String],
+    env: &Environment,
+) -> Option<state::BootState> {
+    if mode != Mode::Doctor || !command.is_empty() {
+        return None;
+    }
+    state::find(env, None)
+        .ok()
+        .map(|found| found.state)
+        .filter(state::BootState::alive)
 }
 
 /// `beamup /app/bin/my_app start` (the `--` forgotten): clap only says the

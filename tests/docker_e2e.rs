@@ -747,6 +747,19 @@ fn network_alias_cluster() {
         pid, "1",
         "{c1}: `beamup pid` says {pid}: the VM is PID 1 after the exec"
     );
+    // `beamup doctor` in the container: the boot record names the node, every check passes.
+    let doctor = docker(&["exec", c1, "beamup", "doctor"]);
+    let said = String::from_utf8_lossy(&doctor.stdout).to_string();
+    assert!(
+        doctor.status.success() && said.contains("2 of 2 peers connected; all checks passed"),
+        "{c1}: `beamup doctor` on a healthy mesh ({}):\n{said}{}",
+        doctor.status,
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+    assert!(
+        !said.contains('✗'),
+        "{c1}: a failed check on a healthy mesh:\n{said}"
+    );
     let ready = docker(&["exec", c1, "beamup", "status", "--min-peers", "2"]);
     assert!(
         ready.status.success(),
@@ -846,6 +859,46 @@ fn network_alias_cluster() {
         || logs_of(std::slice::from_ref(last)),
     );
     assert_eq!(code, "0", "{last} exited {code} after `beamup stop`");
+
+    // A container with another cookie under the same alias: doctor names it.
+    let intruder = cleanup.name("other-cookie");
+    cleanup.containers.push(intruder.clone());
+    let mut args: Vec<String> = [
+        "run",
+        "-d",
+        "--name",
+        &intruder,
+        "--network",
+        &network,
+        "--network-alias",
+        "demo",
+        "-e",
+        "BEAMUP_QUERY=demo",
+        "-e",
+        "RELEASE_COOKIE=not-the-demo-cookie",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (k, v) in BEAMUP_ENV {
+        args.extend(["-e".to_string(), format!("{k}={v}")]);
+    }
+    args.push(DEMO_IMAGE.to_string());
+    docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let healthy = &now[0];
+    wait_until(
+        "`beamup doctor` to name the peer with another cookie",
+        CONVERGE,
+        || {
+            let out = docker(&["exec", healthy, "beamup", "doctor"]);
+            let said = String::from_utf8_lossy(&out.stdout).to_string();
+            if out.status.code() == Some(1) && said.contains("cookie differs") {
+                Ok(())
+            } else {
+                Err(format!("doctor exited {}:\n{said}", out.status))
+            }
+        },
+        || logs_of(&[healthy.clone(), intruder.clone()]),
+    );
 }
 
 #[test]

@@ -35,6 +35,7 @@ use crate::dist::{DistError, Session, SessionOptions, epmd};
 use crate::exit_codes::ExitCode;
 use crate::reporter::hidden_node_name;
 use crate::secret::Secret;
+use crate::state::{BootState, CookieOrigin};
 
 /// Bound on every network step (an epmd request, a TCP connect, the
 /// handshake, a call): a peer that does not answer costs this once, since
@@ -70,6 +71,30 @@ impl Identity {
             cookie_origin: config.cookie.as_ref().map(|c| c.origin.clone()),
             discovery: config.discovery.clone(),
         }
+    }
+
+    /// The identity of the node running here, from its boot record: the
+    /// node and address it was given at boot (whatever a lookup would find
+    /// now) and its cookie from where it came; the rest as [`from_config`]
+    /// (which was resolved with the recorded release command).
+    ///
+    /// [`from_config`]: Identity::from_config
+    pub fn from_state(config: &Config, boot: &BootState) -> Identity {
+        let mut identity = Identity::from_config(config);
+        if let Ok(address) = boot.address.parse::<IpAddr>() {
+            identity.address = address;
+            identity.node = boot.node.clone();
+            identity.source = format!("{} (the boot record)", boot.source);
+            identity.discovery.own_address = address;
+            identity.discovery.own_node = boot.node.clone();
+        }
+        if let Some(CookieOrigin::File(path)) = boot.cookie_origin()
+            && let Ok(cookie) = crate::cookie::from_file(&path)
+        {
+            identity.cookie = Some(cookie.value);
+            identity.cookie_origin = Some(cookie.origin);
+        }
+        identity
     }
 
     /// The node's name part.
@@ -345,8 +370,11 @@ impl Report {
 
 /// `beamup doctor`: runs every check, prints the report (text or JSON) to
 /// stdout, returns the exit code (0 all good, 1 something failed).
-pub fn run(config: &Config, json: bool) -> ExitCode {
-    let identity = Identity::from_config(config);
+pub fn run(config: &Config, boot: Option<&BootState>, json: bool) -> ExitCode {
+    let identity = match boot {
+        Some(boot) => Identity::from_state(config, boot),
+        None => Identity::from_config(config),
+    };
     let report = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
