@@ -26,7 +26,15 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("`{input}` must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // from_secs_f64 panics past u64::MAX seconds (issue 9), and a positive
+    // value below a nanosecond rounds to zero; fuzz/flag_values checks both.
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d.is_zero() => Err(format!("`{input}` must be a positive duration")),
+        Ok(d) => Ok(d),
+        Err(_) => Err(format!(
+            "`{input}` is too long a duration: write e.g. 500ms, 2s, 1m"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -46,7 +54,16 @@ mod tests {
         for (input, ms) in ok {
             assert_eq!(parse(input).unwrap(), Duration::from_millis(ms), "{input}");
         }
-        for bad in ["", "s", "2x", "-1s", "0s", "abc"] {
+        for bad in [
+            "",
+            "s",
+            "2x",
+            "-1s",
+            "0s",
+            "abc",
+            "99999999999999999999s",
+            "0.0000000001s",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
     }

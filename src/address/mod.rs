@@ -145,8 +145,15 @@ fn example(kind: &str) -> &'static str {
 
 fn base_url(input: &str, url: &str) -> Result<String, String> {
     // `rancher:http://host` splits at the first colon: the URL keeps its scheme.
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(url.trim_end_matches('/').to_string())
+    // A URL with no host (`http://`) is refused here, not at the first request
+    // (it printed as `http:`, which parses to nothing: fuzz/flag_values checks
+    // that every source prints to text that parses back to it).
+    let base = url.trim_end_matches('/');
+    let host = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"));
+    if host.is_some_and(|h| !h.is_empty()) {
+        Ok(base.to_string())
     } else {
         Err(format!(
             "--ip `{input}`: `{url}` is not an http:// URL, e.g. rancher:http://169.254.169.250"
@@ -381,6 +388,8 @@ mod tests {
             ("cidr:10.0.0.0/33", "not a network in CIDR form"),
             ("cidr:banana", "not a network in CIDR form"),
             ("rancher:metadata", "not an http:// URL"),
+            ("ecs:http://", "not an http:// URL"),
+            ("rancher:http:///", "not an http:// URL"),
             ("auto:x", "not an address source"),
         ];
         for (input, want) in table {

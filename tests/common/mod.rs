@@ -210,6 +210,11 @@ impl Default for Cookie {
 /// `$TMPDIR/beamup/`, and hosts share one filesystem (unlike containers), so two
 /// beamups with the default /tmp would overwrite each other's files.
 pub fn beamup_command(host: &Host, release: &Release, args: &[&str]) -> Command {
+    beamup_command_with(&beamup_bin(), host, release, args)
+}
+
+/// [`beamup_command`] with another beamup binary (the benchmarks time the static one).
+pub fn beamup_command_with(bin: &Path, host: &Host, release: &Release, args: &[&str]) -> Command {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let tmp = host.log_dir.join(format!(
         "tmp-{}-{}",
@@ -218,7 +223,7 @@ pub fn beamup_command(host: &Host, release: &Release, args: &[&str]) -> Command 
     ));
     std::fs::create_dir_all(&tmp)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", tmp.display()));
-    let mut cmd = host.command(beamup_bin());
+    let mut cmd = host.command(bin);
     cmd.args(args)
         .arg("--")
         .arg(release.bin())
