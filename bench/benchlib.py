@@ -170,6 +170,15 @@ class Namespace:
         self.close()
 
 
+def run_inside(tag, script, argv):
+    """Runs `script --inner ARGV` inside a fresh network namespace (so no `ip netns exec`
+    is in the timings); the namespace is deleted with whatever still runs in it."""
+    with Namespace(tag) as ns:
+        out = subprocess.run(ns.exec_prefix() + [sys.executable, str(script), "--inner", *argv])
+    if out.returncode != 0:
+        die(f"the run inside the namespace failed ({out.returncode})")
+
+
 def cleanup_on_signals():
     """SIGTERM/SIGINT become exceptions, so `with` blocks and `finally` clean up."""
 

@@ -62,7 +62,7 @@ pub fn boot(
 ) -> Proc {
     let tmp = dir.join(format!("{}.tmp", host.name));
     std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("cannot create {tmp:?}: {e}"));
-    let mut cmd = common::beamup_command_with(bin, host, release, args);
+    let mut cmd = common::beamup_command_with(bin, host, &[], release, args);
     cmd.env("RELEASE_TMP", &tmp).env("TMPDIR", &tmp);
     for (key, value) in env {
         cmd.env(key, value);

@@ -333,16 +333,10 @@ def main():
     bl.require("ip", "dnsmasq")
     binary = bl.static_binary()
     demo_release()
-    # Everything runs inside the namespace (the bench too: no `ip netns exec` in the
-    # timings); the namespace is deleted with whatever still runs in it.
-    with bl.Namespace("brep") as ns:
-        out = subprocess.run(
-            ns.exec_prefix() + [sys.executable, __file__, "--inner", "--binary", str(binary)]
-            + [f"--polls={args.polls}", f"--early-poll={args.early_poll}"]
-            + [f"--peers-runs={args.peers_runs}", f"--rpc-runs={args.rpc_runs}"],
-        )
-    if out.returncode != 0:
-        bl.die(f"the run inside the namespace failed ({out.returncode})")
+    bl.run_inside("brep", __file__, [
+        "--binary", str(binary), f"--polls={args.polls}", f"--early-poll={args.early_poll}",
+        f"--peers-runs={args.peers_runs}", f"--rpc-runs={args.rpc_runs}",
+    ])
 
 
 def inner(args):

@@ -11,8 +11,8 @@ Examples:
   ENTRYPOINT [\"/usr/local/bin/beamup\", \"--\"]
   CMD [\"/app/bin/my_app\", \"start\"]
 
-  # Kubernetes (downward API POD_IP, headless service), joining peers itself
-  beamup --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
+  # Kubernetes (downward API POD_IP, headless service), joining peers itself, beamup staying PID 1
+  beamup --init --ip env:POD_IP --query 'my-app-headless.${POD_NAMESPACE}.svc.cluster.local' --connect -- /app/bin/my_app start
 
   # Docker Swarm preset: peers from tasks.<service> (BEAMUP_SERVICE names the service)
   BEAMUP_SERVICE=web beamup --platform swarm -- /app/bin/my_app start
@@ -29,8 +29,9 @@ Examples:
   # See every decision without starting anything
   beamup inspect --json -- /app/bin/my_app start
 
-Exit codes: 0 ok (after exec: the release's own status), 2 usage, 3 configuration,
-4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found.
+Exit codes: 0 ok (after exec, or with --init: the release's own status), 2 usage, 3 configuration,
+4 no address found, 5 discovery failed (peers), 126 command not executable, 127 command not found,
+128+n signal n before the release started (143: SIGTERM).
 ";
 
 /// beamup: name a BEAM release after its container's own address, render its
@@ -59,7 +60,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Sub {
-    /// Print every decision (address, node name, exports, rendered files, query) without exec.
+    /// Print every decision (address, node name, exports, rendered files, query); writes and execs nothing.
     #[command(after_help = EXAMPLES)]
     Inspect {
         /// Print one JSON object instead of text.
@@ -179,11 +180,11 @@ pub struct Opts {
     )]
     pub template: Vec<String>,
 
-    /// Read the distribution cookie from this file (e.g. a Docker secret).
+    /// Read the distribution cookie from this file (e.g. a Docker secret); the release and --connect both use it.
     #[arg(long, value_name = "PATH", env = "BEAMUP_COOKIE_FILE")]
     pub cookie_file: Option<PathBuf>,
 
-    /// Timeout for each metadata API request (Rancher, ECS), e.g. `2s`, `500ms`.
+    /// Timeout for each metadata API request (Rancher, ECS), 10ms..60s, e.g. `2s`, `500ms`.
     #[arg(
         long,
         value_name = "DURATION",
@@ -196,6 +197,11 @@ pub struct Opts {
     #[arg(long, value_enum, env = "BEAMUP_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Stay PID 1: run the release as a child, forward signals to it, reap every zombie, restart the
+    /// reporter if it dies, exit with the release's status (for Kubernetes, which has no `docker run --init`).
+    #[arg(long, env = "BEAMUP_INIT", value_parser = clap::builder::BoolishValueParser::new())]
+    pub init: bool,
+
     // ----- discovery (the reporter child and `beamup peers`) -----
     /// DNS record type to discover peers with (default: follows the own address' family; a+aaaa for any).
     #[arg(long, value_enum, env = "BEAMUP_RECORD")]
@@ -205,7 +211,7 @@ pub struct Opts {
     #[arg(long, value_name = "IP[:PORT]", env = "BEAMUP_DNS_SERVER")]
     pub dns_server: Option<String>,
 
-    /// Timeout of one DNS query attempt.
+    /// Timeout of one DNS query attempt, 10ms..60s.
     #[arg(
         long,
         value_name = "DURATION",
@@ -214,12 +220,13 @@ pub struct Opts {
     )]
     pub dns_timeout: String,
 
-    /// Attempts per DNS query.
+    /// Attempts per DNS query, 1..=10 (a poll ends within --dns-timeout × N).
     #[arg(
         long,
         value_name = "N",
         env = "BEAMUP_DNS_ATTEMPTS",
-        default_value_t = 2
+        default_value_t = 2,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10)
     )]
     pub dns_attempts: usize,
 
@@ -232,7 +239,7 @@ pub struct Opts {
     )]
     pub peers: Vec<String>,
 
-    /// Poll interval of discovery, e.g. `5s`, `500ms`, `1m` (±10% jitter).
+    /// Poll interval of discovery, 100ms..1h, e.g. `5s`, `500ms`, `1m` (±10% jitter).
     #[arg(
         long,
         value_name = "DURATION",
@@ -266,6 +273,12 @@ pub struct Opts {
     /// With --connect: disconnect a peer once it is reported as left.
     #[arg(long, env = "BEAMUP_PRUNE", value_parser = clap::builder::BoolishValueParser::new())]
     pub prune: bool,
+
+    /// With --connect: once this node is missing from its own DNS answer for --leave-after polls,
+    /// disconnect its peers and stop dialing them until listed again. Not for Kubernetes: a
+    /// headless service drops pods failing readiness, so a node under load would cut itself off.
+    #[arg(long, env = "BEAMUP_LEAVE_WHEN_UNLISTED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub leave_when_unlisted: bool,
 }
 
 #[cfg(test)]

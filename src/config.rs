@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,21 +14,34 @@ use anyhow::Context as _;
 
 use crate::address::{self, Source};
 use crate::cli::{Opts, Platform, Record};
+use crate::cookie;
 use crate::discovery::{self, RecordKind};
 use crate::exit_codes::{ExitCode, Failure, OrExit};
 use crate::naming;
 use crate::platform::{self, Preset};
 use crate::release::{self, Kind, Release};
 use crate::reporter;
+use crate::safe_file;
 use crate::secret::Secret;
 use crate::template;
 
-/// The process environment as beamup read it at start.
-#[derive(Debug, Clone, Default)]
+/// The process environment as beamup read it at start. Its Debug shows the
+/// names only: RELEASE_COOKIE may be among the values.
+#[derive(Clone, Default)]
 pub struct Environment {
     pub vars: HashMap<String, String>,
     /// The raw environment, passed on to the release unchanged but for exports.
     pub raw: Vec<(OsString, OsString)>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Environment")
+            .field("names", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Environment {
@@ -55,21 +67,33 @@ impl Environment {
     }
 }
 
-/// One exported variable. Secret ones are redacted in logs and `inspect`.
+/// One exported variable. Only the cookie is a [`Secret`].
 #[derive(Debug, Clone)]
 pub struct Export {
     pub name: String,
-    pub value: Secret,
-    pub secret: bool,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Plain(String),
+    Secret(Secret),
 }
 
 impl Export {
     /// The value as it may be shown (cookie redacted).
     pub fn shown(&self) -> &str {
-        if self.secret {
-            "<redacted>"
-        } else {
-            self.value.expose()
+        match &self.value {
+            Value::Plain(v) => v,
+            Value::Secret(_) => "<redacted>",
+        }
+    }
+
+    /// The real value, for the exec'd environment and templates.
+    pub fn expose(&self) -> &str {
+        match &self.value {
+            Value::Plain(v) => v,
+            Value::Secret(s) => s.expose(),
         }
     }
 }
@@ -103,6 +127,8 @@ pub struct Config {
     pub source: String,
     pub basename: String,
     pub node: String,
+    /// The cookie of the release and of `--connect` (cookie.rs), if known.
+    pub cookie: Option<cookie::Cookie>,
     pub exports: Vec<Export>,
     pub files: Vec<RenderedFile>,
     pub query: Option<String>,
@@ -121,6 +147,9 @@ pub struct Inputs<'a> {
     pub mode: Mode,
 }
 
+/// Flags + environment → the resolved config, in the README's order: flags →
+/// cookie → preset → basename → address → release → exports → query → files
+/// → discovery and reporter settings. Nothing is written here.
 pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     let Inputs {
         opts,
@@ -130,69 +159,158 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         mode,
     } = inputs;
     let mut warnings: Vec<String> = Vec::new();
-
-    // --- flags that need no I/O ------------------------------------------
-    let metadata_timeout = duration(&opts.metadata_timeout, "--metadata-timeout")?;
-    let interval = duration(&opts.interval, "--interval")?;
-    let dns_timeout = duration(&opts.dns_timeout, "--dns-timeout")?;
-    let dns_server = opts
-        .dns_server
-        .as_deref()
-        .map(crate::dns::parse_server)
-        .transpose()
-        .map_err(|e| Failure::msg(ExitCode::Usage, e))?;
-    if opts.leave_after == 0 {
-        return Err(Failure::msg(
-            ExitCode::Usage,
-            "--leave-after must be at least 1",
-        ));
-    }
-    let explicit_sources = opts
-        .ip
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| Source::parse(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::msg(ExitCode::Usage, e))?;
-    for name in &opts.export_query {
-        if !template::is_name(name) {
-            return Err(Failure::msg(
-                ExitCode::Usage,
-                format!("--export-query `{name}` is not an environment variable name"),
-            ));
-        }
-    }
-    let templates = opts
-        .template
-        .iter()
-        .map(|t| parse_template_flag(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let static_peers = opts
-        .peers
-        .iter()
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| naming::parse_node(p.trim()).map(|_| p.trim().to_string()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::msg(ExitCode::Usage, format!("--peers: {e}")))?;
-    if opts.prune && !opts.connect {
-        return Err(Failure::msg(ExitCode::Usage, "--prune needs --connect"));
-    }
-
-    // --- cookie ------------------------------------------------------------
-    let cookie_from_file = match &opts.cookie_file {
-        Some(path) => Some(read_cookie(path)?),
-        None => None,
-    };
-
-    // --- platform preset -----------------------------------------------------
+    let flags = Flags::check(opts)?;
+    let given_cookie = cookie::given(opts.cookie_file.as_deref(), |n| {
+        env.get(n).map(str::to_string)
+    })?;
     let preset = platform_preset(opts.platform, env);
     if let Some(hint) = preset.hint.as_ref().filter(|_| opts.query.is_none()) {
         tracing::warn!(platform = platform::name(preset.platform), "{hint}");
         warnings.push(hint.clone());
     }
-
     let query_template = opts.query.clone().or_else(|| preset.query.clone());
     // Usage errors before any network I/O.
+    check_something_to_discover(opts, mode, &query_template, &flags.static_peers)?;
+    refuse_cookie_in_query(opts, &query_template)?;
+    let basename = basename(opts, &preset, env, command)?;
+    let found = own_address(&flags, &preset, &query_template, env, opts)?;
+    let node = naming::node_name(&basename, found.address);
+    let release = release_traps(program, env, &node, found.address, &mut warnings);
+    let mut exports = base_exports(&node, &basename, &found, &release, env);
+    if let Some(c) = given_cookie.as_ref().filter(|c| c.exported) {
+        exports.set_secret("RELEASE_COOKIE", &c.value);
+        exports.set_secret("RELX_COOKIE", &c.value);
+    }
+    let query = render_query(opts, &query_template, &mut exports, env, &mut warnings)?;
+    let files = render_files(
+        &flags,
+        &release,
+        &node,
+        given_cookie.as_ref(),
+        &mut exports,
+        env,
+        &mut warnings,
+    )?;
+    let cookie = match given_cookie {
+        Some(c) => Some(c),
+        // The cookie the release finds by itself: read only when needed.
+        None if opts.connect => found_cookie(&release.release, &files, env),
+        None => None,
+    };
+    let reporter = reporter_settings(opts, &flags, &node, cookie.as_ref())?;
+    let discovery = discovery::Settings {
+        query: query.clone(),
+        record: record_kind(opts.record, found.address),
+        dns_server: flags.dns_server,
+        timeout: flags.dns_timeout,
+        attempts: opts.dns_attempts.max(1),
+        static_peers: flags.static_peers,
+        basename: basename.clone(),
+        own_node: node.clone(),
+        own_address: found.address,
+    };
+    if let Some(c) = &cookie {
+        tracing::debug!(origin = %c.origin, "cookie");
+    }
+
+    Ok(Config {
+        command: command.to_vec(),
+        program: program.map(Path::to_path_buf),
+        release: release.release.kind,
+        platform: preset.platform,
+        platform_reason: preset.reason,
+        address: found.address,
+        source: found.source,
+        basename,
+        node,
+        cookie,
+        exports: exports.0,
+        files,
+        query,
+        warnings,
+        discovery,
+        reporter,
+    })
+}
+
+/// The flags that need no I/O, parsed and checked (usage errors, exit 2).
+struct Flags {
+    metadata_timeout: Duration,
+    interval: Duration,
+    dns_timeout: Duration,
+    dns_server: Option<std::net::SocketAddr>,
+    sources: Vec<Source>,
+    /// --vm-args.
+    vm_args: Option<PathBuf>,
+    /// --template SRC:DEST.
+    templates: Vec<(PathBuf, PathBuf)>,
+    static_peers: Vec<String>,
+}
+
+impl Flags {
+    fn check(opts: &Opts) -> Result<Flags, Failure> {
+        let usage = |e: String| Failure::msg(ExitCode::Usage, e);
+        if opts.leave_after == 0 {
+            return Err(usage("--leave-after must be at least 1".into()));
+        }
+        if opts.prune && !opts.connect {
+            return Err(usage("--prune needs --connect".into()));
+        }
+        if opts.leave_when_unlisted && !opts.connect {
+            return Err(usage("--leave-when-unlisted needs --connect".into()));
+        }
+        for name in &opts.export_query {
+            if !template::is_name(name) {
+                return Err(usage(format!(
+                    "--export-query `{name}` is not an environment variable name"
+                )));
+            }
+            if cookie::VARIABLES.contains(&name.as_str()) {
+                return Err(usage(format!(
+                    "--export-query {name}: the query cannot be exported as the cookie variable"
+                )));
+            }
+        }
+        Ok(Flags {
+            metadata_timeout: duration(&opts.metadata_timeout, crate::duration::METADATA_TIMEOUT)?,
+            interval: duration(&opts.interval, crate::duration::INTERVAL)?,
+            dns_timeout: duration(&opts.dns_timeout, crate::duration::DNS_TIMEOUT)?,
+            dns_server: opts
+                .dns_server
+                .as_deref()
+                .map(crate::resolver::parse_server)
+                .transpose()
+                .map_err(usage)?,
+            sources: opts
+                .ip
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Source::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(usage)?,
+            vm_args: opts.vm_args.clone(),
+            templates: opts
+                .template
+                .iter()
+                .map(|t| parse_template_flag(t))
+                .collect::<Result<Vec<_>, _>>()?,
+            static_peers: opts
+                .peers
+                .iter()
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| naming::parse_node(p.trim()).map(|_| p.trim().to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| usage(format!("--peers: {e}")))?,
+        })
+    }
+}
+
+fn check_something_to_discover(
+    opts: &Opts,
+    mode: Mode,
+    query_template: &Option<String>,
+    static_peers: &[String],
+) -> Result<(), Failure> {
     let something_to_discover = query_template.is_some() || !static_peers.is_empty();
     if opts.connect && !something_to_discover {
         return Err(Failure::msg(
@@ -206,8 +324,17 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
             "nothing to discover: give --query (or BEAMUP_QUERY) or --peers",
         ));
     }
+    Ok(())
+}
 
-    // --- basename ------------------------------------------------------------
+/// --basename, else the preset's, else RELEASE_NAME, else `<name>` of a
+/// `<root>/bin/<name>` command.
+fn basename(
+    opts: &Opts,
+    preset: &Preset,
+    env: &Environment,
+    command: &[String],
+) -> Result<String, Failure> {
     let basename = opts
         .basename
         .clone()
@@ -226,12 +353,21 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
             )
         })?;
     naming::validate_basename(&basename).map_err(|e| Failure::msg(ExitCode::Config, e))?;
+    Ok(basename)
+}
 
-    // --- own address (I/O) -----------------------------------------------------
-    let sources = if explicit_sources.is_empty() {
-        preset.sources.clone()
+/// The own address (the only discovery I/O of `resolve`).
+fn own_address(
+    flags: &Flags,
+    preset: &Preset,
+    query_template: &Option<String>,
+    env: &Environment,
+    opts: &Opts,
+) -> Result<address::Found, Failure> {
+    let sources = if flags.sources.is_empty() {
+        &preset.sources
     } else {
-        explicit_sources
+        &flags.sources
     };
     // The `query` source needs the query before the exports exist: render it
     // from the environment alone (a query naming BEAMUP_IP cannot serve it).
@@ -241,55 +377,70 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
             .map(|q| q.trim().to_string())
             .filter(|q| !q.is_empty())
     });
-    let found = find_address(
-        &sources,
+    find_address(
+        sources,
         env,
         opts,
-        metadata_timeout,
+        flags.metadata_timeout,
         early_query,
-        dns_server,
-    )?;
-    let address = found.address;
-    let node = naming::node_name(&basename, address);
-    let ipv6 = address.is_ipv6();
+        flags.dns_server,
+    )
+}
 
-    // --- release kind and its traps ---------------------------------------------
+/// The release kind, and its env.sh (read once: it runs after beamup), with
+/// the warnings both deserve.
+struct ReleaseInfo {
+    release: Release,
+    /// beamup adds `-proto_dist inet6_tcp` (see `adds_inet6`).
+    inet6: bool,
+}
+
+fn release_traps(
+    program: Option<&Path>,
+    env: &Environment,
+    node: &str,
+    address: IpAddr,
+    warnings: &mut Vec<String>,
+) -> ReleaseInfo {
     let release = program.map(release::detect).unwrap_or(Release {
         kind: Kind::Plain,
         root: None,
         vsn_dir: None,
     });
-    // env.sh runs after beamup: read once, for the clobber warnings and the
-    // inet6 check below.
     let env_sh = release
         .env_sh()
         .and_then(|path| fs::read_to_string(&path).ok().map(|text| (path, text)));
     if let Some((path, text)) = &env_sh {
-        warnings.extend(env_sh_warnings(path, text, &node));
+        warnings.extend(env_sh_warnings(path, text, node));
     }
-    warnings.extend(distribution_warnings(env, &node));
+    warnings.extend(distribution_warnings(env, node));
+    let inet6 = adds_inet6(address, env, env_sh.as_ref().map(|(_, text)| text.as_str()));
+    ReleaseInfo { release, inet6 }
+}
 
-    // --- exports ---------------------------------------------------------------
+/// The node's name for the release and templates, and `-proto_dist
+/// inet6_tcp` in exactly one place for an IPv6 node.
+fn base_exports(
+    node: &str,
+    basename: &str,
+    found: &address::Found,
+    release: &ReleaseInfo,
+    env: &Environment,
+) -> Exports {
     let mut exports = Exports::default();
     exports.set("RELEASE_DISTRIBUTION", "name");
-    exports.set("RELEASE_NODE", &node);
-    exports.set("BEAMUP_IP", &naming::host_part(address));
-    exports.set("BEAMUP_NODE", &node);
-    exports.set("BEAMUP_BASENAME", &basename);
-    // OTP 25 honours `-proto_dist inet6_tcp` only when it is given once (twice,
-    // the node silently listens on IPv4): add it in exactly one place, and
-    // nowhere when the user's environment or env.sh already does.
-    let inet6_elsewhere =
-        ipv6 && inet6_already_set(env, env_sh.as_ref().map(|(_, text)| text.as_str()));
-    let inet6_in_vm_args = ipv6 && !inet6_elsewhere && release.kind == Kind::Relx;
-    if ipv6 && !inet6_elsewhere {
-        match release.kind {
+    exports.set("RELEASE_NODE", node);
+    exports.set("BEAMUP_IP", &naming::host_part(found.address));
+    exports.set("BEAMUP_NODE", node);
+    exports.set("BEAMUP_BASENAME", basename);
+    if release.inet6 {
+        match release.release.kind {
             // mix hands ELIXIR_ERL_OPTIONS to erl for every command (start, rpc, remote).
             Kind::Mix => exports.set(
                 "ELIXIR_ERL_OPTIONS",
                 &with_inet6(env.get("ELIXIR_ERL_OPTIONS")),
             ),
-            // relx: the vm.args line (its own rpc helpers read it from there too).
+            // relx: the vm.args line (render_files); its own rpc helpers read it there too.
             Kind::Relx => {
                 // OTP 25's erl_call cannot reach IPv6 nodes; relx's nodetool can.
                 if env.get("USE_NODETOOL").is_none() {
@@ -302,62 +453,127 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     for (k, v) in &found.extras {
         exports.set(k, v);
     }
-    if let Some(c) = &cookie_from_file {
-        exports.set_secret("RELEASE_COOKIE", c);
-        exports.set_secret("RELX_COOKIE", c);
-    }
+    exports
+}
 
-    // --- query -------------------------------------------------------------------
-    let query_origin = if opts.query.is_some() {
+/// OTP 25 honours `-proto_dist inet6_tcp` only when it is given once (twice,
+/// the node silently listens on IPv4): beamup adds it for an IPv6 node, and
+/// nowhere when the user's environment or env.sh already does.
+fn adds_inet6(address: IpAddr, env: &Environment, env_sh: Option<&str>) -> bool {
+    address.is_ipv6() && !inet6_already_set(env, env_sh)
+}
+
+fn query_origin(opts: &Opts) -> &'static str {
+    if opts.query.is_some() {
         "--query"
     } else {
         "the platform preset's query"
-    };
-    let query = match &query_template {
-        Some(t) => {
-            let q = template::render(t, query_origin, exports.lookup(env))
-                .map_err(|e| Failure::msg(ExitCode::Config, e))?;
-            let q = q.trim().to_string();
-            if q.is_empty() {
-                return Err(Failure::msg(
-                    ExitCode::Config,
-                    format!("{query_origin} `{t}` rendered to an empty name"),
-                ));
-            }
-            Some(q)
-        }
-        None => None,
-    };
-    if let Some(q) = &query {
-        exports.set("DNS_CLUSTER_QUERY", q);
-        for name in &opts.export_query {
-            exports.set(name, q);
-        }
     }
+}
 
-    // --- files -----------------------------------------------------------------------
-    let dir = render_dir(env, &node);
+/// A query naming the cookie is refused before any lookup: a query is sent
+/// to DNS servers (also by the `query` address source), exported and logged.
+fn refuse_cookie_in_query(opts: &Opts, template: &Option<String>) -> Result<(), Failure> {
+    let Some(t) = template else {
+        return Ok(());
+    };
+    let named = std::cell::Cell::new(None);
+    // Every variable "set" (to nothing), so the whole template is walked.
+    let _ = template::render(t, "", |name| {
+        if cookie::VARIABLES.contains(&name) {
+            named.set(Some(name.to_string()));
+        }
+        Some(String::new())
+    });
+    match named.take() {
+        None => Ok(()),
+        Some(name) => Err(Failure::msg(
+            ExitCode::Config,
+            format!(
+                "{} `{t}` names {name}: the query is sent to DNS servers and logged, so it may \
+                 not hold the cookie; remove ${{{name}}} from it",
+                query_origin(opts)
+            ),
+        )),
+    }
+}
+
+/// The rendered `--query` (or the preset's), exported as DNS_CLUSTER_QUERY
+/// and under every --export-query.
+fn render_query(
+    opts: &Opts,
+    template: &Option<String>,
+    exports: &mut Exports,
+    env: &Environment,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, Failure> {
+    let Some(t) = template else {
+        return Ok(None);
+    };
+    let origin = query_origin(opts);
+    let q = template::render(t, origin, exports.lookup(env))
+        .map_err(|e| Failure::msg(ExitCode::Config, e))?;
+    let q = q.trim().to_string();
+    if q.is_empty() {
+        // e.g. Rancher gave no service name: boot without discovery rather
+        // than fail and crash-loop the container.
+        let warning =
+            format!("{origin} `{t}` rendered to an empty name: running without DNS discovery");
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+        return Ok(None);
+    }
+    if !naming::is_dns_name(&q) {
+        return Err(Failure::msg(
+            ExitCode::Config,
+            format!(
+                "{origin} `{t}` rendered to `{}`, which is not a DNS name (at most 253 bytes of \
+                 letters, digits, `-`, `_` and dots): check the variables it names",
+                q.escape_debug()
+            ),
+        ));
+    }
+    exports.set("DNS_CLUSTER_QUERY", &q);
+    for name in &opts.export_query {
+        exports.set(name, &q);
+    }
+    Ok(Some(q))
+}
+
+/// vm.args (for relx always: relx needs its `-name` line) and every
+/// --template, rendered to strings; `RELEASE_TMP` pointed at beamup's
+/// directory for a read-only mix release. Written later by `write_files`.
+fn render_files(
+    flags: &Flags,
+    release: &ReleaseInfo,
+    node: &str,
+    cookie: Option<&cookie::Cookie>,
+    exports: &mut Exports,
+    env: &Environment,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<RenderedFile>, Failure> {
+    let kind = release.release.kind;
+    let dir = render_dir(env, node);
     let mut files = Vec::new();
-    let cookie_for_vm_args = cookie_from_file.as_ref().map(Secret::expose);
-    let vm_args_source = opts.vm_args.clone().or_else(|| match release.kind {
+    let vm_args_source = flags.vm_args.clone().or_else(|| match kind {
         // relx needs the `-name` line in vm.args: derive one from the
         // release's own vm.args even without --vm-args.
-        Kind::Relx => release.vm_args(),
+        Kind::Relx => release.release.vm_args(),
         _ => None,
     });
     if let Some(src) = vm_args_source {
         let origin = src.display().to_string();
-        let rendered = render_file(&src, "the vm.args template", &exports, env)?;
+        let rendered = render_file(&src, "the vm.args template", exports, env)?;
         let adjusted = release::adjust_vm_args(
-            release.kind,
+            kind,
             &rendered,
             &origin,
-            &node,
-            inet6_in_vm_args,
-            cookie_for_vm_args,
+            node,
+            kind == Kind::Relx && release.inet6,
+            cookie.filter(|c| c.exported).map(|c| c.value.expose()),
         );
         for note in adjusted.notes {
-            if opts.vm_args.is_some() {
+            if flags.vm_args.is_some() {
                 tracing::warn!("{note}");
                 warnings.push(note);
             } else {
@@ -374,18 +590,13 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
             content: Secret::new(adjusted.text),
         });
     }
-    for (src, dest) in templates {
-        let rendered = render_file(&src, "the template", &exports, env)?;
+    for (src, dest) in &flags.templates {
+        let rendered = render_file(src, "the template", exports, env)?;
         // A relative DEST goes next to the rendered vm.args: the one place
         // beamup knows to be writable under a read-only root filesystem.
-        let dest = if dest.is_absolute() {
-            dest
-        } else {
-            dir.join(dest)
-        };
         files.push(RenderedFile {
-            source: src,
-            dest,
+            source: src.clone(),
+            dest: dir.join(dest),
             content: Secret::new(rendered),
         });
     }
@@ -393,79 +604,83 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     // inside the release: point it at beamup's directory when the release
     // itself is read-only (docker run --read-only).
     let read_only_root = release
+        .release
         .root
         .as_ref()
         .is_some_and(|root| nix::unistd::access(root, nix::unistd::AccessFlags::W_OK).is_err());
-    if release.kind == Kind::Mix && env.get("RELEASE_TMP").is_none() && read_only_root {
+    if kind == Kind::Mix && env.get("RELEASE_TMP").is_none() && read_only_root {
         exports.set("RELEASE_TMP", &dir.display().to_string());
     }
+    Ok(files)
+}
 
-    // --- discovery and reporter ---------------------------------------------------------
-    let record = match opts.record {
+/// The cookie a release finds by itself (cookie.rs, sources 4–6).
+fn found_cookie(
+    release: &Release,
+    files: &[RenderedFile],
+    env: &Environment,
+) -> Option<cookie::Cookie> {
+    // relx: the vm.args beamup rendered for it (the first file, when any).
+    let relx_vm_args = files
+        .first()
+        .filter(|_| release.kind == Kind::Relx)
+        .map(|f| (f.source.as_path(), f.content.expose()));
+    cookie::found(
+        relx_vm_args,
+        release.cookie_file().as_deref(),
+        env.get("HOME"),
+    )
+}
+
+fn record_kind(record: Option<Record>, address: IpAddr) -> RecordKind {
+    match record {
         Some(Record::A) => RecordKind::A,
         Some(Record::Aaaa) => RecordKind::Aaaa,
         Some(Record::AAndAaaa) => RecordKind::AAndAaaa,
         Some(Record::Srv) => RecordKind::Srv,
         // A node can only reach peers of its own family (inet_tcp vs inet6_tcp).
-        None if ipv6 => RecordKind::Aaaa,
+        None if address.is_ipv6() => RecordKind::Aaaa,
         None => RecordKind::A,
-    };
-    let discovery = discovery::Settings {
-        query: query.clone(),
-        record,
-        dns_server,
-        timeout: dns_timeout,
-        attempts: opts.dns_attempts.max(1),
-        static_peers,
-        basename: basename.clone(),
-        own_node: node.clone(),
-        own_address: address,
-    };
+    }
+}
+
+fn reporter_settings(
+    opts: &Opts,
+    flags: &Flags,
+    node: &str,
+    cookie: Option<&cookie::Cookie>,
+) -> Result<reporter::Settings, Failure> {
     let connect = if opts.connect {
-        let cookie = connect_cookie(env, cookie_from_file.as_ref(), &release).ok_or_else(|| {
+        let cookie = cookie.ok_or_else(|| {
             Failure::msg(
                 ExitCode::Config,
-                "--connect needs the release's cookie: set RELEASE_COOKIE, give --cookie-file, \
-                 or use a release with releases/COOKIE",
+                "--connect needs the release's cookie and none was found: give --cookie-file, \
+                 set RELEASE_COOKIE (or RELX_COOKIE), or use a release with a vm.args \
+                 `-setcookie` line or a releases/COOKIE file",
             )
         })?;
         Some(reporter::ConnectSettings {
-            local_node: node.clone(),
-            cookie,
+            local_node: node.to_string(),
+            cookie: cookie.value.clone(),
             prune: opts.prune,
+            leave_when_unlisted: opts.leave_when_unlisted,
         })
     } else {
         None
     };
-    let reporter = reporter::Settings {
-        interval,
+    Ok(reporter::Settings {
+        interval: flags.interval,
         leave_after: opts.leave_after,
         peers_file: opts.peers_file.clone(),
         peers_format: opts.peers_format,
         connect,
-    };
-
-    Ok(Config {
-        command: command.to_vec(),
-        program: program.map(Path::to_path_buf),
-        release: release.kind,
-        platform: preset.platform,
-        platform_reason: preset.reason,
-        address,
-        source: found.source,
-        basename,
-        node,
-        exports: exports.0,
-        files,
-        query,
-        warnings,
-        discovery,
-        reporter,
     })
 }
 
-fn duration(value: &str, flag: &str) -> Result<Duration, Failure> {
-    crate::duration::parse(value).map_err(|e| Failure::msg(ExitCode::Usage, format!("{flag}: {e}")))
+fn duration(value: &str, bounds: crate::duration::Bounds) -> Result<Duration, Failure> {
+    bounds
+        .parse(value)
+        .map_err(|e| Failure::msg(ExitCode::Usage, e))
 }
 
 /// Reads and renders one template file; errors name the file (and the line).
@@ -475,7 +690,7 @@ fn render_file(
     exports: &Exports,
     env: &Environment,
 ) -> Result<String, Failure> {
-    let text = fs::read_to_string(src)
+    let text = template::read(src)
         .with_context(|| format!("while reading {what} {}", src.display()))
         .or_exit(ExitCode::Config)?;
     template::render(&text, &src.display().to_string(), exports.lookup(env))
@@ -492,37 +707,6 @@ fn parse_template_flag(value: &str) -> Result<(PathBuf, PathBuf), Failure> {
             format!("--template `{value}` must be SRC:DEST, e.g. /app/sys.config.src:sys.config"),
         )),
     }
-}
-
-fn read_cookie(path: &Path) -> Result<Secret, Failure> {
-    let text = fs::read_to_string(path)
-        .with_context(|| {
-            format!(
-                "while reading the cookie file {} (--cookie-file)",
-                path.display()
-            )
-        })
-        .or_exit(ExitCode::Config)?;
-    let cookie = text.trim();
-    if cookie.is_empty() {
-        return Err(Failure::msg(
-            ExitCode::Config,
-            format!(
-                "the cookie file {} (--cookie-file) is empty",
-                path.display()
-            ),
-        ));
-    }
-    if cookie.chars().any(char::is_whitespace) {
-        return Err(Failure::msg(
-            ExitCode::Config,
-            format!(
-                "the cookie file {} (--cookie-file) holds more than one word: a cookie is one word",
-                path.display()
-            ),
-        ));
-    }
-    Ok(Secret::new(cookie))
 }
 
 fn platform_preset(requested: Platform, env: &Environment) -> Preset {
@@ -620,32 +804,6 @@ fn with_inet6(existing: Option<&str>) -> String {
     }
 }
 
-/// RELEASE_COOKIE, else --cookie-file, else the release's COOKIE, else
-/// ~/.erlang.cookie: the order a release itself looks for its cookie.
-fn connect_cookie(
-    env: &Environment,
-    from_file: Option<&Secret>,
-    release: &Release,
-) -> Option<Secret> {
-    if let Some(c) = env.get("RELEASE_COOKIE").filter(|c| !c.is_empty()) {
-        return Some(Secret::new(c));
-    }
-    if let Some(c) = from_file {
-        return Some(c.clone());
-    }
-    let read = |p: PathBuf| {
-        fs::read_to_string(p)
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .map(Secret::new)
-    };
-    release.cookie_file().and_then(read).or_else(|| {
-        env.get("HOME")
-            .and_then(|h| read(Path::new(h).join(".erlang.cookie")))
-    })
-}
-
 /// Where rendered files go: RELEASE_TMP, else $TMPDIR/beamup/<node> —
 /// outside the release, so a read-only release directory keeps working, and
 /// one directory per node, so two beamups sharing /tmp never overwrite each
@@ -680,11 +838,12 @@ fn inet6_already_set(env: &Environment, env_sh: Option<&str>) -> bool {
     in_env || in_env_sh
 }
 
-/// Writes the rendered files, each mode 0600 (vm.args may carry the cookie),
-/// through a temp file and a rename so a reader never sees half a file.
+/// Writes the rendered files, each mode 0600 (vm.args may carry the
+/// cookie), through `safe_file`: checked directories, no symlink followed, a
+/// reader never sees half a file.
 pub fn write_files(files: &[RenderedFile]) -> Result<(), Failure> {
     for f in files {
-        write_one(f)
+        safe_file::write(&f.dest, f.content.expose().as_bytes(), 0o600)
             .with_context(|| {
                 format!(
                     "while writing {} (from {})",
@@ -697,53 +856,26 @@ pub fn write_files(files: &[RenderedFile]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn write_one(f: &RenderedFile) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = f.dest.parent().filter(|d| !d.exists()) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-
-    let tmp = f
-        .dest
-        .with_extension(format!("beamup-{}.tmp", std::process::id()));
-    let mut out = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    out.write_all(f.content.expose().as_bytes())?;
-    out.sync_all()?;
-    fs::rename(&tmp, &f.dest)
-}
-
 /// Exported variables in the order they were set; a later set replaces.
 #[derive(Default)]
 struct Exports(Vec<Export>);
 
 impl Exports {
-    fn put(&mut self, name: &str, value: &str, secret: bool) {
+    fn put(&mut self, name: &str, value: Value) {
         self.0.retain(|e| e.name != name);
         self.0.push(Export {
             name: name.to_string(),
-            value: Secret::new(value),
-            secret,
+            value,
         });
     }
     fn set(&mut self, name: &str, value: &str) {
-        self.put(name, value, false)
+        self.put(name, Value::Plain(value.to_string()))
     }
     fn set_secret(&mut self, name: &str, value: &Secret) {
-        self.put(name, value.expose(), true)
+        self.put(name, Value::Secret(value.clone()))
     }
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|e| e.name == name)
-            .map(|e| e.value.expose())
+        self.0.iter().find(|e| e.name == name).map(Export::expose)
     }
     /// Variables templates see: the environment, overlaid with the exports.
     fn lookup<'a>(&'a self, env: &'a Environment) -> impl Fn(&str) -> Option<String> + 'a {
@@ -768,7 +900,7 @@ impl Config {
         out.extend(
             self.exports
                 .iter()
-                .map(|e| (OsString::from(&e.name), OsString::from(e.value.expose()))),
+                .map(|e| (OsString::from(&e.name), OsString::from(e.expose()))),
         );
         out
     }
@@ -819,6 +951,24 @@ mod tests {
         );
         env.vars.insert("RELEASE_TMP".into(), "/run/app".into());
         assert_eq!(render_dir(&env, n), PathBuf::from("/run/app"));
+    }
+
+    /// Debug output of everything that may hold the cookie never shows it.
+    #[test]
+    fn debug_never_shows_the_cookie() {
+        let mut env = Environment::default();
+        env.vars.insert("RELEASE_COOKIE".into(), "monster".into());
+        env.raw.push(("RELEASE_COOKIE".into(), "monster".into()));
+        let mut e = Exports::default();
+        e.set_secret("RELX_COOKIE", &Secret::new("monster"));
+        let file = RenderedFile {
+            source: "vm.args.src".into(),
+            dest: "/tmp/vm.args".into(),
+            content: Secret::new("-setcookie monster\n"),
+        };
+        let shown = format!("{env:?} {:?} {file:?}", e.0);
+        assert!(!shown.contains("monster"), "{shown}");
+        assert!(shown.contains("RELEASE_COOKIE"), "{shown}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `beamup inspect`: every decision, printed to stdout instead of exec'ing.
-//! The cookie is shown as `<redacted>`; file contents are not shown (a relx
-//! vm.args carries the cookie), only their paths.
+//! A dry run: it writes nothing (a running node's vm.args lives at the same
+//! path) and shows the rendered files' text instead, with the cookie (its
+//! value, and any `-setcookie` argument) shown as `<redacted>`.
 
 use serde_json::{Map, Value, json};
 
-use crate::config::Config;
+use crate::config::{Config, RenderedFile};
+use crate::cookie;
 use crate::discovery::RecordKind;
 use crate::platform;
 
@@ -33,13 +35,19 @@ pub fn to_json(c: &Config) -> Value {
         "platform": platform::name(c.platform),
         "platform_reason": c.platform_reason,
         "env": env,
-        "files": c.files.iter().map(|f| f.dest.display().to_string()).collect::<Vec<_>>(),
+        "cookie": c.cookie.as_ref().map(|k| k.origin.as_str()),
+        "files": c.files.iter().map(|f| json!({
+            "path": f.dest.display().to_string(),
+            "source": f.source.display().to_string(),
+            "mode": "0600",
+            "content": shown(c, f),
+        })).collect::<Vec<_>>(),
         "query": c.query,
         "record": record_name(c.discovery.record),
         "static_peers": c.discovery.static_peers,
         "connect": c.reporter.connect.is_some(),
         "reporter": c.discovery.is_active(),
-        "command": c.command,
+        "command": cookie::redact_args(&c.command, c.cookie.as_ref()),
         "warnings": c.warnings,
     })
 }
@@ -67,8 +75,17 @@ pub fn to_text(c: &Config) -> String {
             "on"
         },
     );
+    line(
+        "cookie",
+        &c.cookie.as_ref().map_or("(none)".to_string(), |k| {
+            format!("<redacted> (from {})", k.origin)
+        }),
+    );
     if !c.command.is_empty() {
-        line("command", &c.command.join(" "));
+        line(
+            "command",
+            &cookie::redact_args(&c.command, c.cookie.as_ref()).join(" "),
+        );
     }
     out.push_str("exports:\n");
     for e in &c.exports {
@@ -78,14 +95,22 @@ pub fn to_text(c: &Config) -> String {
         out.push_str("files:\n");
         for f in &c.files {
             out.push_str(&format!(
-                "  {} (from {}, mode 0600)\n",
+                "  {} (from {}, mode 0600, not written by inspect):\n",
                 f.dest.display(),
                 f.source.display()
             ));
+            for l in shown(c, f).lines() {
+                out.push_str(&format!("    | {l}\n"));
+            }
         }
     }
     for w in &c.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
     out
+}
+
+/// A rendered file's text as inspect shows it (cookie redacted).
+fn shown(c: &Config, f: &RenderedFile) -> String {
+    cookie::redact(f.content.expose(), c.cookie.as_ref())
 }

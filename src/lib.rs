@@ -3,23 +3,26 @@
 //!
 //! The path of data reads top to bottom in [`run`]: parse flags → resolve the
 //! config (the only step that does discovery I/O) → render → fork the reporter
-//! → exec.
+//! → exec; or, with `--init`, → fork and supervise the release and the reporter.
 
 pub mod address;
 pub mod cli;
 pub mod config;
+pub mod cookie;
 pub mod discovery;
 pub mod dist;
-pub mod dns;
 pub mod duration;
 pub mod exit_codes;
 pub mod inspect;
 pub mod logging;
 pub mod naming;
+pub mod peer;
 pub mod platform;
 pub mod process;
 pub mod release;
 pub mod reporter;
+pub mod resolver;
+pub mod safe_file;
 pub mod secret;
 pub mod template;
 
@@ -29,6 +32,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Sub};
 use crate::config::{Environment, Inputs, Mode};
+use crate::exit_codes::OrExit as _;
 pub use crate::exit_codes::{ExitCode, Failure};
 
 /// Entry point of the binary: returns the process exit code.
@@ -46,6 +50,9 @@ pub fn main_entry() -> i32 {
 
 /// Runs beamup; returns the exit code when it does not exec.
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<i32, Failure> {
+    // First: `docker stop` while beamup still looks for its address ends it
+    // at once, before anything is started.
+    process::signals::stop_before_exec();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -67,6 +74,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         Some(Sub::Peers { watch, opts }) => (Mode::Peers, opts, Vec::new(), false, watch),
     };
     logging::init(opts.log_format);
+    process::signals::log_json(opts.log_format == cli::LogFormat::Json);
     let env = Environment::capture();
 
     // A missing or non-executable command is reported before anything else.
@@ -93,8 +101,8 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
     })?;
 
     match mode {
+        // A dry run: shows the rendered files, writes nothing.
         Mode::Inspect => {
-            config::write_files(&config.files)?;
             if json {
                 println!("{}", inspect::to_json(&config));
             } else {
@@ -111,6 +119,10 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         .code()),
         Mode::Exec => {
             config::write_files(&config.files)?;
+            let peers_file = config.reporter.peers_file.as_ref();
+            if let Some(path) = peers_file.filter(|_| config.discovery.is_active()) {
+                reporter::check_peers_file_dir(path).or_exit(ExitCode::Config)?;
+            }
             let Some(program) = program else {
                 return Err(Failure::msg(ExitCode::Usage, "no command to exec"));
             };
@@ -119,21 +131,41 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
                 source = %config.source,
                 release = ?config.release,
                 "starting {}",
-                config.command.join(" ")
+                cookie::redact_args(&config.command, config.cookie.as_ref()).join(" ")
             );
-            if config.discovery.is_active() {
-                let discovery = config.discovery.clone();
-                let settings = config.reporter.clone();
-                let pid = process::fork_reporter(move || reporter::run_child(discovery, settings))?;
-                tracing::debug!(reporter = pid.as_raw(), "reporter forked");
+            let launch = process::Launch::new(&program, &config.command, &config.exec_env(&env))?;
+            let reporter = reporter_body(&config);
+            if opts.init {
+                // beamup stays PID 1: it runs and supervises the release and the reporter.
+                process::init::run(&launch, reporter.as_ref().map(|r| r as &dyn Fn()))
+            } else {
+                Err(fork_reporter_and_exec(&launch, reporter))
             }
-            Err(process::exec(
-                &program,
-                &config.command,
-                &config.exec_env(&env),
-            ))
         }
     }
+}
+
+/// Exec mode: the reporter is forked just before the exec, so a failure to
+/// find or render anything never leaves one behind; the release takes over
+/// beamup's PID. Returns only on failure.
+fn fork_reporter_and_exec(launch: &process::Launch, reporter: Option<impl FnOnce()>) -> Failure {
+    if let Some(reporter) = reporter {
+        match process::fork_reporter(reporter) {
+            Ok(pid) => tracing::debug!(reporter = pid.as_raw(), "reporter forked"),
+            Err(failure) => return failure,
+        }
+    }
+    launch.exec()
+}
+
+/// The reporter child's body, when there is something to discover. A `Fn`:
+/// `--init` runs it again in each restarted reporter.
+fn reporter_body(config: &config::Config) -> Option<impl Fn() + use<>> {
+    config.discovery.is_active().then(|| {
+        let discovery = config.discovery.clone();
+        let settings = config.reporter.clone();
+        move || reporter::run_child(discovery.clone(), settings.clone())
+    })
 }
 
 /// `beamup /app/bin/my_app start` (the `--` forgotten): clap only says the

@@ -64,10 +64,40 @@ pub fn parse_node(node: &str) -> Result<(&str, &str), String> {
         format!("`{node}` is not a node name: write name@host, e.g. demo@10.0.0.2")
     })?;
     validate_basename(name).map_err(|e| format!("in `{node}`: {e}"))?;
+    // A node name is an atom, and atoms hold at most 255 characters.
+    if node.len() > 255 {
+        return Err(format!(
+            "`{node}` is longer than 255 characters, the longest node name Erlang accepts"
+        ));
+    }
     if host.is_empty() {
         return Err(format!("`{node}` has an empty host part"));
     }
+    // The host ends up in the peers file (one node per line, Erlang terms)
+    // and in `net_kernel:connect_node/1`: an address or a DNS name only.
+    if host.parse::<IpAddr>().is_err() && !is_dns_name(host) {
+        return Err(format!(
+            "in `{node}`: the host part `{}` is neither an IP address nor a DNS name",
+            host.escape_debug()
+        ));
+    }
     Ok((name, host))
+}
+
+/// A DNS name as beamup accepts it from users and from metadata APIs: at most
+/// 253 bytes (RFC 1035, without the root dot), labels of 1 to 63 letters,
+/// digits, `-` or `_` (`_erl._tcp` SRV names), an optional trailing dot. So no
+/// NUL, space or newline can reach a vm.args line, a query or a peers file.
+pub fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -117,8 +147,51 @@ mod tests {
     fn peer_nodes() {
         assert_eq!(parse_node("demo@10.0.0.2").unwrap(), ("demo", "10.0.0.2"));
         assert_eq!(parse_node("demo@fd00::2").unwrap(), ("demo", "fd00::2"));
-        for bad in ["demo", "@10.0.0.1", "de.mo@h", "demo@"] {
+        assert_eq!(
+            parse_node("demo@web-1.svc.").unwrap(),
+            ("demo", "web-1.svc.")
+        );
+        for bad in [
+            "demo",
+            "@10.0.0.1",
+            "de.mo@h",
+            "demo@",
+            "demo@a\nb",
+            "demo@h'x",
+            "demo@a..b",
+            "demo@a b",
+        ] {
             assert!(parse_node(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_names() {
+        let long_label = "a".repeat(64);
+        let long_name = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61),
+        ]
+        .join(".");
+        assert_eq!(long_name.len(), 253);
+        let table = [
+            ("web", true),
+            ("tasks.web.", true),
+            ("_erl._tcp.demo.svc.cluster.local", true),
+            (long_name.as_str(), true),
+            (&format!("{long_name}x"), false),
+            (&long_label, false),
+            ("", false),
+            (".", false),
+            ("a..b", false),
+            ("web\n-eval x", false),
+            ("web\0", false),
+            ("wéb", false),
+        ];
+        for (name, want) in table {
+            assert_eq!(is_dns_name(name), want, "{name:?}");
         }
     }
 }

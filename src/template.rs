@@ -5,6 +5,14 @@
 //! the `-name` line through `eval`, a shell-injection risk; see beam-facts.md).
 
 use std::fmt;
+use std::io::Read as _;
+use std::path::Path;
+
+/// The largest template beamup reads, and the largest text it renders: a
+/// vm.args or sys.config is a few KiB; anything near this is a mistake (a
+/// wrong path such as /dev/zero, a value that expands into itself many
+/// times), refused with a clear error instead of filling memory.
+pub const MAX_SIZE: usize = 1 << 20;
 
 /// A template error, with the place it happened (`origin` is a file path or a
 /// flag name such as `--query`).
@@ -23,6 +31,12 @@ pub enum ErrorKind {
     Unterminated,
     /// `${...}` whose name is not `[A-Za-z_][A-Za-z0-9_]*`.
     BadName(String),
+    /// `${A:-${B}}`: a default holding another expansion. Nesting is not
+    /// supported (relx's templating has none either), and rendering the
+    /// default literally would hand the release a `${B}` it never expected.
+    Nested(String),
+    /// The template or its rendered text is larger than [`MAX_SIZE`].
+    TooLarge,
 }
 
 impl fmt::Display for TemplateError {
@@ -43,6 +57,17 @@ impl fmt::Display for TemplateError {
                 "{at}: `${{{name}}}` is not a variable name (letters, digits and _): only \
                  ${{VAR}} and ${{VAR:-default}} are expanded, never commands"
             ),
+            ErrorKind::Nested(name) => write!(
+                f,
+                "{at}: the default of ${{{name}:-...}} holds another `${{`: nested expansions \
+                 are not supported; give a literal default, or set {name}"
+            ),
+            ErrorKind::TooLarge => write!(
+                f,
+                "{at}: the template or its rendered text is larger than {} KiB: check the \
+                 path and the variables it expands",
+                MAX_SIZE / 1024
+            ),
         }
     }
 }
@@ -53,15 +78,21 @@ pub fn render(
     origin: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
     let mut line = 1;
     let err = |line, kind| TemplateError {
         origin: origin.to_string(),
         line,
         kind,
     };
+    if text.len() > MAX_SIZE {
+        return Err(err(line, ErrorKind::TooLarge));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
     while let Some(pos) = rest.find('$') {
+        if out.len() > MAX_SIZE {
+            return Err(err(line, ErrorKind::TooLarge));
+        }
         let (before, from_dollar) = rest.split_at(pos);
         out.push_str(before);
         line += before.matches('\n').count();
@@ -82,6 +113,9 @@ pub fn render(
             if !is_name(name) {
                 return Err(err(line, ErrorKind::BadName(body.to_string())));
             }
+            if default.is_some_and(|d| d.contains("${")) {
+                return Err(err(line, ErrorKind::Nested(name.to_string())));
+            }
             // Shell semantics: `${VAR:-d}` uses d when VAR is unset or empty.
             let value = match (lookup(name), default) {
                 (Some(v), Some(d)) if v.is_empty() => d.to_string(),
@@ -99,7 +133,30 @@ pub fn render(
         }
     }
     out.push_str(rest);
+    if out.len() > MAX_SIZE {
+        return Err(err(line, ErrorKind::TooLarge));
+    }
     Ok(out)
+}
+
+/// Reads a template file, refusing one larger than [`MAX_SIZE`] without
+/// reading past it.
+pub fn read(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    let limit = u64::try_from(MAX_SIZE).unwrap_or(u64::MAX) + 1;
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_string(&mut text)?;
+    if text.len() > MAX_SIZE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} KiB, which no template needs: check the path",
+                MAX_SIZE / 1024
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: a variable a template may name (and an
@@ -154,6 +211,12 @@ mod tests {
             ("${A B}", 1, ErrorKind::BadName("A B".into())),
             ("${$(id)}", 1, ErrorKind::BadName("$(id)".into())),
             ("${}", 1, ErrorKind::BadName(String::new())),
+            ("x\n${A:-${SERVICE}}", 2, ErrorKind::Nested("A".into())),
+            (
+                "${SERVICE:-a${B:-c}}",
+                1,
+                ErrorKind::Nested("SERVICE".into()),
+            ),
         ];
         for (input, line, kind) in table {
             let e = render(input, "vm.args.src", vars).unwrap_err();
@@ -164,5 +227,22 @@ mod tests {
             .to_string();
         assert!(msg.contains("/t/vm.args, line 3"), "{msg}");
         assert!(msg.contains("NOPE is not set"), "{msg}");
+    }
+
+    #[test]
+    fn size_is_bounded() {
+        let big = "x".repeat(MAX_SIZE + 1);
+        assert_eq!(
+            render(&big, "t", vars).unwrap_err().kind,
+            ErrorKind::TooLarge
+        );
+        // A small template expanding a value many times is bounded too.
+        let value = "v".repeat(64 * 1024);
+        let many = "${V}".repeat(32);
+        let e = render(&many, "t", |_| Some(value.clone())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge);
+        // /dev/zero is refused after MAX_SIZE bytes, not read forever.
+        let e = read(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("larger than 1024 KiB"), "{e}");
     }
 }

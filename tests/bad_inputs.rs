@@ -67,6 +67,8 @@ fn bad_inputs_fail_clearly_and_never_exec() {
     let unset_tpl = unset_tpl.to_str().expect("utf8").to_string();
     let bad_tpl = s.write("bad.src", "-x ${$(id)}\n", 0o644);
     let bad_tpl = bad_tpl.to_str().expect("utf8").to_string();
+    let nested_tpl = s.write("nested.src", "-x ${BEAMUP_TEST_A:-${HOME}}\n", 0o644);
+    let nested_tpl = nested_tpl.to_str().expect("utf8").to_string();
     let empty_cookie = s.write("cookie.empty", "\n", 0o600);
     let empty_cookie = empty_cookie.to_str().expect("utf8").to_string();
     let ok = "cidr:127.0.0.0/8";
@@ -214,6 +216,97 @@ fn bad_inputs_fail_clearly_and_never_exec() {
             vec![],
             2,
             vec!["--interval"],
+        ),
+        // Bounded input (issue 9): every duration has a documented range.
+        (
+            vec![
+                "--ip",
+                ok,
+                "--interval",
+                "99999999999999999999s",
+                "--",
+                &program,
+            ],
+            vec![],
+            2,
+            vec![
+                "--interval `99999999999999999999s` is out of range",
+                "100ms..1h",
+            ],
+        ),
+        (
+            vec!["--ip", ok, "--", &program],
+            vec![("BEAMUP_INTERVAL", "1ms")],
+            2,
+            vec!["--interval `1ms` is out of range"],
+        ),
+        (
+            vec!["--ip", ok, "--dns-timeout", "2h", "--", &program],
+            vec![],
+            2,
+            vec!["--dns-timeout `2h` is out of range", "10ms..60s"],
+        ),
+        (
+            vec!["--ip", ok, "--metadata-timeout", "0.5ms", "--", &program],
+            vec![],
+            2,
+            vec!["--metadata-timeout `0.5ms` is out of range"],
+        ),
+        (
+            vec!["--ip", ok, "--vm-args", &nested_tpl, "--", &program],
+            vec![],
+            3,
+            vec![&nested_tpl, "line 1", "nested expansions are not supported"],
+        ),
+        (
+            vec!["--ip", ok, "--vm-args", "/dev/zero", "--", &program],
+            vec![],
+            3,
+            vec!["/dev/zero", "larger than 1024 KiB"],
+        ),
+        (
+            vec![
+                "--ip",
+                ok,
+                "--peers",
+                "demo@10.0.0.2\n-eval x",
+                "--",
+                &program,
+            ],
+            vec![],
+            2,
+            vec!["--peers", "is neither an IP address nor a DNS name"],
+        ),
+        (
+            vec!["--ip", "rancher:https://169.254.169.250", "--", &program],
+            vec![],
+            2,
+            vec!["is https://, but beamup has no TLS built in"],
+        ),
+        (
+            vec!["--ip", ok, "--dns-attempts", "1000000000", "--", &program],
+            vec![],
+            2,
+            vec!["--dns-attempts", "1..=10"],
+        ),
+        (
+            vec![
+                "--ip",
+                ok,
+                "--query",
+                "tasks.${BEAMUP_TEST_SVC}",
+                "--",
+                &program,
+            ],
+            vec![("BEAMUP_TEST_SVC", "web\n-eval x")],
+            3,
+            vec!["--query", "which is not a DNS name"],
+        ),
+        (
+            vec!["--ip", ok, "--leave-when-unlisted", "--", &program],
+            vec![],
+            2,
+            vec!["--leave-when-unlisted needs --connect"],
         ),
         (
             vec!["--ip", ok, "--prune", "--", &program],

@@ -83,6 +83,7 @@ fn connecting<'a>(cookie: &'a Cookie, vm_args: &'a Path) -> Boot<'a> {
         cookie,
         connect: true,
         prune: false,
+        leave_when_unlisted: false,
         vm_args,
     }
 }
@@ -105,6 +106,7 @@ struct Boot<'a> {
     cookie: &'a Cookie,
     connect: bool,
     prune: bool,
+    leave_when_unlisted: bool,
     vm_args: &'a Path,
 }
 
@@ -149,6 +151,9 @@ fn boot(host: &Host, dir: &Path, how: Boot) -> Member {
     }
     if how.prune {
         args.push("--prune".into());
+    }
+    if how.leave_when_unlisted {
+        args.push("--leave-when-unlisted".into());
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = beamup_command(host, &release, &argv);
@@ -575,10 +580,12 @@ fn ipv6_only_cluster_meshes() {
 /// it once it is reported left (after --leave-after polls missing it); without
 /// `--prune`, beamup never disconnects it.
 ///
-/// Two groups on one network: `demo` is a and b (`--connect --prune`) plus c; `other`
-/// is d (`--connect`) plus e. c and e run beamup without `--connect`: a removed host
-/// that kept connecting would dial its peers again within an interval (its own DNS
-/// answer still lists them), undoing the prune.
+/// Two groups on one network: `demo` is a and b (`--connect --prune`) plus c
+/// (`--connect --prune --leave-when-unlisted`); `other` is d (`--connect`) plus e
+/// (`--connect --prune`). A removed host that kept connecting would dial its peers
+/// again within an interval, undoing the prune: c, which asked for it, leaves. e did
+/// not ask, so it never cuts itself off (a Kubernetes pod failing readiness is
+/// unlisted the same way).
 #[test]
 fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
     let _serial = serial();
@@ -594,23 +601,24 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
     let dir = TempDir::new("connprune");
     let cookie = Cookie::new();
     let vm_args = write_vm_args(dir.path());
-    let how = |group, connect, prune| Boot {
+    let how = |group, prune, leave_when_unlisted| Boot {
         group,
         cookie: &cookie,
-        connect,
+        connect: true,
         prune,
+        leave_when_unlisted,
         vm_args: &vm_args,
     };
     let pruned = [
-        boot(a, dir.path(), how("demo", true, true)),
-        boot(b, dir.path(), how("demo", true, true)),
-        // c runs --connect --prune too: once removed from DNS it must leave
-        // rather than re-dial a and b every interval.
+        boot(a, dir.path(), how("demo", true, false)),
+        boot(b, dir.path(), how("demo", true, false)),
+        // c asks to leave: once removed from DNS it must not re-dial a and b
+        // every interval.
         boot(c, dir.path(), how("demo", true, true)),
     ];
     let kept = [
-        boot(d, dir.path(), how("other", true, false)),
-        boot(e, dir.path(), how("other", false, false)),
+        boot(d, dir.path(), how("other", false, false)),
+        boot(e, dir.path(), how("other", true, false)),
     ];
     let mut want = full_mesh(&pruned);
     want.extend(full_mesh(&kept));
@@ -663,7 +671,7 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
             disconnected_by.push(m.host.name.clone());
         }
     }
-    // c itself (--prune, removed from the answer) may be the one to cut the
+    // c itself (--leave-when-unlisted, removed from the answer) may be the one to cut the
     // links first, on its own LEAVE_AFTER-th poll without itself.
     if pruned[2].proc.log().contains("disconnected peer that left") {
         disconnected_by.push(pruned[2].host.name.clone());
@@ -736,6 +744,13 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
         !kept[0].proc.log().contains("disconnected peer"),
         "d disconnected a peer without --prune:\n{}",
         kept[0].proc.log()
+    );
+    // e, unlisted too but without --leave-when-unlisted, stayed in its cluster.
+    let e_log = kept[1].proc.log();
+    assert!(
+        !e_log.contains("no longer in the discovery answer")
+            && !e_log.contains("disconnected peer"),
+        "e left its cluster without --leave-when-unlisted:\n{e_log}"
     );
     let mut all: Vec<Member> = Vec::new();
     all.extend(pruned);

@@ -443,3 +443,35 @@ fn missing_resolv_conf_falls_back_and_says_so() {
         );
     }
 }
+
+#[test]
+fn unreachable_answers_are_not_peers() {
+    // A poisoned or misconfigured record set: only the routable unicast
+    // addresses are peers, and an IPv4-mapped IPv6 address is the IPv4 node.
+    let hosts = "\
+10.9.0.40 mixed.test
+127.0.0.1 mixed.test
+0.0.0.0 mixed.test
+224.0.0.1 mixed.test
+169.254.1.1 mixed.test
+255.255.255.255 mixed.test
+fd00::40 mixed.test
+::1 mixed.test
+fe80::1 mixed.test
+ff02::1 mixed.test
+::ffff:10.9.0.41 mixed.test
+::ffff:127.0.0.1 mixed.test
+";
+    let dns = Dnsmasq::start("mixed", "127.0.0.59", None, hosts, &[]);
+    let discovery = Discovery::new(settings(
+        "mixed.test",
+        RecordKind::AAndAaaa,
+        dns.addr,
+        "10.9.0.1",
+    ))
+    .expect("discovery");
+    assert_eq!(
+        poll(&discovery).expect("poll"),
+        nodes(&["demo@10.9.0.40", "demo@10.9.0.41", "demo@fd00::40"])
+    );
+}

@@ -14,8 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use beamup::dist::{
-    Atom, Connector, DistError, FixInteger, LocalState, PeerState, Session, SessionOptions, Term,
+    Atom, Connector, DistError, FixInteger, LocalState, Session, SessionOptions, Term,
 };
+use beamup::peer::PeerState;
 use beamup::secret::Secret;
 use nix::sched::{CloneFlags, setns};
 

@@ -19,6 +19,16 @@ enum Behaviour {
     NotFound,
     Junk,
     EcsJson,
+    /// A 100 KiB body, announced by Content-Length.
+    Huge,
+    /// A body without end nor length (connection-delimited).
+    Endless,
+    /// A 302 to the Good paths of another server (port in the Location).
+    Redirect(u16),
+    /// A good address, a service name that would inject a vm.args line.
+    EvilName,
+    /// A good address, no service name (404).
+    NoName,
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1; stops when dropped.
@@ -81,6 +91,31 @@ fn answer(mut stream: TcpStream, behaviour: Behaviour) {
             ("200 OK", "10.42.7.9".to_string())
         }
         (Behaviour::Junk, _) => ("200 OK", "<html>metadata</html>".to_string()),
+        (Behaviour::Huge, _) => ("200 OK", format!("10.42.7.9{}", " ".repeat(100 * 1024))),
+        (Behaviour::Endless, _) => {
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n10.42.7.9");
+            let block = [b' '; 8192];
+            // Until beamup hangs up (or 64 MiB, so the test cannot hang).
+            for _ in 0..8192 {
+                if stream.write_all(&block).is_err() {
+                    break;
+                }
+            }
+            return;
+        }
+        (Behaviour::Redirect(port), _) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            return;
+        }
+        (Behaviour::EvilName | Behaviour::NoName, "/latest/self/container/primary_ip") => {
+            ("200 OK", "10.42.7.9".to_string())
+        }
+        (Behaviour::EvilName, "/latest/self/service/name") => {
+            ("200 OK", "web\n-eval 'os:cmd(\"id\")'".to_string())
+        }
         (Behaviour::EcsJson, "/v4") => (
             "200 OK",
             r#"{"DockerId":"x","Networks":[{"NetworkMode":"awsvpc","IPv4Addresses":["10.0.5.17"]}]}"#.to_string(),
@@ -305,24 +340,102 @@ fn platform_presets_fill_address_basename_and_query() {
     assert!(n["query"].is_null());
 }
 
+/// `inspect --json --platform rancher` against `server`, plus `extra` flags.
+fn inspect_rancher_preset(server: &Server, extra: &[&str]) -> serde_json::Value {
+    let source = format!("rancher:{}", server.url());
+    let mut args = vec![
+        "--platform",
+        "rancher",
+        "--ip",
+        &source,
+        "--basename",
+        "demo",
+    ];
+    args.extend_from_slice(extra);
+    inspect_platform(&args, &[])
+}
+
 #[test]
 fn rancher_preset_replaces_rancher_boot_sh() {
     let server = Server::start(Behaviour::Good);
-    let j = inspect_platform(
-        &[
-            "--platform",
-            "rancher",
-            "--ip",
-            &format!("rancher:{}", server.url()),
-            "--basename",
-            "demo",
-        ],
-        &[],
-    );
+    let j = inspect_rancher_preset(&server, &[]);
     assert_eq!(j["platform"], "rancher");
     assert_eq!(j["node"], "demo@10.42.7.9");
     assert_eq!(
         j["query"], "web",
         "the query is the service name from the metadata API"
     );
+}
+
+/// What a metadata API answers is bounded and checked: a body past 64 KiB is
+/// an error (also without a length), a redirect is not followed, https:// is
+/// refused with a reason (no TLS is built in).
+#[test]
+fn metadata_answers_are_bounded() {
+    let good = Server::start(Behaviour::Good);
+    let huge = Server::start(Behaviour::Huge);
+    let endless = Server::start(Behaviour::Endless);
+    let redirect = Server::start(Behaviour::Redirect(good.port));
+    let cases = [
+        (huge.url(), "larger than 64 KiB"),
+        (endless.url(), "larger than 64 KiB"),
+        (
+            redirect.url(),
+            "HTTP 302 Found (a redirect), which beamup does not follow",
+        ),
+    ];
+    for (url, reason) in cases {
+        let source = format!("rancher:{url}");
+        let out = inspect(&["--ip", &source]);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(4), "{source}: {stderr}");
+        assert!(
+            stderr.contains(reason),
+            "{source}: lacks {reason:?}:\n{stderr}"
+        );
+    }
+
+    // ECS's URL comes from the platform's variable, not a flag: refused when used.
+    let out = Command::new(env!("CARGO_BIN_EXE_beamup"))
+        .args(["inspect", "--json", "--basename", "demo", "--ip", "ecs"])
+        .env("ECS_CONTAINER_METADATA_URI_V4", "https://169.254.170.2/v4")
+        .env("BEAMUP_PLATFORM", "none")
+        .env("TMPDIR", std::env::temp_dir())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("is https://, but beamup has no TLS built in"),
+        "{stderr}"
+    );
+}
+
+/// A Rancher service name that is not a DNS name never reaches the query or
+/// a file; a missing one boots the node without discovery instead of failing
+/// (which would crash-loop the container).
+#[test]
+fn rancher_service_name_is_validated_and_optional() {
+    for behaviour in [Behaviour::EvilName, Behaviour::NoName] {
+        let server = Server::start(behaviour);
+        let vm_args =
+            std::env::temp_dir().join(format!("beamup-meta-vmargs-{}", std::process::id()));
+        std::fs::write(&vm_args, "-env SERVICE ${RANCHER_SERVICE_NAME}\n").expect("write");
+        let out = inspect_rancher_preset(&server, &["--vm-args", vm_args.to_str().expect("utf8")]);
+        let _ = std::fs::remove_file(&vm_args);
+        assert_eq!(out["node"], "demo@10.42.7.9");
+        assert!(
+            out["query"].is_null(),
+            "no discovery without a service name: {out}"
+        );
+        assert_eq!(out["env"]["RANCHER_SERVICE_NAME"], "");
+        let text = out.to_string();
+        assert!(!text.contains("-eval"), "the bad name leaked: {text}");
+        assert!(
+            out["warnings"]
+                .to_string()
+                .contains("running without DNS discovery"),
+            "{out}"
+        );
+    }
 }

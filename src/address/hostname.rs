@@ -14,7 +14,7 @@ pub async fn lookup(ctx: &Context<'_>) -> Result<IpAddr, String> {
     if name.is_empty() {
         return Err("the hostname is empty".into());
     }
-    let resolver = crate::dns::for_lookups(ctx.metadata_timeout).map_err(|e| e.to_string())?;
+    let resolver = crate::resolver::for_lookups(ctx.metadata_timeout).map_err(|e| e.to_string())?;
     let lookup = resolver
         .lookup_ip(name.as_str())
         .await

@@ -145,20 +145,21 @@ fn example(kind: &str) -> &'static str {
 
 fn base_url(input: &str, url: &str) -> Result<String, String> {
     // `rancher:http://host` splits at the first colon: the URL keeps its scheme.
-    // A URL with no host (`http://`) is refused here, not at the first request
-    // (it printed as `http:`, which parses to nothing: fuzz/flag_values checks
-    // that every source prints to text that parses back to it).
     let base = url.trim_end_matches('/');
-    let host = base
-        .strip_prefix("http://")
-        .or_else(|| base.strip_prefix("https://"));
-    if host.is_some_and(|h| !h.is_empty()) {
-        Ok(base.to_string())
-    } else {
-        Err(format!(
-            "--ip `{input}`: `{url}` is not an http:// URL, e.g. rancher:http://169.254.169.250"
-        ))
-    }
+    http::check_url(url)
+        .and_then(|()| {
+            // `http://` alone would print as `http:`, which parses to nothing
+            // (fuzz/flag_values checks that a source prints to text that
+            // parses back to it): refused here, not at the first request.
+            let host = base.strip_prefix("http://").unwrap_or("");
+            if host.is_empty() || host.starts_with('/') {
+                Err(format!("`{url}` has no host"))
+            } else {
+                Ok(())
+            }
+        })
+        .map(|()| base.to_string())
+        .map_err(|e| format!("--ip `{input}`: {e}, e.g. rancher:http://169.254.169.250"))
 }
 
 /// What the sources may read: the environment and the metadata timeout.
@@ -283,7 +284,8 @@ pub fn unusable(address: IpAddr, family: IpFamily, explicit: bool) -> Option<Str
         }
         _ => {}
     }
-    if address.is_unspecified() || address.is_multicast() {
+    let broadcast = matches!(address, IpAddr::V4(v4) if v4.is_broadcast());
+    if address.is_unspecified() || address.is_multicast() || broadcast {
         return Some(format!("{address} is not a unicast address"));
     }
     if !explicit && address.is_loopback() {
@@ -388,8 +390,8 @@ mod tests {
             ("cidr:10.0.0.0/33", "not a network in CIDR form"),
             ("cidr:banana", "not a network in CIDR form"),
             ("rancher:metadata", "not an http:// URL"),
-            ("ecs:http://", "not an http:// URL"),
-            ("rancher:http:///", "not an http:// URL"),
+            ("ecs:http://", "has no host"),
+            ("rancher:http:///", "has no host"),
             ("auto:x", "not an address source"),
         ];
         for (input, want) in table {

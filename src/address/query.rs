@@ -10,14 +10,14 @@ use std::path::Path;
 
 use super::interface::local_addresses;
 use super::{Context, pick};
-use crate::discovery::dns::{Hosts, RESOLV_CONF, build_with};
+use crate::resolver::{Hosts, RESOLV_CONF, build};
 
 pub async fn lookup(ctx: &Context<'_>) -> Result<IpAddr, String> {
     let query = ctx
         .query
         .as_deref()
         .ok_or("no discovery query (give --query or BEAMUP_SERVICE with a platform)")?;
-    let built = build_with(
+    let built = build(
         Path::new(RESOLV_CONF),
         ctx.dns_server,
         ctx.metadata_timeout,
@@ -26,8 +26,7 @@ pub async fn lookup(ctx: &Context<'_>) -> Result<IpAddr, String> {
     )
     .map_err(|e| format!("cannot build the DNS resolver: {e}"))?;
     let answer = built
-        .dns
-        .into_resolver()
+        .resolver
         .lookup_ip(query)
         .await
         .map_err(|e| format!("`{query}` does not resolve: {e}"))?;

@@ -23,18 +23,31 @@ pub async fn lookup(
     if let Some(why) = unusable(address, ctx.family, false) {
         return Err(format!("GET {url}: {why}"));
     }
-    // The service name is a bonus for templates (`--query ${RANCHER_SERVICE_NAME}`):
-    // its absence is worth a warning, not a failure of the address.
     let name_url = format!("{base}/latest/self/service/name");
-    let mut extras = Vec::new();
-    match client.get(&name_url, "text/plain").await {
-        Ok(name) if !name.trim().is_empty() => {
-            extras.push(("RANCHER_SERVICE_NAME".to_string(), name.trim().to_string()));
-        }
-        Ok(_) => tracing::warn!(url = %name_url, "Rancher metadata gave an empty service name"),
-        Err(reason) => tracing::warn!(%reason, "no Rancher service name for templates"),
-    }
-    Ok((address, extras))
+    let name = service_name(&name_url, client.get(&name_url, "text/plain").await);
+    Ok((address, vec![("RANCHER_SERVICE_NAME".to_string(), name)]))
+}
+
+/// The service name is a bonus for templates (`--query ${RANCHER_SERVICE_NAME}`):
+/// when it cannot be read, or is not a DNS name (it lands in the query and
+/// may land in a vm.args line), it is exported empty with a warning, so the
+/// node boots without discovery instead of crash-looping on the query.
+fn service_name(url: &str, answer: Result<String, String>) -> String {
+    let reason = match answer {
+        Ok(name) if crate::naming::is_dns_name(name.trim()) => return name.trim().to_string(),
+        Ok(name) if name.trim().is_empty() => "it is empty".to_string(),
+        Ok(name) => format!(
+            "`{}` is not a DNS name (at most 253 bytes of letters, digits, `-`, `_` and dots)",
+            snippet(&name)
+        ),
+        Err(reason) => reason,
+    };
+    tracing::warn!(
+        %url,
+        "no Rancher service name ({reason}): RANCHER_SERVICE_NAME is empty, so a query \
+         naming it finds no peers; give --query or BEAMUP_SERVICE"
+    );
+    String::new()
 }
 
 pub(super) fn snippet(body: &str) -> String {
@@ -48,5 +61,29 @@ pub(super) fn snippet(body: &str) -> String {
         format!("{one_line}...")
     } else {
         one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_are_checked() {
+        let long = "a".repeat(254);
+        // (answer, exported name)
+        let table: [(Result<&str, &str>, &str); 7] = [
+            (Ok("web\n"), "web"),
+            (Ok("my-stack_web"), "my-stack_web"),
+            (Ok(""), ""),
+            (Ok("web\n-eval 'os:cmd(\"id\")'"), ""),
+            (Ok("we\0b"), ""),
+            (Ok(&long), ""),
+            (Err("GET x answered HTTP 404"), ""),
+        ];
+        for (answer, want) in table {
+            let answer = answer.map(str::to_string).map_err(str::to_string);
+            assert_eq!(service_name("u", answer.clone()), want, "{answer:?}");
+        }
     }
 }

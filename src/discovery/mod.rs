@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use hickory_resolver::proto::rr::RecordType;
 
 pub use self::diff::{Diff, diff};
-pub use self::dns::{FALLBACK_NAMESERVERS, RESOLV_CONF};
 use crate::naming;
+use crate::resolver::RESOLV_CONF;
 
 /// Which records the DNS query asks for (resolved from `--record` and the
 /// own address' family by `config`).
@@ -83,18 +83,18 @@ impl Discovery {
         let dns = match &settings.query {
             None => None,
             Some(query) => {
-                let built = dns::build(
+                let (dns, warning) = dns::Dns::build(
                     resolv_conf,
                     settings.dns_server,
                     settings.timeout,
                     settings.attempts,
                 )
                 .with_context(|| format!("while building the DNS resolver for `{query}`"))?;
-                if let Some(warning) = &built.warning {
+                if let Some(warning) = &warning {
                     tracing::warn!("{warning}");
                 }
-                tracing::debug!(servers = built.dns.servers(), %query, "DNS resolver ready");
-                Some(built.dns)
+                tracing::debug!(servers = dns.servers(), %query, "DNS resolver ready");
+                Some(dns)
             }
         };
         Ok(Discovery { settings, dns })
@@ -131,12 +131,30 @@ impl Discovery {
             peers.extend(
                 addresses
                     .into_iter()
+                    .filter_map(peer_address)
                     .map(|ip| naming::node_name(&self.settings.basename, ip)),
             );
         }
         own_listed = own_listed || peers.iter().any(|node| is_own(node, &self.settings));
         peers.retain(|node| !is_own(node, &self.settings));
         Ok(Poll { peers, own_listed })
+    }
+}
+
+/// An address from a DNS answer as a peer's address, if another host can
+/// reach a node there: an IPv4-mapped IPv6 address is the IPv4 node;
+/// loopback, unspecified, multicast, broadcast and link-local addresses are
+/// never peers (a poisoned or misconfigured record must not make the release
+/// dial itself or the whole link). `--peers` is not filtered: what a user
+/// writes there is meant.
+fn peer_address(ip: IpAddr) -> Option<IpAddr> {
+    let ip = ip.to_canonical();
+    match crate::address::unusable(ip, crate::cli::IpFamily::Any, false) {
+        None => Some(ip),
+        Some(why) => {
+            tracing::debug!(%ip, "DNS answer skipped: {why}");
+            None
+        }
     }
 }
 
@@ -229,6 +247,33 @@ mod tests {
             ["demo@10.0.0.2", "demo@10.0.0.3"]
         );
         assert!(discovery.servers().is_none());
+    }
+
+    #[test]
+    fn only_reachable_addresses_are_peers() {
+        // (address in a DNS answer, peer address)
+        let table = [
+            ("10.0.0.2", Some("10.0.0.2")),
+            ("fd00::2", Some("fd00::2")),
+            ("::ffff:10.0.0.2", Some("10.0.0.2")),
+            ("127.0.0.1", None),
+            ("127.8.9.10", None),
+            ("::1", None),
+            ("::ffff:127.0.0.1", None),
+            ("0.0.0.0", None),
+            ("::", None),
+            ("224.0.0.1", None),
+            ("ff02::1", None),
+            ("255.255.255.255", None),
+            ("169.254.1.1", None),
+            ("fe80::1", None),
+            ("::ffff:169.254.1.1", None),
+        ];
+        for (ip, want) in table {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let want = want.map(|w| w.parse::<IpAddr>().expect("ip"));
+            assert_eq!(peer_address(ip), want, "{ip}");
+        }
     }
 
     #[test]

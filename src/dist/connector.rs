@@ -17,12 +17,19 @@ use tracing::{debug, info, warn};
 use super::DistError;
 use super::rpc::{self, atom};
 use super::session::{PendingCall, Session, SessionOptions};
+use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 
 /// How long waiting for the VM is normal before it is worth one warning.
 const BOOT_GRACE: Duration = Duration::from_secs(60);
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A pruned node is disconnected again while it keeps re-dialing; one that
+/// needed no disconnect for this many syncs (5 minutes at the default 5 s
+/// interval) is forgotten, so churning pod addresses do not pile up.
+const PRUNED_FOR_SYNCS: u64 = 60;
+/// And never more than this many are remembered at once (the oldest go).
+const PRUNED_MAX: usize = 1024;
 
 /// The connection to the local node, as of one `sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,28 +40,6 @@ pub enum LocalState {
     Waiting(String),
     CookieRejected,
     Error(String),
-}
-
-/// One discovered peer, as of one `sync`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
-pub enum PeerState {
-    /// In the local node's `erlang:nodes()` (or the local node itself), or
-    /// `net_kernel:connect_node/1` just returned true.
-    Connected,
-    /// `connect_node` is still running on the node (connection setup can take
-    /// up to net_setuptime, 7 s by default); the next sync sees the outcome.
-    Connecting,
-    Failed(String),
-    /// Not asked: the local node is not reachable right now.
-    Unknown,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerStatus {
-    pub node: String,
-    #[serde(flatten)]
-    pub state: PeerState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +87,7 @@ pub struct Connector {
     /// Peers `--prune` disconnected and that are still gone from discovery:
     /// disconnected again on every sync, because a removed host that still
     /// runs `--connect` itself re-dials its old peers.
-    pruned: BTreeSet<String>,
+    pruned: Pruned,
     /// How long one sync waits for its connect_node calls (None: the call
     /// timeout). A peer that vanished makes connect_node hang for up to
     /// net_setuptime; the sync must not hold up the next poll for it.
@@ -123,7 +108,7 @@ impl Connector {
             last_failure: None,
             waiting_since: None,
             warned_waiting: false,
-            pruned: BTreeSet::new(),
+            pruned: Pruned::default(),
             connect_wait: None,
         }
     }
@@ -198,11 +183,8 @@ impl Connector {
             }
         }
         let prune_calls = if self.prune {
-            // A pruned node that is discovered again is a peer again.
-            self.pruned.retain(|node| !peers.contains(node));
-            self.pruned
-                .extend(left.iter().filter(|n| !peers.contains(*n)).cloned());
-            self.start_prune(session, peers, &self.pruned, &connected)
+            let pruned = self.pruned.update(peers, left);
+            self.start_prune(session, peers, &pruned, &connected)
         } else {
             Vec::new()
         };
@@ -246,6 +228,7 @@ impl Connector {
             match outcome {
                 Ok(true) => {
                     info!(local = %self.local_node, peer = %node, "disconnected peer that left");
+                    self.pruned.disconnected(&node);
                     disconnected.push(node);
                 }
                 Ok(false) => debug!(peer = %node, "peer was already disconnected"),
@@ -382,6 +365,58 @@ impl Connector {
     }
 }
 
+/// The nodes `--prune` keeps disconnected, each with the sync it last needed
+/// a disconnect in: bounded by age ([`PRUNED_FOR_SYNCS`]) and by count
+/// ([`PRUNED_MAX`]).
+#[derive(Debug, Default)]
+struct Pruned {
+    syncs: u64,
+    nodes: std::collections::BTreeMap<String, u64>,
+}
+
+impl Pruned {
+    /// One sync: forgets nodes discovered again (peers again) and those idle
+    /// too long, remembers the ones that just `left`; returns the set to keep
+    /// disconnected.
+    fn update(&mut self, peers: &BTreeSet<String>, left: &[String]) -> BTreeSet<String> {
+        self.syncs += 1;
+        let now = self.syncs;
+        self.nodes.retain(|node, _| !peers.contains(node));
+        for node in left.iter().filter(|n| !peers.contains(*n)) {
+            self.nodes.insert(node.clone(), now);
+        }
+        let before = self.nodes.len();
+        self.nodes.retain(|_, at| now - *at < PRUNED_FOR_SYNCS);
+        if self.nodes.len() < before {
+            info!(
+                forgotten = before - self.nodes.len(),
+                remembered = self.nodes.len(),
+                "forgot pruned peers that stayed away for {PRUNED_FOR_SYNCS} intervals"
+            );
+        }
+        if self.nodes.len() > PRUNED_MAX {
+            let mut newest: Vec<(String, u64)> =
+                std::mem::take(&mut self.nodes).into_iter().collect();
+            newest.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+            newest.truncate(PRUNED_MAX);
+            self.nodes = newest.into_iter().collect();
+            warn!(
+                remembered = PRUNED_MAX,
+                "more than {PRUNED_MAX} pruned peers at once (fast address churn): forgetting the \
+                 oldest, which are not disconnected again if they re-dial"
+            );
+        }
+        self.nodes.keys().cloned().collect()
+    }
+
+    /// A pruned node had to be disconnected again: it is still re-dialing.
+    fn disconnected(&mut self, node: &str) {
+        if let Some(at) = self.nodes.get_mut(node) {
+            *at = self.syncs;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,43 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn states_serialise_for_the_peers_file() {
-        let cases: Vec<(PeerStatus, &str)> = vec![
-            (
-                PeerStatus {
-                    node: "b@10.0.0.2".into(),
-                    state: PeerState::Connected,
-                },
-                r#"{"node":"b@10.0.0.2","state":"connected"}"#,
-            ),
-            (
-                PeerStatus {
-                    node: "c@fd00::3".into(),
-                    state: PeerState::Failed("down".into()),
-                },
-                r#"{"node":"c@fd00::3","state":"failed","detail":"down"}"#,
-            ),
-            (
-                PeerStatus {
-                    node: "d@x".into(),
-                    state: PeerState::Connecting,
-                },
-                r#"{"node":"d@x","state":"connecting"}"#,
-            ),
-            (
-                PeerStatus {
-                    node: "e@x".into(),
-                    state: PeerState::Unknown,
-                },
-                r#"{"node":"e@x","state":"unknown"}"#,
-            ),
-        ];
-        for (status, want) in cases {
-            let json = serde_json::to_string(&status).expect("serialise");
-            assert_eq!(json, want);
-            let back: PeerStatus = serde_json::from_str(&json).expect("deserialise");
-            assert_eq!(back, status);
-        }
+    fn local_states_serialise() {
         let local = [
             (LocalState::Connected, r#"{"state":"connected"}"#),
             (
@@ -499,5 +498,39 @@ mod tests {
         let again = c.sync(&set(&["b@127.0.0.1"]), &[]).await;
         assert_eq!(again.local, report.local);
         assert_eq!(c.backoff, BACKOFF_START * 2);
+    }
+
+    #[test]
+    fn pruned_nodes_are_bounded() {
+        let names = |range: std::ops::Range<u32>| -> Vec<String> {
+            range
+                .map(|i| format!("demo@10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255))
+                .collect()
+        };
+        let mut p = Pruned::default();
+        // A node that left is kept disconnected; one discovered again is not.
+        let got = p.update(&set(&["demo@10.0.0.1"]), &names(2..4));
+        assert_eq!(got, names(2..4).into_iter().collect());
+        let got = p.update(&set(&["demo@10.0.0.2"]), &[]);
+        assert_eq!(got, set(&["demo@10.0.0.3"]));
+        // Forgotten after PRUNED_FOR_SYNCS syncs without a re-dial, unless it
+        // keeps re-dialing.
+        let mut p = Pruned::default();
+        p.update(&BTreeSet::new(), &names(2..4));
+        for _ in 1..PRUNED_FOR_SYNCS {
+            let got = p.update(&BTreeSet::new(), &[]);
+            assert_eq!(got.len(), 2);
+            p.disconnected("demo@10.0.0.2");
+        }
+        assert_eq!(p.update(&BTreeSet::new(), &[]), set(&["demo@10.0.0.2"]));
+        // Churn: at most PRUNED_MAX, the newest kept.
+        let mut p = Pruned::default();
+        for round in 0..10u32 {
+            let start = round * 500;
+            let got = p.update(&BTreeSet::new(), &names(start..start + 500));
+            assert!(got.len() <= PRUNED_MAX, "{}", got.len());
+            assert!(got.contains(&names(start..start + 1)[0]));
+        }
+        assert_eq!(p.nodes.len(), PRUNED_MAX);
     }
 }

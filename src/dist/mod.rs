@@ -19,7 +19,7 @@ mod rpc;
 mod session;
 mod stream;
 
-pub use connector::{Connector, LocalState, PeerState, PeerStatus, SyncReport};
+pub use connector::{Connector, LocalState, SyncReport};
 /// The term types of [`Session::call`] (erl_dist's re-exports of eetf, so
 /// callers never depend on a second eetf version).
 pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};

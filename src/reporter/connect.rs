@@ -9,18 +9,9 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::ConnectSettings;
-use crate::dist::{Connector, LocalState, PeerState, SyncReport};
+use crate::dist::{Connector, LocalState, SyncReport};
 use crate::naming;
-
-/// A peer's state as written into the JSON peers file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct State {
-    /// `connected`, `connecting`, `failed` or `unknown` (the local node is
-    /// not reachable right now, so nobody was asked).
-    pub state: &'static str,
-    /// Why it failed.
-    pub reason: Option<String>,
-}
+use crate::peer::PeerState;
 
 pub struct Connect {
     connector: Connector,
@@ -48,7 +39,9 @@ impl Connect {
             settings.local_node.clone(),
             hidden_node_name(own_address),
             settings.cookie.clone(),
-            settings.prune,
+            // Leaving the cluster disconnects every peer: the connector's
+            // disconnecting side serves both flags.
+            settings.prune || settings.leave_when_unlisted,
         )
         .with_connect_wait(wait);
         Connect {
@@ -61,11 +54,6 @@ impl Connect {
     /// Whether the local node is still booting (not yet reached).
     pub fn waiting(&self) -> bool {
         matches!(self.local, None | Some(LocalState::Waiting(_)))
-    }
-
-    /// Whether `--prune` is on.
-    pub fn prune(&self) -> bool {
-        self.connector.prune()
     }
 
     /// One sync; returns whether any state changed (the peers file is then
@@ -96,7 +84,9 @@ impl Connect {
                         warn!(peer = %status.node, %reason, "connecting to peer failed")
                     }
                     PeerState::Connecting => debug!(peer = %status.node, "connecting to peer"),
-                    PeerState::Unknown => debug!(peer = %status.node, "peer state unknown"),
+                    PeerState::Unknown | PeerState::Discovered => {
+                        debug!(peer = %status.node, "peer state unknown")
+                    }
                 }
             }
             next.insert(status.node, status.state);
@@ -107,32 +97,15 @@ impl Connect {
     }
 
     /// The state of `node` for the peers file.
-    pub fn state(&self, node: &str) -> State {
-        match self.peers.get(node) {
-            Some(PeerState::Connected) => State {
-                state: "connected",
-                reason: None,
-            },
-            Some(PeerState::Connecting) => State {
-                state: "connecting",
-                reason: None,
-            },
-            Some(PeerState::Failed(reason)) => State {
-                state: "failed",
-                reason: Some(reason.clone()),
-            },
-            Some(PeerState::Unknown) | None => State {
-                state: "unknown",
-                reason: None,
-            },
-        }
+    pub fn state(&self, node: &str) -> PeerState {
+        self.peers.get(node).cloned().unwrap_or(PeerState::Unknown)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::PeerStatus;
+    use crate::peer::PeerStatus;
     use crate::secret::Secret;
 
     fn report(local: LocalState, peers: &[(&str, PeerState)]) -> SyncReport {
@@ -155,6 +128,7 @@ mod tests {
             local_node: "demo@10.0.0.1".into(),
             cookie: Secret::new("c"),
             prune: false,
+            leave_when_unlisted: false,
         };
         let mut c = Connect::new(
             &settings,
@@ -209,8 +183,8 @@ mod tests {
         ];
         for (i, (r, changed, a, b)) in steps.into_iter().enumerate() {
             assert_eq!(c.absorb(r), changed, "step {i}");
-            assert_eq!(c.state("a").state, a, "step {i}");
-            assert_eq!(c.state("b").state, b, "step {i}");
+            assert_eq!(c.state("a").name(), a, "step {i}");
+            assert_eq!(c.state("b").name(), b, "step {i}");
         }
     }
 

@@ -20,10 +20,12 @@ use tracing::{debug, error, info, warn};
 pub use self::connect::hidden_node_name;
 pub use self::hysteresis::Membership;
 pub use self::jitter::Jitter;
-pub use self::peers_file::{DISCOVERED, Entry, render, write_atomic};
+pub use self::peers_file::check_dir as check_peers_file_dir;
+pub use self::peers_file::render;
 use crate::ExitCode;
 use crate::cli::PeersFormat;
 use crate::discovery::{self, Discovery, PollError};
+use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 
 /// What `--connect` needs.
@@ -32,7 +34,11 @@ pub struct ConnectSettings {
     /// The release's own node name (`basename@address`).
     pub local_node: String,
     pub cookie: Secret,
+    /// `--prune`: disconnect peers reported left.
     pub prune: bool,
+    /// `--leave-when-unlisted`: leave the cluster when this node is missing
+    /// from its own DNS answer (see `observe_self`).
+    pub leave_when_unlisted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +86,9 @@ async fn run(discovery: discovery::Settings, settings: Settings) -> Infallible {
         // While the VM boots, look for it more often than the interval, so
         // the mesh forms as soon as it registers with epmd rather than at the
         // next poll (DNS is still polled only once per interval).
-        while reporter.waiting_for_vm() && tokio::time::Instant::now() + BOOT_RETRY < next {
+        while reporter.boot_retry_due(tokio::time::Instant::now())
+            && tokio::time::Instant::now() + BOOT_RETRY < next
+        {
             tokio::time::sleep(BOOT_RETRY).await;
             reporter.connect_only().await;
         }
@@ -88,8 +96,12 @@ async fn run(discovery: discovery::Settings, settings: Settings) -> Infallible {
     }
 }
 
-/// How often `--connect` looks for a booting VM between polls.
+/// How often `--connect` looks for a booting VM between polls, and for how
+/// long: a VM that has not registered with epmd after that (a release that
+/// never starts distribution, a crash loop) is looked for once per interval,
+/// instead of every 250 ms forever.
 const BOOT_RETRY: Duration = Duration::from_millis(250);
+const BOOT_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// The reporter's state between polls.
 struct Reporter {
@@ -105,11 +117,19 @@ struct Reporter {
     failing: bool,
     polls: u64,
     connect: Option<connect::Connect>,
+    /// `--prune` and `--leave-when-unlisted` (false without `--connect`).
+    prune: bool,
+    leave_when_unlisted: bool,
     /// The own node's presence in the DNS answer, with the same hysteresis
     /// as the peers' (see `observe_self`).
     own: Membership,
     /// Removed from the service (see `observe_self`).
     removed: bool,
+    interval: Duration,
+    /// Since when the VM has been awaited (fast retries for BOOT_RETRY_FOR),
+    /// and whether the switch to once per interval was logged.
+    waiting_since: Option<tokio::time::Instant>,
+    said_slow: bool,
 }
 
 impl Reporter {
@@ -130,13 +150,45 @@ impl Reporter {
                 .connect
                 .as_ref()
                 .map(|c| connect::Connect::new(c, d.own_address, settings.interval)),
+            prune: settings.connect.as_ref().is_some_and(|c| c.prune),
+            leave_when_unlisted: settings
+                .connect
+                .as_ref()
+                .is_some_and(|c| c.leave_when_unlisted),
             own: Membership::new(settings.leave_after),
             removed: false,
+            interval: settings.interval,
+            waiting_since: None,
+            said_slow: false,
         }
     }
 
     fn waiting_for_vm(&self) -> bool {
         self.connect.as_ref().is_some_and(connect::Connect::waiting)
+    }
+
+    /// Whether to look for a booting VM again before the next poll: yes for
+    /// the first BOOT_RETRY_FOR of each wait, then no (the poll's own connect
+    /// attempt, once per interval, goes on), saying so once.
+    fn boot_retry_due(&mut self, now: tokio::time::Instant) -> bool {
+        if !self.waiting_for_vm() {
+            self.waiting_since = None;
+            self.said_slow = false;
+            return false;
+        }
+        let since = *self.waiting_since.get_or_insert(now);
+        if now.duration_since(since) < BOOT_RETRY_FOR {
+            return true;
+        }
+        if !self.said_slow {
+            info!(
+                "the release's VM has not registered with epmd for {BOOT_RETRY_FOR:?}; looking \
+                 for it once per interval ({:?}) from now on instead of every {BOOT_RETRY:?}",
+                self.interval
+            );
+            self.said_slow = true;
+        }
+        false
     }
 
     /// Between polls while the VM boots: connect the known peers only.
@@ -166,13 +218,17 @@ impl Reporter {
 
     /// With `--connect`: one connector sync over the reported peers.
     async fn sync_connect(&mut self, mut left: Vec<String>) {
+        if !self.prune {
+            // Without --prune a peer that left is never disconnected.
+            left.clear();
+        }
         let Some(connect) = self.connect.as_mut() else {
             return;
         };
         let mut peers = self.membership.reported();
         if self.removed {
-            // Removed from the service with --prune: leave the cluster
-            // instead of re-dialing the peers that just pruned this node.
+            // Removed from the service with --leave-when-unlisted: leave the
+            // cluster instead of re-dialing the peers that pruned this node.
             left.extend(std::mem::take(&mut peers));
         }
         if connect.sync(&peers, &left).await {
@@ -188,13 +244,14 @@ impl Reporter {
         }
     }
 
-    /// With `--connect --prune` and a DNS query: a node that was listed in
-    /// the answer and then is missing from `leave_after` consecutive
-    /// successful polls has been removed from the service (a drained or
-    /// blue/green node) and stops connecting peers until it is listed again.
+    /// With `--connect --leave-when-unlisted` and a DNS query: a node that
+    /// was listed in the answer and then is missing from `leave_after`
+    /// consecutive successful polls has been removed from the service (a
+    /// drained or blue/green node) and stops connecting peers until it is
+    /// listed again. Only on request: a Kubernetes headless service drops a
+    /// pod that fails readiness, so a busy node would cut itself off.
     fn observe_self(&mut self, listed: bool, discovery: &Discovery) {
-        let prune = self.connect.as_ref().is_some_and(|c| c.prune());
-        if !prune || discovery.settings().query.is_none() {
+        if !self.leave_when_unlisted || discovery.settings().query.is_none() {
             return;
         }
         let seen: BTreeSet<String> = if listed {
@@ -211,7 +268,7 @@ impl Reporter {
             self.removed = true;
             warn!(
                 node = %self.own_node,
-                "this node is no longer in the discovery answer; with --prune it disconnects its peers and stops connecting them"
+                "this node is no longer in the discovery answer; with --leave-when-unlisted it disconnects its peers and stops connecting them"
             );
         }
     }
@@ -266,31 +323,22 @@ impl Reporter {
             self.dirty = false;
             return;
         };
-        let entries: Vec<Entry> = self
+        let entries: Vec<PeerStatus> = self
             .membership
             .reported()
             .into_iter()
-            .map(|node| match &self.connect {
-                Some(connect) => {
-                    let state = connect.state(&node);
-                    Entry {
-                        node,
-                        state: state.state.to_string(),
-                        reason: state.reason,
-                    }
-                }
-                None => Entry {
-                    node,
-                    state: DISCOVERED.to_string(),
-                    reason: None,
-                },
+            .map(|node| {
+                let state = match &self.connect {
+                    Some(connect) => connect.state(&node),
+                    None => PeerState::Discovered,
+                };
+                PeerStatus { node, state }
             })
             .collect();
         let updated = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let text = render(*format, &self.own_node, &entries, updated);
-        match write_atomic(path, &text) {
+        match peers_file::write(path, *format, &self.own_node, &entries, updated) {
             Ok(()) => {
                 self.dirty = false;
                 debug!(path = %path.display(), peers = entries.len(), "peers file written");
@@ -494,5 +542,40 @@ mod tests {
         );
         assert!(doc["updated"].as_u64().is_some_and(|t| t > 1_600_000_000));
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// A VM that never registers is looked for every BOOT_RETRY for
+    /// BOOT_RETRY_FOR, then once per interval (the poll's own attempt).
+    #[test]
+    fn boot_retries_back_off() {
+        let settings = Settings {
+            interval: Duration::from_secs(5),
+            leave_after: 3,
+            peers_file: None,
+            peers_format: PeersFormat::Lines,
+            connect: Some(ConnectSettings {
+                local_node: "demo@10.0.0.1".into(),
+                cookie: Secret::new("c"),
+                prune: false,
+                leave_when_unlisted: false,
+            }),
+        };
+        let discovery = Discovery::new(discovery_settings(&["demo@10.0.0.2"])).expect("new");
+        let mut r = Reporter::new(&discovery, &settings);
+        assert!(r.waiting_for_vm(), "no VM reached yet");
+        let t0 = tokio::time::Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        // (time since the wait began, fast retry due)
+        for (secs, due) in [(0, true), (10, true), (29, true), (30, false), (600, false)] {
+            assert_eq!(r.boot_retry_due(at(secs)), due, "{secs}s");
+        }
+        assert!(r.said_slow);
+        // Without --connect there is nothing to wait for.
+        let plain = Settings {
+            connect: None,
+            ..settings
+        };
+        let mut r = Reporter::new(&discovery, &plain);
+        assert!(!r.boot_retry_due(t0));
     }
 }

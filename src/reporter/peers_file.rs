@@ -1,31 +1,52 @@
 //! `--peers-file`: the current peer set for other programs (a health check, a
-//! sidecar, the release itself through `file:consult/1`). Written whole to a
-//! temporary file in the same directory and renamed over the old one, so a
-//! reader sees the old or the new content, never half of it. It never holds
-//! the cookie.
+//! sidecar, the release itself through `file:consult/1`). Written with
+//! `safe_file::write` (whole, renamed into place: a reader sees the old or the
+//! new content, never half of it), mode 0644: it never holds the cookie and is
+//! meant for other programs, which may run as other users.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use anyhow::Context as _;
 
 use crate::cli::PeersFormat;
+use crate::peer::PeerStatus;
+use crate::safe_file;
 
-/// A reported peer and its state: the `--connect` state when connecting,
-/// else [`DISCOVERED`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub node: String,
-    pub state: String,
-    /// Why connecting failed (JSON only).
-    pub reason: Option<String>,
+/// The peers file's mode: readable by everyone (no secret inside).
+pub const MODE: u32 = 0o644;
+
+/// Renders and writes the peers file.
+pub fn write(
+    path: &Path,
+    format: PeersFormat,
+    own_node: &str,
+    peers: &[PeerStatus],
+    updated_unix: u64,
+) -> anyhow::Result<()> {
+    let text = render(format, own_node, peers, updated_unix);
+    safe_file::write(path, text.as_bytes(), MODE)
 }
 
-pub const DISCOVERED: &str = "discovered";
+/// Checked at boot, before the exec: a `--peers-file` in a directory others
+/// could tamper with stops beamup (exit 3) instead of leaving the reporter
+/// warning every interval behind a running release.
+pub fn check_dir(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    safe_file::open_dir(dir, true)
+        .map(drop)
+        .with_context(|| format!("--peers-file {}", path.display()))
+}
 
-pub fn render(format: PeersFormat, own_node: &str, peers: &[Entry], updated_unix: u64) -> String {
+pub fn render(
+    format: PeersFormat,
+    own_node: &str,
+    peers: &[PeerStatus],
+    updated_unix: u64,
+) -> String {
     match format {
         PeersFormat::Lines => peers.iter().fold(String::new(), |mut out, p| {
             out.push_str(&p.node);
@@ -36,9 +57,9 @@ pub fn render(format: PeersFormat, own_node: &str, peers: &[Entry], updated_unix
             let peers: Vec<serde_json::Value> = peers
                 .iter()
                 .map(|p| {
-                    let mut entry = serde_json::json!({"node": p.node, "state": p.state});
-                    if let (Some(reason), Some(map)) = (&p.reason, entry.as_object_mut()) {
-                        map.insert("reason".into(), reason.clone().into());
+                    let mut entry = serde_json::json!({"node": p.node, "state": p.state.name()});
+                    if let (Some(reason), Some(map)) = (p.state.reason(), entry.as_object_mut()) {
+                        map.insert("reason".into(), reason.into());
                     }
                     entry
                 })
@@ -76,61 +97,31 @@ fn quoted_atom(text: &str) -> String {
     out
 }
 
-/// Writes `contents` to `path` atomically (temp file + fsync + rename).
-pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .with_context(|| format!("--peers-file {} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.beamup-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)
-            .with_context(|| format!("while creating {}", tmp.display()))?;
-        file.write_all(contents.as_bytes())
-            .with_context(|| format!("while writing {}", tmp.display()))?;
-        // Readable by whoever reads the peers (no secret inside).
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("while setting the mode of {}", tmp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("while syncing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("while renaming {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::Command;
 
-    fn entries(nodes: &[(&str, &str)]) -> Vec<Entry> {
+    use crate::peer::PeerState;
+
+    fn entries(nodes: &[(&str, PeerState)]) -> Vec<PeerStatus> {
         nodes
             .iter()
-            .map(|(node, state)| Entry {
+            .map(|(node, state)| PeerStatus {
                 node: node.to_string(),
-                state: state.to_string(),
-                reason: state.strip_prefix("failed: ").map(str::to_string),
+                state: state.clone(),
             })
             .collect()
     }
 
     #[test]
     fn formats() {
-        let two = entries(&[("demo@10.0.0.2", "connected"), ("demo@fd00::3", DISCOVERED)]);
-        let mut failed = entries(&[("demo@10.0.0.2", "failed: timeout")]);
-        failed[0].state = "failed".into();
-        let table: [(PeersFormat, &[Entry], &str); 7] = [
+        let two = entries(&[
+            ("demo@10.0.0.2", PeerState::Connected),
+            ("demo@fd00::3", PeerState::Discovered),
+        ]);
+        let failed = entries(&[("demo@10.0.0.2", PeerState::Failed("timeout".into()))]);
+        let table: [(PeersFormat, &[PeerStatus], &str); 7] = [
             (PeersFormat::Lines, &two, "demo@10.0.0.2\ndemo@fd00::3\n"),
             (PeersFormat::Lines, &[], ""),
             (
@@ -191,22 +182,18 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_replaces_and_leaves_no_temp_file() {
-        let dir = temp_dir("atomic");
+    fn written_whole_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = temp_dir("mode");
         let path = dir.join("peers");
-        for text in ["first\n", "second\n"] {
-            write_atomic(&path, text).expect("write");
-            assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
-        }
+        let peers = entries(&[("demo@10.0.0.2", PeerState::Discovered)]);
+        write(&path, PeersFormat::Lines, "demo@10.0.0.1", &peers, 0).expect("write");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "demo@10.0.0.2\n"
+        );
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o644);
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .expect("list")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, ["peers"]);
-        let err = write_atomic(&dir.join("missing/peers"), "x").expect_err("no such dir");
-        assert!(format!("{err:#}").contains("missing"), "{err:#}");
+        assert_eq!(mode & 0o7777, MODE);
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
@@ -215,12 +202,11 @@ mod tests {
     fn erlang_format_reads_back_with_file_consult() {
         let dir = temp_dir("consult");
         let path = dir.join("peers.config");
-        let peers = entries(&[("demo@10.0.0.2", DISCOVERED), ("demo@fd00::3", DISCOVERED)]);
-        write_atomic(
-            &path,
-            &render(PeersFormat::Erlang, "demo@10.0.0.1", &peers, 0),
-        )
-        .expect("write");
+        let peers = entries(&[
+            ("demo@10.0.0.2", PeerState::Discovered),
+            ("demo@fd00::3", PeerState::Discovered),
+        ]);
+        write(&path, PeersFormat::Erlang, "demo@10.0.0.1", &peers, 0).expect("write");
         let eval = format!(
             "{{ok, Terms}} = file:consult(\"{}\"), \
              {{node, N}} = lists:keyfind(node, 1, Terms), \

@@ -14,6 +14,7 @@
 
 pub mod boot;
 pub mod net;
+pub mod pid1;
 pub mod release;
 
 use std::ffi::OsStr;
@@ -210,11 +211,28 @@ impl Default for Cookie {
 /// `$TMPDIR/beamup/`, and hosts share one filesystem (unlike containers), so two
 /// beamups with the default /tmp would overwrite each other's files.
 pub fn beamup_command(host: &Host, release: &Release, args: &[&str]) -> Command {
-    beamup_command_with(&beamup_bin(), host, release, args)
+    beamup_command_via(host, &[], release, args)
 }
 
-/// [`beamup_command`] with another beamup binary (the benchmarks time the static one).
-pub fn beamup_command_with(bin: &Path, host: &Host, release: &Release, args: &[&str]) -> Command {
+/// [`beamup_command`] run through `wrapper` (a program and its arguments that end by
+/// running the rest of the command line, e.g. `unshare --pid --fork`).
+pub fn beamup_command_via(
+    host: &Host,
+    wrapper: &[&str],
+    release: &Release,
+    args: &[&str],
+) -> Command {
+    beamup_command_with(&beamup_bin(), host, wrapper, release, args)
+}
+
+/// [`beamup_command_via`] with another beamup binary (the benchmarks time the static one).
+pub fn beamup_command_with(
+    bin: &Path,
+    host: &Host,
+    wrapper: &[&str],
+    release: &Release,
+    args: &[&str],
+) -> Command {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let tmp = host.log_dir.join(format!(
         "tmp-{}-{}",
@@ -223,7 +241,14 @@ pub fn beamup_command_with(bin: &Path, host: &Host, release: &Release, args: &[&
     ));
     std::fs::create_dir_all(&tmp)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", tmp.display()));
-    let mut cmd = host.command(bin);
+    let mut cmd = match wrapper.split_first() {
+        None => host.command(bin),
+        Some((program, rest)) => {
+            let mut cmd = host.command(program);
+            cmd.args(rest).arg(bin);
+            cmd
+        }
+    };
     cmd.args(args)
         .arg("--")
         .arg(release.bin())

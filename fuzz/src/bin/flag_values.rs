@@ -1,5 +1,5 @@
 //! The small parsers of flag values, all fed the same string: durations
-//! (`--interval`, `--leave-after`...), `--ip` sources, node names (`--peers`,
+//! (plain, and each flag's range), `--ip` sources, node names (`--peers`,
 //! `--basename`) and the basename inferred from the command.
 use beamup::address::Source;
 use beamup::{duration, naming};
@@ -12,6 +12,18 @@ fn main() {
 
         if let Ok(d) = duration::parse(text) {
             assert!(!d.is_zero(), "{text:?} parsed to zero");
+        }
+        for bounds in [
+            duration::INTERVAL,
+            duration::DNS_TIMEOUT,
+            duration::METADATA_TIMEOUT,
+        ] {
+            if let Ok(d) = bounds.parse(text) {
+                assert!(
+                    bounds.min <= d && d <= bounds.max,
+                    "{text:?}: {d:?} for {bounds:?}"
+                );
+            }
         }
 
         // What `inspect` shows for a source parses back to the same source.

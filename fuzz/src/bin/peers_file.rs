@@ -1,20 +1,23 @@
 //! `reporter::render`, the peers file in its three formats: each must read
 //! back as the peers that were written. Lines of the input are the peers
-//! (`node` or `node\tstate\treason`); node names as discovery makes them
+//! (`node`, or `node\treason` for a failed one); node names as discovery makes them
 //! never hold a newline, so the `lines` format is checked only then.
 use beamup::cli::PeersFormat;
-use beamup::reporter::{Entry, render};
+use beamup::peer::{PeerState, PeerStatus};
+use beamup::reporter::render;
 
-fn entries(text: &str) -> Vec<Entry> {
+fn entries(text: &str) -> Vec<PeerStatus> {
     text.split('\n')
         .skip(1)
-        .map(|line| {
-            let mut parts = line.splitn(3, '\t');
-            Entry {
-                node: parts.next().unwrap_or("").to_string(),
-                state: parts.next().unwrap_or("discovered").to_string(),
-                reason: parts.next().map(str::to_string),
-            }
+        .map(|line| match line.split_once('\t') {
+            Some((node, reason)) => PeerStatus {
+                node: node.to_string(),
+                state: PeerState::Failed(reason.to_string()),
+            },
+            None => PeerStatus {
+                node: line.to_string(),
+                state: PeerState::Connected,
+            },
         })
         .collect()
 }

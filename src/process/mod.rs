@@ -1,18 +1,22 @@
 //! Processes: checking the command, forking the reporter, exec'ing the
-//! release.
+//! release, or with `--init` supervising both.
 //!
-//! The release keeps beamup's PID (PID 1 in a container) so `docker stop`'s
-//! SIGTERM reaches the VM, which since OTP 19.3 runs `init:stop()` on it. The
-//! reporter is forked while beamup is single-threaded, in its own process
-//! group (a terminal's Ctrl-C is the release's, not the reporter's), with
-//! PR_SET_PDEATHSIG so it ends with the release (tini's `-p`).
+//! By default the release keeps beamup's PID (PID 1 in a container) so
+//! `docker stop`'s SIGTERM reaches the VM, which since OTP 19.3 runs
+//! `init:stop()` on it. The reporter is forked while beamup is
+//! single-threaded, in its own process group (a terminal's Ctrl-C is the
+//! release's, not the reporter's), with PR_SET_PDEATHSIG so it ends with the
+//! release (tini's `-p`). With `--init` ([`init`]) beamup stays PID 1 instead.
+
+pub mod init;
+pub mod signals;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 
 use crate::exit_codes::{ExitCode, Failure};
@@ -94,40 +98,50 @@ fn thread_count() -> usize {
 /// Forks the reporter. In the child, `child` runs and never returns; in the
 /// parent this returns the child's PID.
 pub fn fork_reporter(child: impl FnOnce()) -> Result<Pid, Failure> {
-    let threads = thread_count();
-    if threads > 1 {
-        // Forking a multi-threaded process leaves locks held by the other
-        // threads locked forever in the child.
-        return Err(Failure::msg(
-            ExitCode::Config,
-            format!(
-                "internal: beamup has {threads} threads before forking the reporter; refusing to fork"
-            ),
-        ));
-    }
     let parent = getpid();
-    // SAFETY: single-threaded (checked above), so the child may run any code.
-    match unsafe { fork() } {
-        Err(e) => Err(Failure::msg(
-            ExitCode::Config,
-            format!("cannot fork the reporter: {e}"),
-        )),
-        Ok(ForkResult::Parent { child }) => Ok(child),
-        Ok(ForkResult::Child) => {
-            prepare_child(parent);
+    match fork_single_threaded("the reporter")? {
+        Some(pid) => Ok(pid),
+        None => {
+            prepare_reporter(parent);
             child();
             std::process::exit(0)
         }
     }
 }
 
-fn prepare_child(parent: Pid) {
+/// fork(2), refused while another thread exists: forking a multi-threaded
+/// process leaves locks held by the other threads locked forever in the
+/// child. `Some(pid)` in the parent, `None` in the child.
+fn fork_single_threaded(what: &str) -> Result<Option<Pid>, Failure> {
+    let threads = thread_count();
+    if threads > 1 {
+        return Err(Failure::msg(
+            ExitCode::Config,
+            format!(
+                "internal: beamup has {threads} threads before forking {what}; refusing to fork"
+            ),
+        ));
+    }
+    // SAFETY: single-threaded (checked above), so the child may run any code.
+    match unsafe { fork() } {
+        Err(e) => Err(Failure::msg(
+            ExitCode::Config,
+            format!("cannot fork {what}: {e}"),
+        )),
+        Ok(ForkResult::Parent { child }) => Ok(Some(child)),
+        Ok(ForkResult::Child) => Ok(None),
+    }
+}
+
+fn prepare_reporter(parent: Pid) {
+    signals::harden_reporter();
     // Its own process group: signals a terminal sends to the foreground group
     // (Ctrl-C) are meant for the release.
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    // End when the release ends. The exec keeps the PID and the thread, so the
-    // death signal follows the VM, not beamup.
-    let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGTERM));
+    // End when the parent ends: the VM after the exec (the exec keeps the PID
+    // and the thread), or beamup with `--init`. SIGKILL, which nothing can
+    // ignore or hang on.
+    let _ = nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL));
     // The parent may have died (and we were reparented) before prctl took effect.
     if getppid() != parent {
         std::process::exit(0);
@@ -144,49 +158,64 @@ fn prepare_child(parent: Pid) {
     }
 }
 
-/// Restores what a plain exec would inherit: an empty signal mask and
-/// SIGPIPE at its default (Rust's runtime ignores SIGPIPE, and an ignored
-/// signal stays ignored across exec). Other inherited dispositions (nohup's
-/// SIGHUP) are the caller's choice and kept.
-fn restore_signals() {
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    // SAFETY: setting a default disposition installs no handler.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+/// The release command, checked and converted for execve before anything is
+/// forked, so a NUL byte is a usage error of beamup, not of a child.
+#[derive(Debug)]
+pub struct Launch {
+    program: PathBuf,
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
 }
 
-/// Replaces beamup with the command. Returns only on failure.
-pub fn exec(program: &Path, args: &[String], env: &[(OsString, OsString)]) -> Failure {
-    let c = |s: &[u8]| CString::new(s.to_vec());
-    let argv: Result<Vec<CString>, _> = args.iter().map(|a| c(a.as_bytes())).collect();
-    let envp: Result<Vec<CString>, _> = env
-        .iter()
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv)
+impl Launch {
+    pub fn new(
+        program: &Path,
+        args: &[String],
+        env: &[(OsString, OsString)],
+    ) -> Result<Launch, Failure> {
+        let c = |s: &[u8]| CString::new(s.to_vec());
+        let argv: Result<Vec<CString>, _> = args.iter().map(|a| c(a.as_bytes())).collect();
+        let envp: Result<Vec<CString>, _> = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv)
+            })
+            .collect();
+        let (Ok(argv), Ok(envp), Ok(path)) = (argv, envp, c(program.as_os_str().as_bytes())) else {
+            return Err(Failure::msg(
+                ExitCode::Usage,
+                "the command or environment contains a NUL byte",
+            ));
+        };
+        Ok(Launch {
+            program: program.to_path_buf(),
+            path,
+            argv,
+            envp,
         })
-        .collect();
-    let (Ok(argv), Ok(envp), Ok(path)) = (argv, envp, c(program.as_os_str().as_bytes())) else {
-        return Failure::msg(
-            ExitCode::Usage,
-            "the command or environment contains a NUL byte",
-        );
-    };
-    restore_signals();
-    let err = nix::unistd::execve(&path, &argv, &envp).err();
-    let code = match err {
-        Some(nix::errno::Errno::ENOENT) => ExitCode::NotFound,
-        _ => ExitCode::NotExecutable,
-    };
-    Failure::msg(
-        code,
-        format!(
-            "cannot exec `{}`: {}",
-            program.display(),
-            err.map(|e| e.desc().to_string()).unwrap_or_default()
-        ),
-    )
+    }
+
+    /// Replaces this process with the release. Returns only on failure.
+    pub fn exec(&self) -> Failure {
+        signals::restore_for_release();
+        let err = nix::unistd::execve(&self.path, &self.argv, &self.envp).err();
+        let code = match err {
+            Some(nix::errno::Errno::ENOENT) => ExitCode::NotFound,
+            _ => ExitCode::NotExecutable,
+        };
+        Failure::msg(
+            code,
+            format!(
+                "cannot exec `{}`: {}",
+                self.program.display(),
+                err.map(|e| e.desc().to_string()).unwrap_or_default()
+            ),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,358 @@
+//! The one way beamup writes a file (rendered vm.args and templates, the
+//! peers file, the state files) and reads one back: safe in a contested
+//! directory.
+//!
+//! beamup runs as root in front of every boot, and the directories it writes
+//! into (`$TMPDIR/beamup/<node>`, a `RELEASE_TMP` such as /tmp, a peers file's
+//! directory) may be shared with other users (a Kubernetes emptyDir with a
+//! sidecar, a host mount). So, as systemd's tmpfiles and s6 do:
+//! - every directory on the way is opened without following a planted
+//!   symlink (one in a directory others may write to is followed only when
+//!   it is ours or the directory owner's), and trusted only when its owner is
+//!   us or root and nobody else may rename its entries (not
+//!   group/world-writable, or sticky like /tmp); a directory beamup creates
+//!   is created 0700;
+//! - a file is written to an exclusively created temp file with an
+//!   unpredictable name (`O_CREAT|O_EXCL|O_NOFOLLOW`) inside the already
+//!   opened directory, synced, and renamed into place: a reader sees the old
+//!   or the new content, never half, and a symlink planted at the final name
+//!   is replaced, never followed.
+
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, open, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, geteuid, unlinkat};
+
+/// Writes `contents` to `path` atomically with file mode `mode`, creating
+/// missing directories 0700. Refuses directories others could tamper with.
+pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    let (dir, name) = split(path)?;
+    let dirfd = open_dir(&dir, true)?;
+    let (tmp, file) = create_temp(&dirfd, &name)
+        .with_context(|| format!("while creating a temporary file in {}", dir.display()))?;
+    let result = fill(file, contents, mode)
+        .and_then(|()| renameat(&dirfd, tmp.as_str(), &dirfd, name.as_str()).map_err(Into::into))
+        .with_context(|| format!("while writing {}", path.display()));
+    if result.is_err() {
+        let _ = unlinkat(&dirfd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    result
+}
+
+/// Reads at most `max` bytes of `path` (an error past that), without
+/// following a symlink at the final name and only from a regular file (a
+/// planted FIFO would block the read forever): for the state files beamup
+/// wrote.
+pub fn read(path: &Path, max: u64) -> anyhow::Result<String> {
+    let fd = open(
+        path,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .with_context(|| format!("while opening {}", path.display()))?;
+    let stat = fstat(&fd).with_context(|| format!("while checking {}", path.display()))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        bail!("{} is not a regular file", path.display());
+    }
+    let mut text = String::new();
+    File::from(fd)
+        .take(max + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("while reading {}", path.display()))?;
+    if text.len() as u64 > max {
+        bail!("{} is larger than {max} bytes", path.display());
+    }
+    Ok(text)
+}
+
+/// Opens (and with `create`, makes) `dir`, checking every directory on the
+/// way (see the module doc). Returns the open directory, so what is checked
+/// is what is written into, whatever happens to the path afterwards.
+pub fn open_dir(dir: &Path, create: bool) -> anyhow::Result<OwnedFd> {
+    let dir = absolute(dir)?;
+    let mut fd = open(
+        "/",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("while opening /")?;
+    let mut walked = PathBuf::from("/");
+    for part in dir.components() {
+        let Component::Normal(part) = part else {
+            continue;
+        };
+        let parent_stat =
+            fstat(&fd).with_context(|| format!("while checking {}", walked.display()))?;
+        walked.push(part);
+        fd = open_child(&fd, &parent_stat, part, &walked, create)?;
+        let stat = fstat(&fd).with_context(|| format!("while checking {}", walked.display()))?;
+        trusted(&stat, &walked)?;
+    }
+    Ok(fd)
+}
+
+fn open_child(
+    parent: &OwnedFd,
+    parent_stat: &FileStat,
+    name: &std::ffi::OsStr,
+    path: &Path,
+    create: bool,
+) -> anyhow::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    for _ in 0..4 {
+        match openat(parent, name, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) if create => match mkdirat(parent, name, Mode::S_IRWXU) {
+                Ok(()) | Err(Errno::EEXIST) => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("while creating {}", path.display()));
+                }
+            },
+            // A symlink (ELOOP with O_NOFOLLOW): in a directory others may
+            // write to (a sticky /tmp too) it is followed only when it is
+            // ours or the directory owner's, Linux's fs.protected_symlinks
+            // rule; otherwise a link planted at /tmp/beamup would make
+            // beamup create its files wherever the link points.
+            Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                let link = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .with_context(|| format!("while checking {}", path.display()))?;
+                if SFlag::from_bits_truncate(link.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
+                    bail!("{} is not a directory", path.display());
+                }
+                let others_may_write = parent_stat.st_mode & 0o022 != 0;
+                if others_may_write
+                    && link.st_uid != geteuid().as_raw()
+                    && link.st_uid != parent_stat.st_uid
+                {
+                    bail!(
+                        "{} is a symlink owned by uid {} in a directory others can write to: beamup \
+                         does not follow it; remove it, or point RELEASE_TMP/TMPDIR (or the file's \
+                         path) at a directory only you can write to",
+                        path.display(),
+                        link.st_uid
+                    );
+                }
+                return openat(parent, name, flags, Mode::empty())
+                    .with_context(|| format!("while opening {}", path.display()));
+            }
+            Err(e) => return Err(e).with_context(|| format!("while opening {}", path.display())),
+        }
+    }
+    bail!("{} keeps changing while beamup opens it", path.display())
+}
+
+/// A directory beamup writes into or through: owned by us or root, and
+/// nobody else may rename its entries.
+fn trusted(stat: &FileStat, path: &Path) -> anyhow::Result<()> {
+    if !ours_or_root(stat.st_uid) {
+        bail!(
+            "{} is owned by uid {}, not by beamup's user (uid {}) or root: its owner could swap the \
+             files beamup writes there; remove it, or point RELEASE_TMP/TMPDIR (or the file's path) \
+             at a directory you own",
+            path.display(),
+            stat.st_uid,
+            geteuid()
+        );
+    }
+    if others_may_rename(stat) {
+        bail!(
+            "{} is writable by others (mode {:o}) without the sticky bit: anyone could swap the files \
+             beamup writes there; `chmod o-w,g-w` it (or `chmod +t` for a shared /tmp), or point \
+             RELEASE_TMP/TMPDIR (or the file's path) at a directory only you can write to \
+             (Kubernetes: a disk-backed emptyDir is 0777 without the sticky bit; mount it with \
+             `medium: Memory`, a tmpfs with mode 1777)",
+            path.display(),
+            stat.st_mode & 0o7777
+        );
+    }
+    Ok(())
+}
+
+fn ours_or_root(uid: u32) -> bool {
+    uid == 0 || uid == geteuid().as_raw()
+}
+
+/// Group- or world-writable and not sticky: others may rename our entries.
+fn others_may_rename(stat: &FileStat) -> bool {
+    stat.st_mode & 0o022 != 0 && stat.st_mode & 0o1000 == 0
+}
+
+fn create_temp(dirfd: &OwnedFd, name: &str) -> anyhow::Result<(String, File)> {
+    // The final name's start, for whoever finds a leftover; bounded so the
+    // temp name stays within NAME_MAX (255 bytes) whatever the final name.
+    let stem: String = name.chars().take(32).collect();
+    for _ in 0..8 {
+        let tmp = format!(".{stem}.{:016x}.tmp", random_u64()?);
+        match openat(
+            dirfd,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        ) {
+            Ok(fd) => return Ok((tmp, File::from(fd))),
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("no unused temporary name after 8 tries")
+}
+
+fn fill(mut file: File, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    file.write_all(contents)?;
+    // Exactly `mode`, whatever the umask (the peers file is meant to be
+    // world-readable, everything else 0600).
+    fchmod(file.as_fd(), Mode::from_bits_truncate(mode))?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn random_u64() -> anyhow::Result<u64> {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        bail!("getrandom failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(u64::from_ne_bytes(buf))
+}
+
+fn split(path: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let path = absolute(path)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .with_context(|| format!("{} has no file name", path.display()))?
+        .to_string();
+    let dir = path
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    Ok((dir, name))
+}
+
+/// `path` made absolute against the working directory, `..` refused (it
+/// would make the checked path differ from the written one).
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        bail!(
+            "{}: a path with `..` is not accepted; give it without",
+            path.display()
+        );
+    }
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("while reading the working directory")?
+        .join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt as _, symlink};
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("beamup-safe-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("scratch dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        dir
+    }
+
+    #[test]
+    fn writes_creates_0700_dirs_and_sets_the_mode() {
+        let dir = scratch("write");
+        let path = dir.join("a/b/vm.args");
+        write(&path, b"-name x@1.2.3.4\n", 0o600).expect("write");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "-name x@1.2.3.4\n"
+        );
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.join("a")), 0o700);
+        write(&path, b"second", 0o644).expect("rewrite");
+        assert_eq!(read(&path, 100).expect("read"), "second");
+        assert_eq!(mode(&path), 0o644);
+        assert!(read(&path, 3).is_err(), "size cap");
+        // No temp file left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.join("a/b")).expect("ls").collect();
+        assert_eq!(names.len(), 1);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_planted_symlink_at_the_name_is_replaced_not_followed() {
+        let dir = scratch("link");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "untouched").expect("victim");
+        symlink(&victim, dir.join("vm.args")).expect("plant");
+        write(&dir.join("vm.args"), b"new", 0o600).expect("write");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "untouched"
+        );
+        assert!(
+            !std::fs::symlink_metadata(dir.join("vm.args"))
+                .expect("meta")
+                .is_symlink()
+        );
+        symlink(&victim, dir.join("state")).expect("plant");
+        assert!(read(&dir.join("state"), 100).is_err(), "reads never follow");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn refuses_dirs_others_can_write() {
+        let dir = scratch("open");
+        let open = dir.join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = write(&open.join("f"), b"x", 0o600).expect_err("world-writable");
+        assert!(format!("{err:#}").contains("writable by others"), "{err:#}");
+        // Sticky, like /tmp: fine.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        write(&open.join("f"), b"x", 0o600).expect("sticky dir");
+        assert!(
+            write(&dir.join("../x"), b"x", 0o600).is_err(),
+            "`..` refused"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// fs.protected_symlinks' rule in a sticky shared directory: a link
+    /// planted by someone else is not followed (as root, too).
+    #[test]
+    fn a_foreign_symlink_in_a_sticky_dir_is_not_followed() {
+        let dir = scratch("sticky");
+        let shared = dir.join("shared");
+        let victim = dir.join("victim");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::create_dir(&victim).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        symlink(&victim, shared.join("beamup")).expect("plant");
+        let err = nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &shared.join("beamup"),
+            Some(nix::unistd::Uid::from_raw(65534)),
+            None,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        err.expect("lchown (the unit tests run as root)");
+        let err = write(&shared.join("beamup/node/vm.args"), b"x", 0o600).expect_err("refused");
+        assert!(format!("{err:#}").contains("does not follow it"), "{err:#}");
+        assert_eq!(std::fs::read_dir(&victim).expect("ls").count(), 0);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
