@@ -154,6 +154,9 @@ fn base_url(input: &str, url: &str) -> Result<String, String> {
             let host = base.strip_prefix("http://").unwrap_or("");
             if host.is_empty() || host.starts_with('/') {
                 Err(format!("`{url}` has no host"))
+            } else if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                // `http:// //` kept `http:// ` (found by fuzz/flag_values).
+                Err(format!("`{url}` holds a space or a control character"))
             } else {
                 Ok(())
             }
@@ -392,6 +395,8 @@ mod tests {
             ("rancher:metadata", "not an http:// URL"),
             ("ecs:http://", "has no host"),
             ("rancher:http:///", "has no host"),
+            ("rancher:http:// //", "holds a space"),
+            ("ecs:http://a b/v4", "holds a space"),
             ("auto:x", "not an address source"),
         ];
         for (input, want) in table {
