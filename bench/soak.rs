@@ -851,8 +851,8 @@ fn cut_windows(events: &[(Instant, Event)]) -> BTreeMap<usize, Vec<(Instant, Ins
     out
 }
 
-/// Every time a host's `erlang:nodes()` lost another real host (or could not be asked)
-/// while neither host's link was cut.
+/// Every time a host's `erlang:nodes()` lost another real host while neither host's
+/// link was cut.
 fn healthy_drops(
     seen: &Seen,
     real: &[String],
@@ -873,17 +873,21 @@ fn healthy_drops(
             drops.push(format!("h{i} never saw the whole mesh"));
             continue;
         };
-        // A sample the watcher could not take (None) says nothing either way.
-        for (t, nodes) in history[start..]
+        // A loss is a host listed in one sample and missing from the next; a sample the
+        // watcher could not take (None) says nothing either way. A host still missing
+        // after its heal window is a late heal (check 3), not a drop.
+        let known: Vec<(&Instant, &Nodes)> = history[start..]
             .iter()
             .filter_map(|(t, n)| Some((t, n.as_ref()?)))
-        {
+            .collect();
+        for pair in known.windows(2) {
+            let ((_, before), (t, now)) = (pair[0], pair[1]);
             for (j, other) in real.iter().enumerate() {
                 if j == i || in_cut(i, *t) || in_cut(j, *t) {
                     continue;
                 }
-                if !nodes.contains(other) {
-                    drops.push(format!("h{i} at {:.1}s: {other} missing", at(*t)));
+                if before.contains(other) && !now.contains(other) {
+                    drops.push(format!("h{i} at {:.1}s: lost {other}", at(*t)));
                 }
             }
         }
