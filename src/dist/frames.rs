@@ -4,9 +4,11 @@
 //! 4 GiB) and eetf decodes terms by reserving the element counts the peer
 //! announces and recursing once per nesting level, so a frame such as "a list
 //! of 4 billion elements" or a list nested 100 000 deep aborts the reporter
-//! (allocation failure, stack overflow) before any of our code sees it
-//! (fuzz/'s dist_messages target, see fuzz/README.md). [`CheckedFrames`] sits under erl_dist's
-//! receiver: it reads each frame itself, drops one longer than [`MAX_FRAME`]
+//! (allocation failure, stack overflow), and an atom cache reference or a
+//! distribution header inside a term hits eetf's `unimplemented!()`, all
+//! before any of our code sees it (fuzz/'s dist_messages target with
+//! BEAMUP_FUZZ_RAW=1 finds each within seconds, see fuzz/README.md).
+//! [`CheckedFrames`] sits under erl_dist's receiver: it reads each frame itself, drops one longer than [`MAX_FRAME`]
 //! without buffering it, and walks the external term format of the rest
 //! ([`check_frame`]) before erl_dist sees a byte of it. A frame that fails
 //! is skipped with a warning (the stream stays in step, like the session's
@@ -428,7 +430,7 @@ mod tests {
 
     #[test]
     fn terms_that_would_abort_the_decoder_are_refused() {
-        let refused: [(&str, Vec<u8>, &str); 6] = [
+        let refused: [(&str, Vec<u8>, &str); 8] = [
             (
                 "a list of 4 billion",
                 body(&[108, 255, 255, 255, 255, 106]),
@@ -458,6 +460,17 @@ mod tests {
                 "a compressed term",
                 body(&[80, 0, 0, 0, 9, 1, 2, 3]),
                 "compressed",
+            ),
+            // eetf's decoder has `unimplemented!()` for these two: a panic.
+            (
+                "an atom cache reference",
+                body(&[104, 1, 82, 0]),
+                "unknown term tag 82",
+            ),
+            (
+                "a distribution header",
+                body(&[68, 0]),
+                "unknown term tag 68",
             ),
         ];
         for (what, frame_body, needle) in refused {
