@@ -19,22 +19,21 @@
 //! BEAMUP_BENCH_BIN picks the beamup binary (default: the one cargo built for the bench).
 //! Writes bench/results/mesh.txt.
 
+#[path = "cluster.rs"]
+mod cluster;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beamup::dist::Session;
 use beamup::secret::Secret;
-use common::{Host, Net, Proc, Release, TempDir, Zone, mix_release, require, require_root};
-use nix::sched::{CloneFlags, setns};
+use cluster::{machine_lines, median, node, otp_release, show};
+use common::{Host, Net, Proc, Release, TempDir, Zone};
 
 /// Bound on one run: boot of every VM plus the mesh (8 VMs on 2 cores boot in ~10 s).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -53,21 +52,16 @@ fn parse_options() -> Options {
         intervals: vec![Duration::from_secs(1), Duration::from_secs(5)],
         runs: 5,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .unwrap_or_else(|| panic!("{name} needs a value"))
-        };
-        match arg.as_str() {
+    for (name, value) in cluster::flags() {
+        match name.as_str() {
             "--sizes" => {
-                opts.sizes = value("--sizes")
+                opts.sizes = value
                     .split(',')
                     .map(|s| s.parse().unwrap_or_else(|_| panic!("bad size {s:?}")))
                     .collect();
             }
             "--intervals" => {
-                opts.intervals = value("--intervals")
+                opts.intervals = value
                     .split(',')
                     .map(|s| {
                         beamup::duration::parse(s)
@@ -76,32 +70,14 @@ fn parse_options() -> Options {
                     .collect();
             }
             "--runs" => {
-                opts.runs = value("--runs")
+                opts.runs = value
                     .parse()
                     .unwrap_or_else(|_| panic!("--runs takes a number"));
             }
-            // `cargo bench` passes --bench to every bench binary.
-            _ => {}
+            other => panic!("unknown flag {other} (--sizes, --intervals, --runs)"),
         }
     }
     opts
-}
-
-/// The binary under test: BEAMUP_BENCH_BIN (the static release build, see mesh.sh),
-/// else the one cargo built for this bench.
-fn binary() -> PathBuf {
-    match std::env::var_os("BEAMUP_BENCH_BIN") {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "BEAMUP_BENCH_BIN={} is not a file",
-                path.display()
-            );
-            path
-        }
-        None => common::beamup_bin(),
-    }
 }
 
 /// What one run measured.
@@ -117,18 +93,10 @@ struct Sample {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` (scripts/test.sh, CI) runs
-    // bench targets too, without it: the benchmark is run by hand only.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("bench/mesh: a benchmark, run by hand: bash bench/mesh.sh (see bench/README.md)");
+    let Some((bin, release, cookie)) = cluster::start("mesh") else {
         return;
-    }
-    require_root();
-    require(&["dnsmasq", "erl", "elixir", "ip"]);
+    };
     let opts = parse_options();
-    let bin = binary();
-    let release = mix_release();
-    let cookie = release_cookie(&release);
 
     let mut results: Vec<Cell> = Vec::new();
     let started = Instant::now();
@@ -159,54 +127,15 @@ fn main() {
     }
     let text = report(&bin, &opts, &results, started.elapsed());
     print!("{text}");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results/mesh.txt");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
-    }
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {path:?}: {e}"));
-    eprintln!("bench mesh: wrote {}", path.display());
+    cluster::write_result("mesh.txt", &text);
 }
 
-/// The release's cookie (what beamup itself reads for --connect); never printed.
-fn release_cookie(release: &Release) -> Secret {
-    let path = release.root.join("releases").join("COOKIE");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    Secret::new(text.trim())
-}
-
-fn node(host: &Host) -> String {
-    format!("demo@{}", host.addr())
-}
-
-/// `beamup --ip interface:eth0 --query demo --interval I --connect -- bin/demo start`,
-/// as a Dockerfile's ENTRYPOINT + CMD run it.
+/// `beamup --ip interface:eth0 --query demo --connect --interval I -- bin/demo start`.
 fn boot(bin: &Path, host: &Host, release: &Release, dir: &Path, interval: Duration) -> Proc {
-    let tmp = dir.join(format!("{}.tmp", host.name));
-    std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("cannot create {tmp:?}: {e}"));
-    let mut cmd = host.command(bin);
-    cmd.args(["--ip", "interface:eth0", "--query", "demo", "--connect"])
-        .arg("--interval")
-        .arg(show(interval))
-        .arg("--")
-        .arg(release.bin())
-        .args(release.start_args())
-        // The release is shared between hosts: each VM gets its own tmp dir.
-        .env("RELEASE_TMP", &tmp)
-        .env("TMPDIR", &tmp);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("BEAMUP_")
-            || key.starts_with("RELEASE_")
-            || matches!(
-                key.as_str(),
-                "ELIXIR_ERL_OPTIONS" | "ERL_AFLAGS" | "ERL_FLAGS" | "ERL_ZFLAGS"
-            )
-        {
-            cmd.env_remove(key);
-        }
-    }
-    host.spawn(cmd)
+    let interval = show(interval);
+    let mut args = cluster::CONNECT_ARGS.to_vec();
+    args.extend(["--interval", &interval]);
+    cluster::boot(bin, host, release, dir, &args, &[])
 }
 
 /// The runs of one (interval, number of hosts) cell.
@@ -314,17 +243,13 @@ fn watch(
             s.error = Some(e);
         }
     };
-    let ns = match File::open(Path::new("/run/netns").join(&host.ns)) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("cannot open the namespace {}: {e}", host.ns)),
-    };
-    if let Err(e) = setns(&ns, CloneFlags::CLONE_NEWNET) {
-        return fail(format!("setns into {}: {e}", host.ns));
+    if let Err(e) = cluster::enter(host) {
+        return fail(e);
     }
 
     // 1. Registration with the host's epmd.
     loop {
-        if epmd_names().is_some_and(|names| names.lines().any(|l| l.starts_with("name demo "))) {
+        if cluster::demo_registered() {
             break;
         }
         if Instant::now() >= deadline {
@@ -385,78 +310,17 @@ fn watch(
     }
 }
 
-/// epmd's NAMES_REQ on this thread's loopback: `name demo at port 4xxxx` lines.
-fn epmd_names() -> Option<String> {
-    let addr: SocketAddr = "127.0.0.1:4369".parse().ok()?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    // Length 1, NAMES_REQ (110).
-    stream.write_all(&[0, 1, 110]).ok()?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).ok()?;
-    // 4 bytes of epmd's port, then the text.
-    reply
-        .get(4..)
-        .map(|text| String::from_utf8_lossy(text).into_owned())
-}
-
 /// VmRSS (KiB) of every host's reporter: the child of the VM (beamup's pid after the
 /// exec) that still runs the beamup binary.
 fn reporter_rss(bin: &Path, procs: &[Proc]) -> Result<Vec<u64>, String> {
-    let bin = std::fs::canonicalize(bin).map_err(|e| format!("{bin:?}: {e}"))?;
     procs
         .iter()
         .map(|p| {
-            let pid = reporter_pid(p.pid(), &bin)
+            let pid = cluster::reporter_pid(p.pid(), bin)
                 .ok_or_else(|| format!("no reporter under VM pid {}", p.pid()))?;
-            vm_rss(pid).ok_or_else(|| format!("no VmRSS for reporter {pid}"))
+            cluster::vm_rss(pid).ok_or_else(|| format!("no VmRSS for reporter {pid}"))
         })
         .collect()
-}
-
-fn reporter_pid(vm: u32, bin: &Path) -> Option<u32> {
-    let tasks = std::fs::read_dir(format!("/proc/{vm}/task")).ok()?;
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok())
-                .collect::<Vec<_>>()
-        })
-        .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
-}
-
-fn vm_rss(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn show(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.2}s", d.as_secs_f64())
-    }
-}
-
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    Some(if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    })
 }
 
 fn report(bin: &Path, opts: &Options, results: &[Cell], took: Duration) -> String {
@@ -573,66 +437,4 @@ fn report(bin: &Path, opts: &Options, results: &[Cell], took: Duration) -> Strin
             .into(),
     );
     out
-}
-
-fn otp_release() -> String {
-    std::process::Command::new("erl")
-        .args([
-            "-noshell",
-            "-eval",
-            "io:put_chars(erlang:system_info(otp_release)), halt().",
-        ])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn machine_lines() -> Vec<String> {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(env!("CARGO_MANIFEST_DIR"))
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
-    let rev = git(&["rev-parse", "--short", "HEAD"]);
-    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M:%S UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    vec![
-        format!("date:    {date}"),
-        format!(
-            "commit:  {rev}{}",
-            if dirty {
-                " (+ uncommitted changes)"
-            } else {
-                ""
-            }
-        ),
-        format!("machine: {cpus} cpu(s), {cpu}, Linux {kernel}"),
-        format!(
-            "load:    {} (1/5/15 min, at the end: other work on the machine slows the boots)",
-            std::fs::read_to_string("/proc/loadavg")
-                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-                .unwrap_or_default()
-        ),
-    ]
 }

@@ -59,7 +59,13 @@ impl Bounds {
 /// positive value that fits a `Duration`; a flag uses [`Bounds::parse`].
 pub fn parse(input: &str) -> Result<Duration, String> {
     let secs = parse_secs(input)?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{input}` is too long a duration"))
+    match Duration::try_from_secs_f64(secs) {
+        // A positive value below a nanosecond rounds to zero (fuzz/flag_values
+        // checks that a parsed duration never is).
+        Ok(d) if d.is_zero() => Err(format!("`{input}` must be a positive duration")),
+        Ok(d) => Ok(d),
+        Err(_) => Err(format!("`{input}` is too long a duration")),
+    }
 }
 
 /// The number of seconds `input` means: positive and finite, unbounded.
@@ -118,7 +124,18 @@ mod tests {
         for (input, ms) in ok {
             assert_eq!(parse(input).unwrap(), Duration::from_millis(ms), "{input}");
         }
-        for bad in ["", "s", "2x", "-1s", "0s", "abc", "1e9s", ".", "1..2s"] {
+        for bad in [
+            "",
+            "s",
+            "2x",
+            "-1s",
+            "0s",
+            "abc",
+            "1e9s",
+            ".",
+            "1..2s",
+            "0.0000000001s",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
         // Far past Duration::MAX: an error, not a panic.

@@ -145,8 +145,23 @@ fn example(kind: &str) -> &'static str {
 
 fn base_url(input: &str, url: &str) -> Result<String, String> {
     // `rancher:http://host` splits at the first colon: the URL keeps its scheme.
+    let base = url.trim_end_matches('/');
     http::check_url(url)
-        .map(|()| url.trim_end_matches('/').to_string())
+        .and_then(|()| {
+            // `http://` alone would print as `http:`, which parses to nothing
+            // (fuzz/flag_values checks that a source prints to text that
+            // parses back to it): refused here, not at the first request.
+            let host = base.strip_prefix("http://").unwrap_or("");
+            if host.is_empty() || host.starts_with('/') {
+                Err(format!("`{url}` has no host"))
+            } else if url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                // `http:// //` kept `http:// ` (found by fuzz/flag_values).
+                Err(format!("`{url}` holds a space or a control character"))
+            } else {
+                Ok(())
+            }
+        })
+        .map(|()| base.to_string())
         .map_err(|e| format!("--ip `{input}`: {e}, e.g. rancher:http://169.254.169.250"))
 }
 
@@ -378,6 +393,10 @@ mod tests {
             ("cidr:10.0.0.0/33", "not a network in CIDR form"),
             ("cidr:banana", "not a network in CIDR form"),
             ("rancher:metadata", "not an http:// URL"),
+            ("ecs:http://", "has no host"),
+            ("rancher:http:///", "has no host"),
+            ("rancher:http:// //", "holds a space"),
+            ("ecs:http://a b/v4", "holds a space"),
             ("auto:x", "not an address source"),
         ];
         for (input, want) in table {

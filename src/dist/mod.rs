@@ -15,6 +15,7 @@
 
 mod connector;
 pub mod epmd;
+mod frames;
 mod rpc;
 mod session;
 mod stream;
@@ -24,6 +25,16 @@ pub use connector::{Connector, LocalState, SyncReport};
 /// callers never depend on a second eetf version).
 pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
 pub use session::{Session, SessionOptions};
+
+/// The functions that read what the local node sends (handshake replies, rex
+/// replies and their results), reachable without a socket for the fuzz
+/// targets in fuzz/. Not an API: nothing else should call them directly.
+#[doc(hidden)]
+pub mod peer_input {
+    pub use super::frames::CheckedFrames;
+    pub use super::rpc::{check_badrpc, decode_bool, decode_nodes, reply_of};
+    pub use super::session::handshake;
+}
 
 /// Why talking to the local node failed; the reporter branches on the kind.
 ///

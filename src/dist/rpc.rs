@@ -53,7 +53,7 @@ pub(crate) fn atom(name: &str) -> Term {
 /// If `message` is the answer `{Ref, Result}` to one of our calls (a
 /// reference created by `own_node`), returns the reference's id words (the
 /// key callers wait under) and the result.
-pub(crate) fn reply_of(message: Message, own_node: &str) -> Option<(Vec<u32>, Term)> {
+pub fn reply_of(message: Message, own_node: &str) -> Option<(Vec<u32>, Term)> {
     let payload = match message {
         Message::Send(m) => m.message,
         Message::SendSender(m) => m.message,
@@ -73,7 +73,7 @@ pub(crate) fn reply_of(message: Message, own_node: &str) -> Option<(Vec<u32>, Te
 }
 
 /// Result of `erlang:nodes/0`: a list of node-name atoms.
-pub(crate) fn decode_nodes(result: Term) -> Result<Vec<String>, DistError> {
+pub fn decode_nodes(result: Term) -> Result<Vec<String>, DistError> {
     let result = check_badrpc(result)?;
     let elements = match result {
         Term::List(list) => list.elements,
@@ -96,7 +96,7 @@ pub(crate) fn decode_nodes(result: Term) -> Result<Vec<String>, DistError> {
 
 /// Result of `net_kernel:connect_node/1` or `erlang:disconnect_node/1`:
 /// `true` / `false`, or `ignored` when the local node is not distributed.
-pub(crate) fn decode_bool(result: Term, call: &str) -> Result<bool, DistError> {
+pub fn decode_bool(result: Term, call: &str) -> Result<bool, DistError> {
     match check_badrpc(result)? {
         Term::Atom(a) if a.name == "true" => Ok(true),
         Term::Atom(a) if a.name == "false" => Ok(false),
@@ -110,7 +110,7 @@ pub(crate) fn decode_bool(result: Term, call: &str) -> Result<bool, DistError> {
 }
 
 /// `{badrpc, Reason}` becomes an error; anything else passes through.
-pub(crate) fn check_badrpc(result: Term) -> Result<Term, DistError> {
+pub fn check_badrpc(result: Term) -> Result<Term, DistError> {
     if let Term::Tuple(t) = &result
         && let [Term::Atom(tag), reason] = t.elements.as_slice()
         && tag.name == "badrpc"

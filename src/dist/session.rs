@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tracing::{debug, trace};
 
 use super::DistError;
+use super::frames::CheckedFrames;
 use super::rpc::{self, atom};
 use super::stream::SharedStream;
 use crate::secret::Secret;
@@ -168,7 +169,8 @@ impl Session {
 
         let shared = Arc::new(Shared::default());
         let (commands, queue) = mpsc::unbounded_channel();
-        let (tx, rx) = channel(stream, me.flags & peer.flags);
+        // erl_dist reads what the node announces; CheckedFrames bounds it first.
+        let (tx, rx) = channel(CheckedFrames::new(stream), me.flags & peer.flags);
         let reader = tokio::spawn(read_loop(
             rx,
             Arc::clone(&shared),
@@ -347,7 +349,7 @@ impl Drop for PendingCall {
 }
 
 async fn read_loop(
-    mut rx: Receiver<SharedStream>,
+    mut rx: Receiver<CheckedFrames<SharedStream>>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Message>,
     own_name: String,
@@ -381,7 +383,7 @@ async fn read_loop(
 }
 
 async fn write_loop(
-    mut tx: Sender<SharedStream>,
+    mut tx: Sender<CheckedFrames<SharedStream>>,
     mut queue: mpsc::UnboundedReceiver<Message>,
     shared: Arc<Shared>,
 ) {
@@ -473,13 +475,18 @@ enum Phase {
     Challenge,
 }
 
-async fn handshake(
-    stream: SharedStream,
+/// Generic over the stream so the fuzz targets (fuzz/) can feed it a peer's
+/// bytes without a socket.
+pub async fn handshake<S>(
+    stream: S,
     me: LocalNode,
     cookie: &Secret,
     local_node: &str,
     own_name: &str,
-) -> Result<(SharedStream, erl_dist::node::PeerNode), DistError> {
+) -> Result<(S, erl_dist::node::PeerNode), DistError>
+where
+    S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
+{
     let mut shake = ClientSideHandshake::new(stream, me, cookie.expose());
     let status = shake
         .execute_send_name(LOWEST_DISTRIBUTION_PROTOCOL_VERSION)

@@ -222,6 +222,17 @@ pub fn beamup_command_via(
     release: &Release,
     args: &[&str],
 ) -> Command {
+    beamup_command_with(&beamup_bin(), host, wrapper, release, args)
+}
+
+/// [`beamup_command_via`] with another beamup binary (the benchmarks time the static one).
+pub fn beamup_command_with(
+    bin: &Path,
+    host: &Host,
+    wrapper: &[&str],
+    release: &Release,
+    args: &[&str],
+) -> Command {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let tmp = host.log_dir.join(format!(
         "tmp-{}-{}",
@@ -231,10 +242,10 @@ pub fn beamup_command_via(
     std::fs::create_dir_all(&tmp)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", tmp.display()));
     let mut cmd = match wrapper.split_first() {
-        None => host.command(beamup_bin()),
+        None => host.command(bin),
         Some((program, rest)) => {
             let mut cmd = host.command(program);
-            cmd.args(rest).arg(beamup_bin());
+            cmd.args(rest).arg(bin);
             cmd
         }
     };
