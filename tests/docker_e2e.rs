@@ -676,7 +676,8 @@ fn network_alias_cluster() {
 
     // n3 and n4 run read-only with a tmpfs on /tmp: the Dockerfile's RELEASE_TMP/HOME/crash dump
     // all point there, so nothing else is written.
-    let run = |cleanup: &mut Cleanup, n: &str, read_only: bool| -> String {
+    // `extra`: more `-e NAME=value` settings (another cookie for the intruder below).
+    let run = |cleanup: &mut Cleanup, n: &str, read_only: bool, extra: &[&str]| -> String {
         let name = cleanup.name(n);
         cleanup.containers.push(name.clone());
         let mut args: Vec<String> = [
@@ -696,6 +697,9 @@ fn network_alias_cluster() {
         for (k, v) in BEAMUP_ENV {
             args.extend(["-e".to_string(), format!("{k}={v}")]);
         }
+        for setting in extra {
+            args.extend(["-e".to_string(), setting.to_string()]);
+        }
         if read_only {
             args.extend(["--read-only", "--tmpfs", "/tmp"].map(String::from));
         }
@@ -708,7 +712,7 @@ fn network_alias_cluster() {
     let start = Instant::now();
     let first: Vec<String> = [("n1", false), ("n2", false), ("n3", true)]
         .into_iter()
-        .map(|(n, ro)| run(&mut cleanup, n, ro))
+        .map(|(n, ro)| run(&mut cleanup, n, ro, &[]))
         .collect();
     let nodes = wait_full_mesh(
         &first,
@@ -829,7 +833,7 @@ fn network_alias_cluster() {
     );
 
     let t = Instant::now();
-    let fourth = run(&mut cleanup, "n4", true);
+    let fourth = run(&mut cleanup, "n4", true, &[]);
     let mut now = remaining.clone();
     now.push(fourth);
     wait_full_mesh(&now, Cookie::Release, "a fourth container to join the mesh");
@@ -861,29 +865,12 @@ fn network_alias_cluster() {
     assert_eq!(code, "0", "{last} exited {code} after `beamup stop`");
 
     // A container with another cookie under the same alias: doctor names it.
-    let intruder = cleanup.name("other-cookie");
-    cleanup.containers.push(intruder.clone());
-    let mut args: Vec<String> = [
-        "run",
-        "-d",
-        "--name",
-        &intruder,
-        "--network",
-        &network,
-        "--network-alias",
-        "demo",
-        "-e",
-        "BEAMUP_QUERY=demo",
-        "-e",
-        "RELEASE_COOKIE=not-the-demo-cookie",
-    ]
-    .map(String::from)
-    .to_vec();
-    for (k, v) in BEAMUP_ENV {
-        args.extend(["-e".to_string(), format!("{k}={v}")]);
-    }
-    args.push(DEMO_IMAGE.to_string());
-    docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let intruder = run(
+        &mut cleanup,
+        "other-cookie",
+        false,
+        &["RELEASE_COOKIE=not-the-demo-cookie"],
+    );
     let healthy = &now[0];
     wait_until(
         "`beamup doctor` to name the peer with another cookie",
