@@ -193,15 +193,9 @@ fn checked(value: &str, origin: String) -> Result<Cookie, Failure> {
 }
 
 fn read_small(path: &Path) -> anyhow::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE {
-        anyhow::bail!("larger than {MAX_FILE} bytes: a cookie is one short word");
-    }
-    Ok(text)
+    crate::safe_file::read_given(path, MAX_FILE, || {
+        format!("larger than {MAX_FILE} bytes: a cookie is one short word")
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,10 @@
 //!   it is ours or the directory owner's), and trusted only when its owner is
 //!   us or root and nobody else may rename its entries (not
 //!   group/world-writable, or sticky like /tmp); a directory beamup creates
-//!   is created 0700;
+//!   is created 0700 (0755 for a file others are meant to read). A symlink
+//!   that is followed leads to a directory that is checked itself; the
+//!   directories along the link's target path are not walked (the link's
+//!   owner, us or root, chose them);
 //! - a file is written to an exclusively created temp file with an
 //!   unpredictable name (`O_CREAT|O_EXCL|O_NOFOLLOW`) inside the already
 //!   opened directory, synced, and renamed into place: a reader sees the old
@@ -26,14 +29,19 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context as _, bail};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, open, openat, renameat};
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, geteuid, unlinkat};
 
 /// Writes `contents` to `path` atomically with file mode `mode`, creating
-/// missing directories 0700. Refuses directories others could tamper with.
+/// missing directories ([`dir_mode_for`]). Refuses directories others could
+/// tamper with.
 pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let (dir, name) = split(path)?;
-    let dirfd = open_dir(&dir, true)?;
+    let dirfd = open_dir(&dir, Some(dir_mode_for(mode)))?;
+    // beamup's stop handler `_exit`s: a SIGTERM between the temp file and the
+    // rename would leave the temp file (which may hold the cookie) behind.
+    let _held = HeldStopSignals::hold();
     let (tmp, file) = create_temp(&dirfd, &name)
         .with_context(|| format!("while creating a temporary file in {}", dir.display()))?;
     let result = fill(file, contents, mode)
@@ -45,40 +53,119 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     result
 }
 
-/// Reads at most `max` bytes of `path` (an error past that), without
-/// following a symlink at the final name and only from a regular file (a
-/// planted FIFO would block the read forever): for the state files beamup
-/// wrote.
+/// The stop signals blocked while it lives, then delivered.
+struct HeldStopSignals(Option<SigSet>);
+
+impl HeldStopSignals {
+    fn hold() -> HeldStopSignals {
+        let mut stop = SigSet::empty();
+        for signal in crate::process::signals::STOP {
+            stop.add(signal);
+        }
+        let mut old = SigSet::empty();
+        let held = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&stop), Some(&mut old)).is_ok();
+        HeldStopSignals(held.then_some(old))
+    }
+}
+
+impl Drop for HeldStopSignals {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
+        }
+    }
+}
+
+/// Reads a file beamup wrote (the state files) back: every directory on the
+/// way checked as for writing, the file itself not a symlink, a regular file
+/// (a planted FIFO would block the read forever), ours or root's and not
+/// writable by others; at most `max` bytes (an error past that).
 pub fn read(path: &Path, max: u64) -> anyhow::Result<String> {
-    let fd = open(
-        path,
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY
-            | OFlag::O_NONBLOCK,
+    let (dir, name) = split(path)?;
+    let dirfd = open_dir(&dir, None)?;
+    let fd = openat(
+        &dirfd,
+        name.as_str(),
+        READ | OFlag::O_NOFOLLOW,
         Mode::empty(),
     )
     .with_context(|| format!("while opening {}", path.display()))?;
     let stat = fstat(&fd).with_context(|| format!("while checking {}", path.display()))?;
-    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+    if file_type(&stat) != SFlag::S_IFREG {
         bail!("{} is not a regular file", path.display());
     }
+    if !ours_or_root(stat.st_uid) || stat.st_mode & 0o022 != 0 {
+        bail!(
+            "{} is owned by uid {} or writable by others: not beamup's",
+            path.display(),
+            stat.st_uid
+        );
+    }
+    read_bounded(fd, path, max, || {
+        format!("{} is larger than {max} bytes", path.display())
+    })
+}
+
+/// Reads a file the user named (a template, a cookie file): symlinks are
+/// followed (Kubernetes mounts Secrets and ConfigMaps through them), but a
+/// FIFO, socket or directory is refused rather than read (a FIFO would block
+/// the boot forever), and at most `max` bytes are read: past that, the
+/// error `too_large` says.
+pub fn read_given(
+    path: &Path,
+    max: u64,
+    too_large: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    let fd = open(path, READ, Mode::empty())?;
+    let kind = file_type(&fstat(&fd)?);
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
+        bail!(
+            "{} is not a file (a FIFO, socket or directory)",
+            path.display()
+        );
+    }
+    read_bounded(fd, path, max, too_large)
+}
+
+/// Never blocks on open (O_NONBLOCK) nor takes a terminal.
+const READ: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_CLOEXEC)
+    .union(OFlag::O_NOCTTY)
+    .union(OFlag::O_NONBLOCK);
+
+fn file_type(stat: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
+}
+
+fn read_bounded(
+    fd: OwnedFd,
+    path: &Path,
+    max: u64,
+    too_large: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
     let mut text = String::new();
     File::from(fd)
         .take(max + 1)
         .read_to_string(&mut text)
         .with_context(|| format!("while reading {}", path.display()))?;
     if text.len() as u64 > max {
-        bail!("{} is larger than {max} bytes", path.display());
+        bail!("{}", too_large());
     }
     Ok(text)
 }
 
-/// Opens (and with `create`, makes) `dir`, checking every directory on the
-/// way (see the module doc). Returns the open directory, so what is checked
-/// is what is written into, whatever happens to the path afterwards.
-pub fn open_dir(dir: &Path, create: bool) -> anyhow::Result<OwnedFd> {
+/// The mode of a directory made for a file of `file_mode`: readable by
+/// others only when the file is (the peers file, for a sidecar of another
+/// user), else 0700. Never writable by others.
+pub fn dir_mode_for(file_mode: u32) -> u32 {
+    if file_mode & 0o044 != 0 { 0o755 } else { 0o700 }
+}
+
+/// Opens `dir` (making missing directories with mode `create`, when given),
+/// checking every directory on the way, `/` included (see the module doc).
+/// Returns the open directory, so what is checked is what is written into,
+/// whatever happens to the path afterwards.
+pub fn open_dir(dir: &Path, create: Option<u32>) -> anyhow::Result<OwnedFd> {
     let dir = absolute(dir)?;
     let mut fd = open(
         "/",
@@ -87,15 +174,15 @@ pub fn open_dir(dir: &Path, create: bool) -> anyhow::Result<OwnedFd> {
     )
     .context("while opening /")?;
     let mut walked = PathBuf::from("/");
+    let mut stat = fstat(&fd).context("while checking /")?;
+    trusted(&stat, &walked)?;
     for part in dir.components() {
         let Component::Normal(part) = part else {
             continue;
         };
-        let parent_stat =
-            fstat(&fd).with_context(|| format!("while checking {}", walked.display()))?;
         walked.push(part);
-        fd = open_child(&fd, &parent_stat, part, &walked, create)?;
-        let stat = fstat(&fd).with_context(|| format!("while checking {}", walked.display()))?;
+        fd = open_child(&fd, &stat, part, &walked, create)?;
+        stat = fstat(&fd).with_context(|| format!("while checking {}", walked.display()))?;
         trusted(&stat, &walked)?;
     }
     Ok(fd)
@@ -106,27 +193,33 @@ fn open_child(
     parent_stat: &FileStat,
     name: &std::ffi::OsStr,
     path: &Path,
-    create: bool,
+    create: Option<u32>,
 ) -> anyhow::Result<OwnedFd> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     for _ in 0..4 {
-        match openat(parent, name, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
-            Ok(fd) => return Ok(fd),
-            Err(Errno::ENOENT) if create => match mkdirat(parent, name, Mode::S_IRWXU) {
-                Ok(()) | Err(Errno::EEXIST) => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("while creating {}", path.display()));
+        match (
+            openat(parent, name, flags | OFlag::O_NOFOLLOW, Mode::empty()),
+            create,
+        ) {
+            (Ok(fd), _) => return Ok(fd),
+            (Err(Errno::ENOENT), Some(mode)) => {
+                match mkdirat(parent, name, Mode::from_bits_truncate(mode)) {
+                    Ok(()) | Err(Errno::EEXIST) => continue,
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("while creating {}", path.display()));
+                    }
                 }
-            },
+            }
             // A symlink (ELOOP with O_NOFOLLOW): in a directory others may
             // write to (a sticky /tmp too) it is followed only when it is
             // ours or the directory owner's, Linux's fs.protected_symlinks
             // rule; otherwise a link planted at /tmp/beamup would make
             // beamup create its files wherever the link points.
-            Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+            (Err(Errno::ELOOP) | Err(Errno::ENOTDIR), _) => {
                 let link = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
                     .with_context(|| format!("while checking {}", path.display()))?;
-                if SFlag::from_bits_truncate(link.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
+                if file_type(&link) != SFlag::S_IFLNK {
                     bail!("{} is not a directory", path.display());
                 }
                 let others_may_write = parent_stat.st_mode & 0o022 != 0;
@@ -145,7 +238,9 @@ fn open_child(
                 return openat(parent, name, flags, Mode::empty())
                     .with_context(|| format!("while opening {}", path.display()));
             }
-            Err(e) => return Err(e).with_context(|| format!("while opening {}", path.display())),
+            (Err(e), _) => {
+                return Err(e).with_context(|| format!("while opening {}", path.display()));
+            }
         }
     }
     bail!("{} keeps changing while beamup opens it", path.display())

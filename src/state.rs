@@ -32,6 +32,9 @@ pub const STATUS_FILE: &str = "beamup.status.json";
 const MAX_STATE: u64 = 64 * 1024;
 /// A thousand peers with long reasons stay far below this.
 const MAX_STATUS: u64 = 4 * 1024 * 1024;
+/// Entries of `$TMPDIR/beamup` looked at for boot records (a container has
+/// one node; a directory flooded by another user is not read to its end).
+const MAX_SCANNED: usize = 64;
 
 /// Where the cookie the node runs with came from. Only the origin is
 /// recorded; the ops commands read the cookie again from there.
@@ -424,6 +427,20 @@ pub fn record_boot(config: &Config, program: &Path, cookie_file: Option<&Path>, 
 /// boot: the release runs fine without it, only the ops commands will not
 /// find it.
 pub fn write_boot(dir: &Path, state: &BootState) {
+    // `beamup -- bin/app <a command not known to be for a running node>`
+    // next to a running node renders to the same directory: the live node's
+    // record stays, or `status` and the ops commands would lose it.
+    if let Ok(live) = load(dir).map(|found| found.state)
+        && live.pid != state.pid
+        && live.alive()
+    {
+        tracing::warn!(
+            node = %live.node,
+            pid = live.pid,
+            "a running node's boot record is already here; keeping it"
+        );
+        return;
+    }
     let result = safe_file::write(
         &state_path(dir),
         state.to_json().to_string().as_bytes(),
@@ -448,7 +465,7 @@ pub fn write_status(path: &Path, status: &LiveStatus) -> anyhow::Result<()> {
 /// reporter has not written one (yet).
 pub fn read_status(dir: &Path) -> anyhow::Result<Option<LiveStatus>> {
     let path = status_path(dir);
-    match read_trusted(&path, MAX_STATUS) {
+    match safe_file::read(&path, MAX_STATUS) {
         Ok(text) => parse(&text, &path, LiveStatus::from_json).map(Some),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),
@@ -528,6 +545,11 @@ pub fn find(env: &Environment, node: Option<&str>) -> Result<Found, Failure> {
 
 /// Every readable boot record directly under `base` (`$TMPDIR/beamup`).
 fn scan(base: &Path) -> Vec<Found> {
+    // The base is checked like every directory beamup writes through (a
+    // planted symlink is not followed), and a flood of entries is not read.
+    if safe_file::open_dir(base, None).is_err() {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir(base) else {
         return Vec::new();
     };
@@ -535,6 +557,7 @@ fn scan(base: &Path) -> Vec<Found> {
     // (collecting into a map or sorting would add sort code to the binary).
     let mut found = std::collections::BTreeMap::new();
     let records = entries
+        .take(MAX_SCANNED)
         .flatten()
         // file_type does not follow symlinks: a planted link is skipped.
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -553,7 +576,7 @@ fn scan(base: &Path) -> Vec<Found> {
 
 fn load(dir: &Path) -> anyhow::Result<Found> {
     let path = state_path(dir);
-    let text = read_trusted(&path, MAX_STATE)?;
+    let text = safe_file::read(&path, MAX_STATE)?;
     let state = parse(&text, &path, BootState::from_json)?;
     state
         .validate()
@@ -562,27 +585,6 @@ fn load(dir: &Path) -> anyhow::Result<Found> {
         dir: dir.to_path_buf(),
         state,
     })
-}
-
-/// Reads a file beamup wrote: every directory on the way must be one nobody
-/// else could have swapped (what `safe_file` checks before writing), the file
-/// itself ours or root's and not a symlink.
-fn read_trusted(path: &Path, max: u64) -> anyhow::Result<String> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    safe_file::open_dir(dir, false)?;
-    let text = safe_file::read(path, max)?;
-    let meta = std::fs::symlink_metadata(path)
-        .with_context(|| format!("while checking {}", path.display()))?;
-    use std::os::unix::fs::MetadataExt as _;
-    let me = nix::unistd::geteuid().as_raw();
-    if (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
-        bail!(
-            "{} is owned by uid {} or writable by others: not beamup's",
-            path.display(),
-            meta.uid()
-        );
-    }
-    Ok(text)
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {
@@ -649,7 +651,7 @@ mod tests {
     fn scratch(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("beamup-state-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        safe_file::open_dir(&dir, true).expect("scratch dir");
+        safe_file::open_dir(&dir, Some(0o700)).expect("scratch dir");
         dir
     }
 
@@ -722,11 +724,11 @@ mod tests {
         let real = tmp.join("elsewhere");
         write_boot(&real, &a);
         // A symlinked node directory and a symlinked record are both skipped.
-        safe_file::open_dir(&tmp.join("beamup"), true).expect("base");
+        safe_file::open_dir(&tmp.join("beamup"), Some(0o700)).expect("base");
         std::os::unix::fs::symlink(&real, tmp.join("beamup/demo@10.0.0.1")).expect("link");
         assert!(find(&env, None).is_err());
         std::fs::remove_file(tmp.join("beamup/demo@10.0.0.1")).expect("unlink");
-        safe_file::open_dir(&tmp.join("beamup/demo@10.0.0.1"), true).expect("dir");
+        safe_file::open_dir(&tmp.join("beamup/demo@10.0.0.1"), Some(0o700)).expect("dir");
         std::os::unix::fs::symlink(
             state_path(&real),
             tmp.join("beamup/demo@10.0.0.1").join(STATE_FILE),

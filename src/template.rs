@@ -5,7 +5,6 @@
 //! the `-name` line through `eval`, a shell-injection risk; see beam-facts.md).
 
 use std::fmt;
-use std::io::Read as _;
 use std::path::Path;
 
 /// The largest template beamup reads, and the largest text it renders: a
@@ -141,22 +140,14 @@ pub fn render(
 
 /// Reads a template file, refusing one larger than [`MAX_SIZE`] without
 /// reading past it.
-pub fn read(path: &Path) -> std::io::Result<String> {
-    let mut text = String::new();
-    let limit = u64::try_from(MAX_SIZE).unwrap_or(u64::MAX) + 1;
-    std::fs::File::open(path)?
-        .take(limit)
-        .read_to_string(&mut text)?;
-    if text.len() > MAX_SIZE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "larger than {} KiB, which no template needs: check the path",
-                MAX_SIZE / 1024
-            ),
-        ));
-    }
-    Ok(text)
+pub fn read(path: &Path) -> anyhow::Result<String> {
+    let max = u64::try_from(MAX_SIZE).unwrap_or(u64::MAX);
+    crate::safe_file::read_given(path, max, || {
+        format!(
+            "larger than {} KiB, which no template needs: check the path",
+            MAX_SIZE / 1024
+        )
+    })
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: a variable a template may name (and an

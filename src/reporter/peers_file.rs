@@ -36,7 +36,7 @@ pub fn check_dir(path: &Path) -> anyhow::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    safe_file::open_dir(dir, true)
+    safe_file::open_dir(dir, Some(safe_file::dir_mode_for(MODE)))
         .map(drop)
         .with_context(|| format!("--peers-file {}", path.display()))
 }
