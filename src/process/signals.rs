@@ -123,13 +123,18 @@ extern "C" fn on_stop(signo: libc::c_int) {
 }
 
 /// What a plain exec would give the release: an empty signal mask and the
-/// default disposition of every signal beamup ignored or blocked (Rust's
-/// runtime ignores SIGPIPE, `--init` ignores SIGTTIN/SIGTTOU, and an ignored
-/// signal stays ignored across exec). Caught handlers (the stop handlers) are
-/// reset by execve itself. Dispositions beamup did not set (nohup's SIGHUP)
-/// are the caller's choice and kept.
+/// default disposition of every signal beamup caught, ignored or blocked
+/// (Rust's runtime ignores SIGPIPE, `--init` ignores SIGTTIN/SIGTTOU, and an
+/// ignored signal stays ignored across exec). The stop handlers are reset
+/// before the mask is emptied: `--init`'s release child inherits them and
+/// the blocked SIGTERM it was forwarded must kill it, not print beamup's
+/// "exiting without starting anything". Dispositions beamup did not set
+/// (nohup's SIGHUP) are the caller's choice and kept.
 pub fn restore_for_release() {
-    for signal in [Signal::SIGPIPE, Signal::SIGTTIN, Signal::SIGTTOU] {
+    for signal in STOP
+        .into_iter()
+        .chain([Signal::SIGPIPE, Signal::SIGTTIN, Signal::SIGTTOU])
+    {
         // SAFETY: a default disposition installs no handler.
         let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
     }
