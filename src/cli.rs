@@ -44,21 +44,13 @@ a failed check (doctor), 2 usage, 3 configuration, 4 no address found, 5 discove
 ";
 
 const DOCTOR_HELP: &str = "\
-Run it next to the node, with the flags (or BEAMUP_* variables) it was started with:
+Run it next to the node: it takes the node's identity from the record beamup wrote at boot,
+else from the same flags (or BEAMUP_* variables) as at boot:
   docker exec c beamup doctor
   kubectl exec pod -- beamup doctor --json
 
 One line per check (✔ ok, ✗ failed with a hint, – skipped), then a verdict line.
 Exit codes: 0 every check passed, 1 a check failed, 2 usage, 3 configuration, 4 no address found.
-  # In the running container: a remote shell, an rpc, a readiness probe
-  docker exec -it my_container beamup remote
-  kubectl exec my-pod -- beamup rpc 'Node.list()'
-  beamup status --min-peers 2
-
-Exit codes: 0 ok (after exec, or with --init: the release's own status), 1 not ready (status),
-2 usage, 3 configuration, 4 no address found, 5 discovery failed (peers), 6 no node started
-through beamup here (remote, rpc, pid, stop, env), 126 command not executable, 127 command not
-found, 128+n signal n before the release started (143: SIGTERM).
 ";
 
 /// What `beamup --version` prints after the name: the version, the target triple (which release
