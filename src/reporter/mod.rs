@@ -143,7 +143,9 @@ struct Reporter {
 /// What the live status file needs besides the peers.
 struct Live {
     path: PathBuf,
-    interval: Duration,
+    /// This reporter's PID and start time: read once, they never change.
+    pid: i32,
+    start: Option<u64>,
     last_poll: Option<state::LastPoll>,
     /// A failed write was logged (once, not every interval).
     warned: bool,
@@ -177,11 +179,15 @@ impl Reporter {
             interval: settings.interval,
             waiting_since: None,
             said_slow: false,
-            live: settings.status_file.clone().map(|path| Live {
-                path,
-                interval: settings.interval,
-                last_poll: None,
-                warned: false,
+            live: settings.status_file.clone().map(|path| {
+                let pid = std::process::id() as i32;
+                Live {
+                    path,
+                    pid,
+                    start: state::process_start(pid),
+                    last_poll: None,
+                    warned: false,
+                }
             }),
         }
     }
@@ -395,12 +401,11 @@ impl Reporter {
         let Some(live) = self.live.as_ref() else {
             return;
         };
-        let pid = std::process::id() as i32;
         let status = state::LiveStatus {
             node: self.own_node.clone(),
-            reporter_pid: pid,
-            reporter_start: state::process_start(pid),
-            interval_ms: live.interval.as_millis() as u64,
+            reporter_pid: live.pid,
+            reporter_start: live.start,
+            interval_ms: self.interval.as_millis() as u64,
             updated: state::unix_ms(),
             polls: self.polls,
             last_poll: live.last_poll.clone(),
