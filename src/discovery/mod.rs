@@ -116,7 +116,6 @@ impl Discovery {
 
     /// One poll, also telling whether the DNS answer listed this node itself.
     pub async fn poll_full(&self) -> Result<Poll, PollError> {
-        let mut own_listed = false;
         let mut peers: BTreeSet<String> = self.settings.static_peers.iter().cloned().collect();
         if let (Some(dns), Some(query)) = (&self.dns, &self.settings.query) {
             // SRV targets are resolved in the own address' family: a node
@@ -135,7 +134,7 @@ impl Discovery {
                     .map(|ip| naming::node_name(&self.settings.basename, ip)),
             );
         }
-        own_listed = own_listed || peers.iter().any(|node| is_own(node, &self.settings));
+        let own_listed = peers.iter().any(|node| is_own(node, &self.settings));
         peers.retain(|node| !is_own(node, &self.settings));
         Ok(Poll { peers, own_listed })
     }

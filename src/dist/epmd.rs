@@ -42,7 +42,9 @@ pub async fn names(addr: SocketAddr, timeout: Duration) -> Result<Vec<Registered
         host: addr.ip().to_string(),
         reason,
     };
-    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    // One deadline for connecting and reading together.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
         Err(_) => {
             return Err(DistError::Timeout(format!(
                 "epmd at {addr}: no answer within {timeout:?}"
@@ -66,7 +68,7 @@ pub async fn names(addr: SocketAddr, timeout: Duration) -> Result<Vec<Registered
             .await?;
         Ok::<_, std::io::Error>(answer)
     };
-    let answer = tokio::time::timeout(timeout, exchange)
+    let answer = tokio::time::timeout_at(deadline, exchange)
         .await
         .map_err(|_| {
             DistError::Timeout(format!("epmd at {addr} did not answer within {timeout:?}"))

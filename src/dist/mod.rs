@@ -58,7 +58,7 @@ pub enum DistError {
     /// The node closed the connection after our challenge reply, which is how
     /// OTP says "wrong cookie".
     #[error(
-        "the local node {node} rejected the cookie: beamup and the release must use the same cookie \
+        "node {node} rejected the cookie: beamup and the release must use the same cookie \
          (RELEASE_COOKIE / --cookie-file)"
     )]
     CookieRejected { node: String },
@@ -66,7 +66,7 @@ pub enum DistError {
     /// The node refused the connection before the cookie was checked, e.g. our
     /// name does not fit its naming mode (long vs short names) or
     /// `net_kernel:allow/1` excludes it.
-    #[error("the local node {node} refused the connection from {own_name}: {reason}")]
+    #[error("node {node} refused the connection from {own_name}: {reason}")]
     Refused {
         node: String,
         own_name: String,
@@ -79,7 +79,7 @@ pub enum DistError {
 
     /// The connection to the local node is gone (the node stopped, or dropped
     /// us after missed ticks). The caller reconnects.
-    #[error("the connection to the local node {node} is closed")]
+    #[error("the connection to node {node} is closed")]
     Closed { node: String },
 
     #[error("I/O error: {0}")]

@@ -122,7 +122,14 @@ impl Session {
         let own = parse_name(own_name)?;
         let limit = options.connect_timeout;
 
-        let epmd_addrs = resolve(node.host(), options.epmd_port).await?;
+        // Within the limit too: a host name (a `--peers` entry) may sit on a
+        // DNS server that never answers.
+        let epmd_addrs = with_timeout(
+            limit,
+            format!("resolving {}", node.host()),
+            resolve(node.host(), options.epmd_port),
+        )
+        .await??;
         let (epmd_addr, port) = with_timeout(
             limit,
             format!("asking epmd on {} for {}", node.host(), node.name()),
