@@ -58,6 +58,22 @@ impl Environment {
         self.vars.get(name).map(String::as_str)
     }
 
+    /// The environment with `vars` set, replacing same-named variables: what
+    /// an exec'd command gets.
+    pub fn overlay<'v>(
+        &self,
+        vars: impl Iterator<Item = (&'v str, &'v str)> + Clone,
+    ) -> Vec<(OsString, OsString)> {
+        let mut out: Vec<(OsString, OsString)> = self
+            .raw
+            .iter()
+            .filter(|(k, _)| !vars.clone().any(|(name, _)| k.as_os_str() == name))
+            .cloned()
+            .collect();
+        out.extend(vars.map(|(k, v)| (OsString::from(k), OsString::from(v))));
+        out
+    }
+
     /// PATH as the OS gave it (possibly not UTF-8).
     pub fn raw_path(&self) -> Option<&std::ffi::OsStr> {
         self.raw
@@ -146,6 +162,8 @@ pub struct Inputs<'a> {
     pub command: &'a [String],
     /// The resolved program (checked by `process::resolve_program`).
     pub program: Option<&'a Path>,
+    /// What `release::detect` found the program to be (read once, in `run`).
+    pub release: &'a Release,
     pub env: &'a Environment,
     pub mode: Mode,
 }
@@ -158,6 +176,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         opts,
         command,
         program,
+        release: inputs_release,
         env,
         mode,
     } = inputs;
@@ -178,7 +197,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     let basename = basename(opts, &preset, env, command)?;
     let found = own_address(&flags, &preset, &query_template, env, opts)?;
     let node = naming::node_name(&basename, found.address);
-    let release = release_traps(program, env, &node, found.address, &mut warnings);
+    let release = release_traps(inputs_release, env, &node, found.address, &mut warnings);
     let mut exports = base_exports(&node, &basename, &found, &release, env);
     if let Some(c) = given_cookie.as_ref().filter(|c| c.exported) {
         exports.set_secret("RELEASE_COOKIE", &c.value);
@@ -399,17 +418,13 @@ struct ReleaseInfo {
 }
 
 fn release_traps(
-    program: Option<&Path>,
+    release: &Release,
     env: &Environment,
     node: &str,
     address: IpAddr,
     warnings: &mut Vec<String>,
 ) -> ReleaseInfo {
-    let release = program.map(release::detect).unwrap_or(Release {
-        kind: Kind::Plain,
-        root: None,
-        vsn_dir: None,
-    });
+    let release = release.clone();
     let env_sh = release
         .env_sh()
         .and_then(|path| fs::read_to_string(&path).ok().map(|text| (path, text)));
@@ -530,9 +545,10 @@ fn render_query(
         return Err(Failure::msg(
             ExitCode::Config,
             format!(
-                "{origin} `{t}` rendered to `{}`, which is not a DNS name (at most 253 bytes of \
-                 letters, digits, `-`, `_` and dots): check the variables it names",
-                q.escape_debug()
+                "{origin} `{t}` rendered to `{}`, which is not a DNS name ({}): check the \
+                 variables it names",
+                q.escape_debug(),
+                naming::DNS_NAME_RULE
             ),
         ));
     }
@@ -623,9 +639,11 @@ fn found_cookie(
     files: &[RenderedFile],
     env: &Environment,
 ) -> Option<cookie::Cookie> {
-    // relx: the vm.args beamup rendered for it (the first file, when any).
+    // relx: the vm.args beamup rendered for it, when it had one (the other
+    // files are --template outputs).
     let relx_vm_args = files
-        .first()
+        .iter()
+        .find(|f| f.dest.file_name() == Some(std::ffi::OsStr::new("vm.args")))
         .filter(|_| release.kind == Kind::Relx)
         .map(|f| (f.source.as_path(), f.content.expose()));
     cookie::found(
@@ -891,23 +909,7 @@ impl Exports {
 impl Config {
     /// The environment the release is exec'd with.
     pub fn exec_env(&self, env: &Environment) -> Vec<(OsString, OsString)> {
-        let mut out: Vec<(OsString, OsString)> = env
-            .raw
-            .iter()
-            .filter(|(k, _)| {
-                !self
-                    .exports
-                    .iter()
-                    .any(|e| k.as_os_str() == e.name.as_str())
-            })
-            .cloned()
-            .collect();
-        out.extend(
-            self.exports
-                .iter()
-                .map(|e| (OsString::from(&e.name), OsString::from(e.expose()))),
-        );
-        out
+        env.overlay(self.exports.iter().map(|e| (e.name.as_str(), e.expose())))
     }
 }
 

@@ -110,8 +110,13 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
 
     // `bin/my_app rpc|remote|stop|...`: a command for the running node gets
     // its identity, and no reporter, no rendering, no address lookup.
-    let call = match (mode, program.as_deref()) {
-        (Mode::Exec, Some(p)) => operate::classify(release::detect(p).kind, &command),
+    // The start script is read once: for the call's kind here, for the
+    // release's traps and files in `config::resolve`.
+    let release = program
+        .as_deref()
+        .map_or_else(release::Release::plain, release::detect);
+    let call = match mode {
+        Mode::Exec => operate::classify(release.kind, &command),
         _ => operate::Call::Boot,
     };
     if let (Some(running), Some(program)) = (operate::running_node(call, &env)?, &program) {
@@ -122,6 +127,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
         opts: &opts,
         command: &command,
         program: program.as_deref(),
+        release: &release,
         env: &env,
         mode,
     })?;

@@ -84,6 +84,9 @@ pub fn parse_node(node: &str) -> Result<(&str, &str), String> {
     Ok((name, host))
 }
 
+/// What [`is_dns_name`] accepts, in the words error messages use.
+pub const DNS_NAME_RULE: &str = "at most 253 bytes of letters, digits, `-`, `_` and dots";
+
 /// A DNS name as beamup accepts it from users and from metadata APIs: at most
 /// 253 bytes (RFC 1035, without the root dot), labels of 1 to 63 letters,
 /// digits, `-` or `_` (`_erl._tcp` SRV names), an optional trailing dot. So no

@@ -10,7 +10,6 @@
 //! at boot. The boot record (`state`) holds them; the cookie is read again
 //! from where it came from, never stored.
 
-use std::ffi::OsString;
 use std::path::Path;
 
 use serde_json::json;
@@ -102,7 +101,11 @@ pub fn exec_as(found: &Found, program: &Path, command: &[String], env: &Environm
         Err(f) => return f,
     };
     tracing::debug!(node = %found.state.node, "running `{}` as the running node", command.join(" "));
-    match process::Launch::new(program, command, &with_vars(env, &identity)) {
+    match process::Launch::new(
+        program,
+        command,
+        &env.overlay(identity.iter().map(|(k, v)| (k.as_str(), v.expose()))),
+    ) {
         Ok(launch) => launch.exec(),
         Err(f) => f,
     }
@@ -202,21 +205,6 @@ fn identity(s: &BootState, env: &Environment) -> Result<Vec<(String, Secret)>, F
         Some(CookieOrigin::Release) | None => {}
     }
     Ok(vars)
-}
-
-/// The environment with `vars` set (replacing same-named ones).
-fn with_vars(env: &Environment, vars: &[(String, Secret)]) -> Vec<(OsString, OsString)> {
-    let mut out: Vec<(OsString, OsString)> = env
-        .raw
-        .iter()
-        .filter(|(k, _)| !vars.iter().any(|(name, _)| k.as_os_str() == name.as_str()))
-        .cloned()
-        .collect();
-    out.extend(
-        vars.iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v.expose()))),
-    );
-    out
 }
 
 /// `beamup env`: `export NAME='value'` lines for a release's env.sh to

@@ -28,13 +28,20 @@ pub struct Release {
     pub vsn_dir: Option<PathBuf>,
 }
 
+impl Release {
+    /// A plain command (or none): no release root, no kind-specific files.
+    pub fn plain() -> Release {
+        Release {
+            kind: Kind::Plain,
+            root: None,
+            vsn_dir: None,
+        }
+    }
+}
+
 /// Looks at the start script (its first 64 KiB) to tell mix from relx.
 pub fn detect(program: &Path) -> Release {
-    let plain = Release {
-        kind: Kind::Plain,
-        root: None,
-        vsn_dir: None,
-    };
+    let plain = Release::plain();
     let Some(root) = program.parent().and_then(|bin| bin.parent()) else {
         return plain;
     };

@@ -37,8 +37,9 @@ fn service_name(url: &str, answer: Result<String, String>) -> String {
         Ok(name) if crate::naming::is_dns_name(name.trim()) => return name.trim().to_string(),
         Ok(name) if name.trim().is_empty() => "it is empty".to_string(),
         Ok(name) => format!(
-            "`{}` is not a DNS name (at most 253 bytes of letters, digits, `-`, `_` and dots)",
-            snippet(&name)
+            "`{}` is not a DNS name ({})",
+            snippet(&name),
+            crate::naming::DNS_NAME_RULE
         ),
         Err(reason) => reason,
     };
