@@ -37,6 +37,18 @@ use nix::unistd::{UnlinkatFlags, geteuid, unlinkat};
 /// missing directories ([`dir_mode_for`]). Refuses directories others could
 /// tamper with.
 pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_file(path, contents, mode, true)
+}
+
+/// [`write`] without the fsync, for files that mean nothing after a crash
+/// (the boot record and the live status: their PIDs die with the machine).
+/// The rename still makes them atomic for readers, and the boot path saves
+/// an fsync (about 0.5 ms on these machines).
+pub fn write_volatile(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_file(path, contents, mode, false)
+}
+
+fn write_file(path: &Path, contents: &[u8], mode: u32, sync: bool) -> anyhow::Result<()> {
     let (dir, name) = split(path)?;
     let dirfd = open_dir(&dir, Some(dir_mode_for(mode)))?;
     // beamup's stop handler `_exit`s: a SIGTERM between the temp file and the
@@ -44,7 +56,7 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let _held = HeldStopSignals::hold();
     let (tmp, file) = create_temp(&dirfd, &name)
         .with_context(|| format!("while creating a temporary file in {}", dir.display()))?;
-    let result = fill(file, contents, mode)
+    let result = fill(file, contents, mode, sync)
         .and_then(|()| renameat(&dirfd, tmp.as_str(), &dirfd, name.as_str()).map_err(Into::into))
         .with_context(|| format!("while writing {}", path.display()));
     if result.is_err() {
@@ -302,12 +314,14 @@ fn create_temp(dirfd: &OwnedFd, name: &str) -> anyhow::Result<(String, File)> {
     bail!("no unused temporary name after 8 tries")
 }
 
-fn fill(mut file: File, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+fn fill(mut file: File, contents: &[u8], mode: u32, sync: bool) -> anyhow::Result<()> {
     file.write_all(contents)?;
     // Exactly `mode`, whatever the umask (the peers file is meant to be
     // world-readable, everything else 0600).
     fchmod(file.as_fd(), Mode::from_bits_truncate(mode))?;
-    file.sync_all()?;
+    if sync {
+        file.sync_all()?;
+    }
     Ok(())
 }
 

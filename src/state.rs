@@ -441,7 +441,7 @@ pub fn write_boot(dir: &Path, state: &BootState) {
         );
         return;
     }
-    let result = safe_file::write(
+    let result = safe_file::write_volatile(
         &state_path(dir),
         state.to_json().to_string().as_bytes(),
         0o600,
@@ -458,7 +458,7 @@ pub fn write_boot(dir: &Path, state: &BootState) {
 
 /// Writes the live status (the reporter, after every poll).
 pub fn write_status(path: &Path, status: &LiveStatus) -> anyhow::Result<()> {
-    safe_file::write(path, status.to_json().to_string().as_bytes(), 0o600)
+    safe_file::write_volatile(path, status.to_json().to_string().as_bytes(), 0o600)
 }
 
 /// Reads the reporter's live status next to a boot record; None when the
