@@ -16,14 +16,16 @@
 mod connector;
 pub mod epmd;
 mod frames;
+mod relay;
 mod rpc;
 mod session;
 mod stream;
 
-pub use connector::{Connector, LocalState, SyncReport};
+pub use connector::{Connector, LocalState, SyncCause, SyncReport};
 /// The term types of [`Session::call`] (erl_dist's re-exports of eetf, so
 /// callers never depend on a second eetf version).
 pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
+pub use relay::NodeEvent;
 pub use session::{Session, SessionOptions};
 
 /// The functions that read what the local node sends (handshake replies, rex
