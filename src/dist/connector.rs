@@ -417,7 +417,7 @@ impl Connector {
     /// The outcome of one connect_node: the peer's state, with the backoff
     /// and the log line it deserves.
     fn dialed(&mut self, peer: &str, outcome: Result<bool, DistError>) -> PeerState {
-        let state = match outcome {
+        let (state, reason) = match outcome {
             Ok(true) => {
                 debug!(local = %self.local_node, %peer, "connected to peer");
                 if let Some(dial) = self.dials.get_mut(peer) {
@@ -425,21 +425,21 @@ impl Connector {
                 }
                 return PeerState::Connected;
             }
-            Ok(false) => PeerState::Failed(
-                "net_kernel:connect_node returned false (peer down, unreachable, \
-                 or using another cookie)"
-                    .to_owned(),
-            ),
+            Ok(false) => {
+                let reason = "net_kernel:connect_node returned false (peer down, unreachable, \
+                              or using another cookie)"
+                    .to_owned();
+                (PeerState::Failed(reason.clone()), reason)
+            }
             // No reply within the wait: the VM is still setting the connection
             // up (a host that drops packets holds it for net_setuptime). It
             // counts as a failure for the backoff all the same.
-            Err(DistError::Timeout(_)) => PeerState::Connecting,
-            Err(e) => PeerState::Failed(e.to_string()),
+            Err(e @ DistError::Timeout(_)) => (PeerState::Connecting, e.to_string()),
+            Err(e) => (PeerState::Failed(e.to_string()), e.to_string()),
         };
         let Some(dial) = self.dials.get_mut(peer) else {
             return state;
         };
-        let reason = state.reason().unwrap_or("no reply yet").to_owned();
         match dial.failed(state.clone()) {
             Noteworthy::Dropped => {
                 warn!(local = %self.local_node, %peer, %reason, "connecting to peer failed")

@@ -4,9 +4,11 @@
 //!
 //! - [`Session`]: one live connection to the local node (epmd lookup, handshake,
 //!   a background task that answers ticks and routes replies to callers).
-//! - [`Connector`]: what the reporter calls once per interval; keeps a session,
-//!   reconnects with backoff and turns a discovered peer set into
-//!   `connect_node` calls.
+//! - [`Connector`]: what the reporter calls once per interval and on every
+//!   relay event; keeps a session, reconnects with backoff and turns a
+//!   discovered peer set into `connect_node` calls (failing peers backed off).
+//! - the relay (`relay.rs`): a process started in the local node with stdlib
+//!   only that forwards nodeup/nodedown to the session as [`NodeEvent`]s.
 //!
 //! The calls go through `rex`, the rpc server every distributed node runs:
 //! `{'$gen_call', {Pid, Ref}, {call, M, F, Args, user}}` sent to the registered

@@ -24,7 +24,7 @@ pub use self::peers_file::check_dir as check_peers_file_dir;
 pub use self::peers_file::render;
 use crate::ExitCode;
 use crate::cli::PeersFormat;
-use crate::discovery::{self, Discovery, PollError};
+use crate::discovery::{self, Discovery, Poll, PollError};
 use crate::dist::SyncCause;
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
@@ -250,7 +250,7 @@ impl Reporter {
     /// One interval: poll, report, connect, write the peers file.
     async fn tick(&mut self, discovery: &Discovery) {
         self.polls += 1;
-        let outcome = discovery.poll_full().await;
+        let outcome = self.poll_serving_news(discovery).await;
         if let Some(live) = self.live.as_mut() {
             live.last_poll = Some(state::LastPoll {
                 at: state::unix_ms(),
@@ -273,6 +273,20 @@ impl Reporter {
         self.sync_connect(left, SyncCause::Poll).await;
         self.flush();
         self.write_status();
+    }
+
+    /// One discovery poll; news from the local node that comes meanwhile is
+    /// acted on at once (a DNS server that is slow or cut off, up to the
+    /// timeout × attempts, must not hold up a re-dial).
+    async fn poll_serving_news(&mut self, discovery: &Discovery) -> Result<Poll, PollError> {
+        let poll = discovery.poll_full();
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                outcome = &mut poll => return outcome,
+                () = self.news() => self.connect_only().await,
+            }
+        }
     }
 
     /// With `--connect`: one connector sync over the reported peers; returns
