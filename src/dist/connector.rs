@@ -43,6 +43,11 @@ const DIAL_WAITS: [u32; 3] = [2, 4, 8];
 /// A failure streak this long (the peer was never reached, or is gone for
 /// good) is worth one warning; shorter ones are a peer still booting.
 const WARN_AFTER_FAILURES: u32 = 4;
+/// A connection that drops sooner than this after it was made counts as a
+/// failed dial (backed off): a peer that prunes us (`--prune` on its side)
+/// cuts every re-dial at once, and re-dialing at the speed of the relay
+/// would make the two spin. A drop after longer is re-dialed at once.
+const FLAP_WINDOW: Duration = Duration::from_secs(1);
 /// Bound on one epmd probe of a failing peer (also at most the sync's wait).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// At most this many peers are probed per poll (a huge hostile answer must
@@ -145,9 +150,13 @@ enum Relay {
 /// ends the wait: it shows up connected (it dialed us, e.g. restarted on the
 /// same address), it leaves discovery and comes back (a fresh `Dial`), or its
 /// epmd shows its node newly registered (restarted, or a cut link restored).
+/// The failure count itself is forgotten only once a connection has lasted
+/// [`FLAP_WINDOW`], so a peer that keeps cutting us off backs off further.
 #[derive(Debug, Default)]
 struct Dial {
     failures: u32,
+    /// Since when it is connected (None while it is not).
+    connected_since: Option<Instant>,
     /// Polls still to wait.
     wait: u32,
     /// The state of the last failed call, reported while waiting.
@@ -171,12 +180,43 @@ enum Noteworthy {
     No,
 }
 
+impl Noteworthy {
+    fn log(&self, local: &str, peer: &str, reason: &str, failures: u32) {
+        match self {
+            Noteworthy::Dropped => warn!(%local, %peer, %reason, "connecting to peer failed"),
+            Noteworthy::LongStreak(n) => warn!(
+                %local, %peer, %reason, failures = n,
+                "connecting to peer failed {n} times in a row; dialing it every {} polls from \
+                 now on, or at once when it registers with its epmd again or connects to us",
+                DIAL_WAITS[DIAL_WAITS.len() - 1]
+            ),
+            Noteworthy::No => {
+                debug!(%local, %peer, %reason, failures, "connecting to peer failed")
+            }
+        }
+    }
+}
+
 impl Dial {
-    fn connected(&mut self) {
-        *self = Dial {
-            was_connected: true,
-            ..Dial::default()
-        };
+    fn connected(&mut self, now: Instant) {
+        self.connected_since.get_or_insert(now);
+        self.was_connected = true;
+        self.wait = 0;
+        self.last = None;
+        self.epmd = None;
+    }
+
+    /// It is not connected (any more): if it was, a connection that lasted
+    /// [`FLAP_WINDOW`] ends the failure streak (re-dial at once); a shorter
+    /// one is returned, to be counted as a failure.
+    fn disconnected(&mut self, now: Instant) -> Option<Duration> {
+        let up = now.saturating_duration_since(self.connected_since.take()?);
+        if up < FLAP_WINDOW {
+            return Some(up);
+        }
+        self.failures = 0;
+        self.warned = false;
+        None
     }
 
     /// One poll passed.
@@ -192,10 +232,15 @@ impl Dial {
 
     fn failed(&mut self, state: PeerState) -> Noteworthy {
         self.failures = self.failures.saturating_add(1);
+        self.connected_since = None;
+        // Not probed yet: the failed call stands for "not there", so a first
+        // probe that finds the node registered (it finished booting, or its
+        // own reporter does not list us yet) dials it at once.
+        self.epmd.get_or_insert(None);
         let step = (self.failures as usize - 1).min(DIAL_WAITS.len() - 1);
         self.wait = DIAL_WAITS[step];
         self.last = Some(state);
-        if self.was_connected && self.failures == 1 {
+        if self.was_connected && self.failures == 1 && !self.warned {
             Noteworthy::Dropped
         } else if self.failures == WARN_AFTER_FAILURES && !self.warned {
             self.warned = true;
@@ -390,12 +435,22 @@ impl Connector {
         let mut states = Vec::with_capacity(names.len());
         let mut in_flight = Vec::new();
         let mut backing_off = Vec::new();
+        let now = Instant::now();
         for (i, peer) in names.iter().enumerate() {
             let dial = self.dials.entry((*peer).clone()).or_default();
             if **peer == self.local_node || connected.contains(*peer) {
-                dial.connected();
+                dial.connected(now);
                 states.push(PeerState::Connected);
                 continue;
+            }
+            if let Some(up) = dial.disconnected(now) {
+                let reason = format!(
+                    "the connection dropped {} ms after it was made (the peer prunes this \
+                     node, or the connection flaps)",
+                    up.as_millis()
+                );
+                let note = dial.failed(PeerState::Failed(reason.clone()));
+                note.log(&self.local_node, peer, &reason, dial.failures);
             }
             if cause == SyncCause::Poll {
                 dial.poll();
@@ -421,7 +476,7 @@ impl Connector {
             Ok(true) => {
                 debug!(local = %self.local_node, %peer, "connected to peer");
                 if let Some(dial) = self.dials.get_mut(peer) {
-                    dial.connected();
+                    dial.connected(Instant::now());
                 }
                 return PeerState::Connected;
             }
@@ -440,20 +495,8 @@ impl Connector {
         let Some(dial) = self.dials.get_mut(peer) else {
             return state;
         };
-        match dial.failed(state.clone()) {
-            Noteworthy::Dropped => {
-                warn!(local = %self.local_node, %peer, %reason, "connecting to peer failed")
-            }
-            Noteworthy::LongStreak(n) => warn!(
-                local = %self.local_node, %peer, %reason, failures = n,
-                "connecting to peer failed {n} times in a row; dialing it every {} polls from \
-                 now on, or at once when it registers with its epmd again or connects to us",
-                DIAL_WAITS[DIAL_WAITS.len() - 1]
-            ),
-            Noteworthy::No => {
-                debug!(local = %self.local_node, %peer, %reason, failures = dial.failures, "connecting to peer failed")
-            }
-        }
+        let note = dial.failed(state.clone());
+        note.log(&self.local_node, peer, &reason, dial.failures);
         state
     }
 
@@ -565,7 +608,7 @@ impl Connector {
             // It connected to us (or we to it): whatever it failed before is over.
             NodeEvent::Up(node) => {
                 if let Some(dial) = self.dials.get_mut(&node) {
-                    dial.connected();
+                    dial.connected(Instant::now());
                 }
             }
             NodeEvent::Down(node) => {
@@ -879,12 +922,30 @@ mod tests {
         assert!(!dial.due(SyncCause::Event));
         assert!(Dial::default().due(SyncCause::Event));
 
-        // Seen connected (it dialed us): no wait, and its next failure is a
-        // peer that went away.
-        dial.connected();
+        // Seen connected (it dialed us), for long enough: the streak is over,
+        // a drop is re-dialed at once and its failure is a peer that went away.
+        let t0 = Instant::now();
+        dial.connected(t0);
+        assert_eq!(dial.disconnected(t0 + FLAP_WINDOW), None);
         assert!(dial.due(SyncCause::Event));
         assert_eq!(dial.failed(failed()), Noteworthy::Dropped);
         assert_eq!(dial.failed(failed()), Noteworthy::No);
+        // Not connected: nothing to end.
+        assert_eq!(dial.disconnected(t0), None);
+
+        // Cut off at once, again and again (a peer that prunes us): each cut
+        // is a failure, and the waits grow.
+        let mut dial = Dial::default();
+        let mut waits = Vec::new();
+        for cut in 0..4u32 {
+            let at = t0 + Duration::from_secs(u64::from(cut) * 100);
+            dial.connected(at);
+            let up = dial.disconnected(at + Duration::from_millis(5));
+            assert_eq!(up, Some(Duration::from_millis(5)), "cut {cut}");
+            dial.failed(failed());
+            waits.push(dial.wait);
+        }
+        assert_eq!(waits, [2, 4, 8, 8]);
 
         // epmd: only a change to "registered" (or to another port) counts.
         let mut dial = Dial::default();
@@ -899,6 +960,14 @@ mod tests {
         for (i, (port, back)) in probes.into_iter().enumerate() {
             assert_eq!(dial.probed(port), back, "probe {i}");
         }
+        // A failed call before any probe counts as "not registered": a peer
+        // that was still booting at our boot is dialed as soon as its epmd
+        // knows it; after that the baseline is the probe's.
+        let mut dial = Dial::default();
+        dial.failed(failed());
+        assert!(dial.probed(Some(4370)));
+        dial.failed(failed());
+        assert!(!dial.probed(Some(4370)));
     }
 
     #[test]
