@@ -10,7 +10,7 @@
 //! ([`Dial`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
 use super::DistError;
+use super::dial::{Dial, SyncCause, name_and_ip};
 use super::epmd;
 use super::relay::{self, NodeEvent};
 use super::rpc::{self, atom};
@@ -36,32 +37,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const PRUNED_FOR_SYNCS: u64 = 60;
 /// And never more than this many are remembered at once (the oldest go).
 const PRUNED_MAX: usize = 1024;
-/// Polls a failing peer waits before its next connect_node, after its 1st,
-/// 2nd, and 3rd and later failure in a row (issue 11: a killed node still
-/// listed in DNS costs about 1/8 of the calls of dialing it every poll).
-const DIAL_WAITS: [u32; 3] = [2, 4, 8];
-/// A failure streak this long (the peer was never reached, or is gone for
-/// good) is worth one warning; shorter ones are a peer still booting.
-const WARN_AFTER_FAILURES: u32 = 4;
-/// A connection that drops sooner than this after it was made counts as a
-/// failed dial (backed off): a peer that prunes us (`--prune` on its side)
-/// cuts every re-dial at once, and re-dialing at the speed of the relay
-/// would make the two spin. A drop after longer is re-dialed at once.
-const FLAP_WINDOW: Duration = Duration::from_secs(1);
 /// Bound on one epmd probe of a failing peer (also at most the sync's wait).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// At most this many peers are probed per poll (a huge hostile answer must
 /// not open a socket per name); the rest rely on the backoff alone.
 const PROBES_PER_SYNC: usize = 32;
-
-/// Why a sync runs: a poll advances the failing peers' backoff and probes
-/// their epmd; an event (the relay's, the VM coming up) only dials the peers
-/// that are not backing off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncCause {
-    Poll,
-    Event,
-}
 
 /// The connection to the local node, as of one `sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,127 +125,8 @@ enum Relay {
     Unavailable,
 }
 
-/// One peer's dialing: after `failures` failed connect_node calls in a row it
-/// waits [`DIAL_WAITS`] polls before the next one. Any sign that it is back
-/// ends the wait: it shows up connected (it dialed us, e.g. restarted on the
-/// same address), it leaves discovery and comes back (a fresh `Dial`), or its
-/// epmd shows its node newly registered (restarted, or a cut link restored).
-/// The failure count itself is forgotten only once a connection has lasted
-/// [`FLAP_WINDOW`], so a peer that keeps cutting us off backs off further.
-#[derive(Debug, Default)]
-struct Dial {
-    failures: u32,
-    /// Since when it is connected (None while it is not).
-    connected_since: Option<Instant>,
-    /// Polls still to wait.
-    wait: u32,
-    /// The state of the last failed call, reported while waiting.
-    last: Option<PeerState>,
-    /// What its epmd said at the last probe: None before any probe, then the
-    /// node's port, or None when it was not registered or not reachable.
-    epmd: Option<Option<u16>>,
-    /// It was connected before the current failures (its first failure is a
-    /// peer that went away: worth a warning at once).
-    was_connected: bool,
-    warned: bool,
-}
-
-/// Which failure deserves a warning.
-#[derive(Debug, PartialEq, Eq)]
-enum Noteworthy {
-    /// The first failure of a peer that was connected.
-    Dropped,
-    /// A streak reached [`WARN_AFTER_FAILURES`].
-    LongStreak(u32),
-    No,
-}
-
-impl Noteworthy {
-    fn log(&self, local: &str, peer: &str, reason: &str, failures: u32) {
-        match self {
-            Noteworthy::Dropped => warn!(%local, %peer, %reason, "connecting to peer failed"),
-            Noteworthy::LongStreak(n) => warn!(
-                %local, %peer, %reason, failures = n,
-                "connecting to peer failed {n} times in a row; dialing it every {} polls from \
-                 now on, or at once when it registers with its epmd again or connects to us",
-                DIAL_WAITS[DIAL_WAITS.len() - 1]
-            ),
-            Noteworthy::No => {
-                debug!(%local, %peer, %reason, failures, "connecting to peer failed")
-            }
-        }
-    }
-}
-
-impl Dial {
-    fn connected(&mut self, now: Instant) {
-        self.connected_since.get_or_insert(now);
-        self.was_connected = true;
-        self.wait = 0;
-        self.last = None;
-        self.epmd = None;
-    }
-
-    /// It is not connected (any more): if it was, a connection that lasted
-    /// [`FLAP_WINDOW`] ends the failure streak (re-dial at once); a shorter
-    /// one is returned, to be counted as a failure.
-    fn disconnected(&mut self, now: Instant) -> Option<Duration> {
-        let up = now.saturating_duration_since(self.connected_since.take()?);
-        if up < FLAP_WINDOW {
-            return Some(up);
-        }
-        self.failures = 0;
-        self.warned = false;
-        None
-    }
-
-    /// One poll passed.
-    fn poll(&mut self) {
-        self.wait = self.wait.saturating_sub(1);
-    }
-
-    /// Whether to call connect_node now: always for a peer with no failures;
-    /// on a poll once its wait is over.
-    fn due(&self, cause: SyncCause) -> bool {
-        self.failures == 0 || (cause == SyncCause::Poll && self.wait == 0)
-    }
-
-    fn failed(&mut self, state: PeerState) -> Noteworthy {
-        self.failures = self.failures.saturating_add(1);
-        self.connected_since = None;
-        // Not probed yet: the failed call stands for "not there", so a first
-        // probe that finds the node registered (it finished booting, or its
-        // own reporter does not list us yet) dials it at once.
-        self.epmd.get_or_insert(None);
-        let step = (self.failures as usize - 1).min(DIAL_WAITS.len() - 1);
-        self.wait = DIAL_WAITS[step];
-        self.last = Some(state);
-        if self.was_connected && self.failures == 1 && !self.warned {
-            Noteworthy::Dropped
-        } else if self.failures == WARN_AFTER_FAILURES && !self.warned {
-            self.warned = true;
-            Noteworthy::LongStreak(self.failures)
-        } else {
-            Noteworthy::No
-        }
-    }
-
-    /// Records an epmd probe; true when the node newly registered: it was
-    /// absent or unreachable at the last probe, or on another port.
-    fn probed(&mut self, port: Option<u16>) -> bool {
-        let before = self.epmd.replace(port);
-        matches!((before, port), (Some(was), Some(now)) if was != Some(now))
-    }
-}
-
 fn start_connect(session: &Session, peer: &str) -> Result<PendingCall, DistError> {
     session.start_call("net_kernel", "connect_node", vec![atom(peer)])
-}
-
-/// `name` and IP address of `name@address` (a host name is not probed).
-fn name_and_ip(node: &str) -> Option<(String, IpAddr)> {
-    let (name, host) = node.split_once('@')?;
-    Some((name.to_owned(), host.parse().ok()?))
 }
 
 impl Connector {
@@ -894,94 +755,6 @@ mod tests {
         let again = c.sync(&set(&["b@127.0.0.1"]), &[], SyncCause::Poll).await;
         assert_eq!(again.local, report.local);
         assert_eq!(c.backoff, BACKOFF_START * 2);
-    }
-
-    /// The polls at which a peer that always fails is dialed, its warnings,
-    /// and what ends the wait.
-    #[test]
-    fn a_failing_peer_backs_off_and_signs_of_life_end_the_wait() {
-        let failed = || PeerState::Failed("down".into());
-        let mut dial = Dial::default();
-        let mut dialed = Vec::new();
-        let mut noteworthy = Vec::new();
-        for poll in 0..40 {
-            dial.poll();
-            if dial.due(SyncCause::Poll) {
-                dialed.push(poll);
-                let note = dial.failed(failed());
-                if note != Noteworthy::No {
-                    noteworthy.push((poll, note));
-                }
-            }
-        }
-        assert_eq!(dialed, [0, 2, 6, 14, 22, 30, 38]);
-        // A peer never reached (still booting, or never there) is quiet until
-        // its fourth failure; once.
-        assert_eq!(noteworthy, [(14, Noteworthy::LongStreak(4))]);
-        // Events dial only peers that are not backing off.
-        assert!(!dial.due(SyncCause::Event));
-        assert!(Dial::default().due(SyncCause::Event));
-
-        // Seen connected (it dialed us), for long enough: the streak is over,
-        // a drop is re-dialed at once and its failure is a peer that went away.
-        let t0 = Instant::now();
-        dial.connected(t0);
-        assert_eq!(dial.disconnected(t0 + FLAP_WINDOW), None);
-        assert!(dial.due(SyncCause::Event));
-        assert_eq!(dial.failed(failed()), Noteworthy::Dropped);
-        assert_eq!(dial.failed(failed()), Noteworthy::No);
-        // Not connected: nothing to end.
-        assert_eq!(dial.disconnected(t0), None);
-
-        // Cut off at once, again and again (a peer that prunes us): each cut
-        // is a failure, and the waits grow.
-        let mut dial = Dial::default();
-        let mut waits = Vec::new();
-        for cut in 0..4u32 {
-            let at = t0 + Duration::from_secs(u64::from(cut) * 100);
-            dial.connected(at);
-            let up = dial.disconnected(at + Duration::from_millis(5));
-            assert_eq!(up, Some(Duration::from_millis(5)), "cut {cut}");
-            dial.failed(failed());
-            waits.push(dial.wait);
-        }
-        assert_eq!(waits, [2, 4, 8, 8]);
-
-        // epmd: only a change to "registered" (or to another port) counts.
-        let mut dial = Dial::default();
-        let probes = [
-            (Some(4370), false), // the first probe is only a baseline
-            (Some(4370), false), // registered all along (e.g. another cookie)
-            (None, false),       // killed, or the link is cut
-            (None, false),
-            (Some(4371), true), // back
-            (Some(4372), true), // restarted on another port
-        ];
-        for (i, (port, back)) in probes.into_iter().enumerate() {
-            assert_eq!(dial.probed(port), back, "probe {i}");
-        }
-        // A failed call before any probe counts as "not registered": a peer
-        // that was still booting at our boot is dialed as soon as its epmd
-        // knows it; after that the baseline is the probe's.
-        let mut dial = Dial::default();
-        dial.failed(failed());
-        assert!(dial.probed(Some(4370)));
-        dial.failed(failed());
-        assert!(!dial.probed(Some(4370)));
-    }
-
-    #[test]
-    fn probed_names_need_an_address() {
-        let table = [
-            ("demo@10.0.0.2", Some(("demo", "10.0.0.2"))),
-            ("demo@fd00::2", Some(("demo", "fd00::2"))),
-            ("demo@host.example", None),
-            ("no-at-sign", None),
-        ];
-        for (node, want) in table {
-            let want = want.map(|(n, ip)| (n.to_owned(), ip.parse().expect("ip")));
-            assert_eq!(name_and_ip(node), want, "{node}");
-        }
     }
 
     #[test]

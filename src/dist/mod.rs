@@ -16,6 +16,7 @@
 //! (kernel's `rpc.erl`, `handle_call({call, ...})`).
 
 mod connector;
+mod dial;
 pub mod epmd;
 mod frames;
 mod relay;
@@ -23,7 +24,8 @@ mod rpc;
 mod session;
 mod stream;
 
-pub use connector::{Connector, LocalState, SyncCause, SyncReport};
+pub use connector::{Connector, LocalState, SyncReport};
+pub use dial::SyncCause;
 /// The term types of [`Session::call`] (erl_dist's re-exports of eetf, so
 /// callers never depend on a second eetf version).
 pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
