@@ -23,6 +23,7 @@ const WARN_AFTER_FAILURES: u32 = 4;
 /// cuts every re-dial at once, and re-dialing at the speed of the relay
 /// would make the two spin. A drop after longer is re-dialed at once.
 const FLAP_WINDOW: Duration = Duration::from_secs(1);
+
 /// Why a sync runs: a poll advances the failing peers' backoff and probes
 /// their epmd; an event (the relay's, the VM coming up) only dials the peers
 /// that are not backing off.
