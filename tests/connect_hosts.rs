@@ -642,20 +642,9 @@ fn footprint(m: &Member) -> Footprint {
     }
 }
 
-/// The reporter of `m`: the child of its VM (beamup's pid after the exec) that still
-/// runs the beamup binary (as bench/cluster.rs finds it).
+/// The reporter of `m` (see `common::pid1::reporter_of`).
 fn reporter_pid(m: &Member) -> Option<u32> {
-    let bin = std::fs::canonicalize(common::beamup_bin()).ok()?;
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", m.proc.pid())).ok()?;
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok())
-                .collect::<Vec<_>>()
-        })
-        .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
+    common::pid1::reporter_of(m.proc.pid(), &common::beamup_bin())
 }
 
 /// Waits for `host`'s epmd to list `demo`, asking every ~20 ms; returns the OS clock

@@ -195,6 +195,13 @@ async fn connect(local: &str, own: &str, cookie: &Secret) -> Session {
         .unwrap_or_else(|e| panic!("connecting to {local}: {e}"))
 }
 
+/// A hidden-node session to `node` for asking it what it sees, named
+/// `<tag>-<pid>@127.0.0.1`.
+async fn probe(node: &str, tag: &str, cookie: &str) -> Session {
+    let own = format!("{tag}-{}@127.0.0.1", std::process::id());
+    connect(node, &own, &secret(cookie)).await
+}
+
 /// Polls `check` until it returns true, failing with `what` after WAIT.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -462,19 +469,9 @@ async fn connector_meshes_three_nodes_through_the_local_one() {
     );
 
     // a is connected to both; the mesh closes through OTP's transitive connects.
-    let to_a = connect(
-        &a.name,
-        &format!("probe-a-{}@127.0.0.1", std::process::id()),
-        &secret(&cookie),
-    )
-    .await;
+    let to_a = probe(&a.name, "probe-a", &cookie).await;
     assert_eq!(nodes_of(&to_a).await, set(&[&b.name, &c.name]));
-    let to_b = connect(
-        &b.name,
-        &format!("probe-b-{}@127.0.0.1", std::process::id()),
-        &secret(&cookie),
-    )
-    .await;
+    let to_b = probe(&b.name, "probe-b", &cookie).await;
     eventually("b sees a and c", || async {
         nodes_of(&to_b).await == set(&[&a.name, &c.name])
     })
@@ -496,12 +493,7 @@ async fn connector_prunes_left_peers_only_with_prune() {
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
     let b = ns.node("b@127.0.0.1", &cookie, &[]);
     ns.enter();
-    let probe = connect(
-        &a.name,
-        &format!("probe-{}@127.0.0.1", std::process::id()),
-        &secret(&cookie),
-    )
-    .await;
+    let probe = probe(&a.name, "probe", &cookie).await;
 
     let both = set(&[&a.name, &b.name]);
     let only_a = set(&[&a.name]);
@@ -787,12 +779,7 @@ async fn the_relay_reports_a_drop_at_once_and_leaves_with_the_connector() {
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
     let b = ns.node("b@127.0.0.1", &cookie, &[]);
     ns.enter();
-    let probe = connect(
-        &a.name,
-        &format!("probe-{}@127.0.0.1", std::process::id()),
-        &secret(&cookie),
-    )
-    .await;
+    let probe = probe(&a.name, "probe", &cookie).await;
     let monitors_before = net_kernel_monitors(&probe).await;
     assert_eq!(relays_in(&probe).await, 0);
 

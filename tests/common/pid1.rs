@@ -57,6 +57,15 @@ pub fn children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
+/// beamup's reporter behind a booted release: the child of the VM (beamup's
+/// pid after the exec) that still runs the beamup binary `bin`.
+pub fn reporter_of(vm: u32, bin: &std::path::Path) -> Option<u32> {
+    let bin = std::fs::canonicalize(bin).ok()?;
+    children(vm)
+        .into_iter()
+        .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
+}
+
 fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|d| {
