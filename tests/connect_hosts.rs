@@ -1018,12 +1018,13 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
     );
 
     // c saw itself leave the answer and stopped dialing: a few polls later
-    // nobody has disconnected c more than twice and c is still alone. Twice:
-    // the first cut drops a connection c had for long, which c cannot tell
-    // from any other drop and re-dials at once (issue 11); the second cut
-    // comes within milliseconds of that re-dial, and a connection cut that
-    // fast backs c off (2, 4, 8 polls) until it notices it left. A re-dialing
-    // c would be cut again every interval, or every few milliseconds.
+    // nobody has disconnected c more than three times and c is still alone.
+    // The first cut drops a connection c had for long, which c cannot tell
+    // from any other drop and re-dials at once (issue 11); so is the first
+    // cut of a fresh connection (OTP's `global` makes those while a mesh
+    // settles); the third comes within milliseconds again and backs c off
+    // (2, 4, 8 polls) until it notices it left. A re-dialing c would be cut
+    // again every interval, or every few milliseconds.
     wait_until(LONG, "c to notice it left the service", || {
         pruned[2]
             .proc
@@ -1047,7 +1048,7 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
             })
             .count();
         assert!(
-            cuts <= 2,
+            cuts <= 3,
             "{} disconnected c {cuts} times: c kept re-dialing",
             m.host.name
         );

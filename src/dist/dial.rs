@@ -18,10 +18,12 @@ pub(super) const DIAL_WAITS: [u32; 3] = [2, 4, 8];
 /// A failure streak this long (the peer was never reached, or is gone for
 /// good) is worth one warning; shorter ones are a peer still booting.
 const WARN_AFTER_FAILURES: u32 = 4;
-/// A connection that drops sooner than this after it was made counts as a
-/// failed dial (backed off): a peer that prunes us (`--prune` on its side)
-/// cuts every re-dial at once, and re-dialing at the speed of the relay
-/// would make the two spin. A drop after longer is re-dialed at once.
+/// A connection that drops sooner than this after it was made is a quick
+/// drop. The first of a row is re-dialed at once like any drop (OTP's
+/// `global` cuts fresh connections while a mesh settles); the next ones count
+/// as failed dials and back off: a peer that prunes us (`--prune` on its
+/// side) cuts every re-dial at once, and re-dialing at the speed of the relay
+/// would make the two spin.
 const FLAP_WINDOW: Duration = Duration::from_secs(1);
 
 /// Why a sync runs: a poll advances the failing peers' backoff and probes
@@ -45,6 +47,8 @@ pub(super) struct Dial {
     pub(super) failures: u32,
     /// Since when it is connected (None while it is not).
     connected_since: Option<Instant>,
+    /// Quick drops in a row (see [`FLAP_WINDOW`]).
+    quick_drops: u32,
     /// Polls still to wait.
     wait: u32,
     /// The state of the last failed call, reported while waiting.
@@ -95,12 +99,18 @@ impl Dial {
     }
 
     /// It is not connected (any more): if it was, a connection that lasted
-    /// [`FLAP_WINDOW`] ends the failure streak (re-dial at once); a shorter
-    /// one is returned, to be counted as a failure.
+    /// [`FLAP_WINDOW`], or the first quick drop of a row, ends the failure
+    /// streak (re-dial at once); a further quick drop is returned, to be
+    /// counted as a failure.
     pub(super) fn disconnected(&mut self, now: Instant) -> Option<Duration> {
         let up = now.saturating_duration_since(self.connected_since.take()?);
         if up < FLAP_WINDOW {
-            return Some(up);
+            self.quick_drops = self.quick_drops.saturating_add(1);
+            if self.quick_drops > 1 {
+                return Some(up);
+            }
+        } else {
+            self.quick_drops = 0;
         }
         self.failures = 0;
         self.warned = false;
@@ -193,19 +203,32 @@ mod tests {
         // Not connected: nothing to end.
         assert_eq!(dial.disconnected(t0), None);
 
-        // Cut off at once, again and again (a peer that prunes us): each cut
-        // is a failure, and the waits grow.
+        // Cut off at once, again and again (a peer that prunes us): the first
+        // quick cut is re-dialed at once, each further one is a failure, and
+        // the waits grow.
         let mut dial = Dial::default();
         let mut waits = Vec::new();
-        for cut in 0..4u32 {
+        for cut in 0..5u32 {
             let at = t0 + Duration::from_secs(u64::from(cut) * 100);
             dial.connected(at);
-            let up = dial.disconnected(at + Duration::from_millis(5));
-            assert_eq!(up, Some(Duration::from_millis(5)), "cut {cut}");
-            dial.failed(failed());
-            waits.push(dial.wait);
+            match dial.disconnected(at + Duration::from_millis(5)) {
+                None => {
+                    assert_eq!(cut, 0, "only the first quick cut is free");
+                    assert!(dial.due(SyncCause::Event));
+                }
+                Some(up) => {
+                    assert_eq!(up, Duration::from_millis(5), "cut {cut}");
+                    dial.failed(failed());
+                    waits.push(dial.wait);
+                }
+            }
         }
         assert_eq!(waits, [2, 4, 8, 8]);
+        // A connection that lasts ends the row: the next quick cut is free again.
+        dial.connected(t0);
+        assert_eq!(dial.disconnected(t0 + FLAP_WINDOW), None);
+        dial.connected(t0);
+        assert_eq!(dial.disconnected(t0 + Duration::from_millis(5)), None);
 
         // epmd: only a change to "registered" (or to another port) counts.
         let mut dial = Dial::default();
