@@ -842,3 +842,74 @@ async fn the_relay_reports_a_drop_at_once_and_leaves_with_the_connector() {
     })
     .await;
 }
+
+/// Issue 11: a dial that hangs (a peer whose host swallows the connection,
+/// here a registered name whose port never answers) does not hold up the
+/// re-dial of a peer that drops meanwhile: the sync stops waiting at the
+/// drop, and the next events are there at once.
+#[tokio::test]
+async fn a_hanging_dial_does_not_hold_up_a_drop() {
+    let cookie = random_token();
+    let mut ns = Netns::new("hang");
+    let a = ns.node("a@127.0.0.1", &cookie, &[]);
+    let b = ns.node("b@127.0.0.1", &cookie, &[]);
+    ns.enter();
+    let _silent = register_silent_node("slow");
+    let probe = probe(&a.name, "probe", &cookie).await;
+    let mut connector = Connector::new(
+        a.name.clone(),
+        own_name("127.0.0.1"),
+        secret(&cookie),
+        false,
+    )
+    .with_connect_wait(Duration::from_secs(4));
+    let meshed = set(&[&a.name, &b.name]);
+    let report = connector.sync(&meshed, &[], SyncCause::Poll).await;
+    assert!(
+        report.peers.iter().all(|p| p.state == PeerState::Connected),
+        "{report:?}"
+    );
+    // Let a-b outlive the quick-drop window, so its drop is re-dialed at once.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let with_slow = set(&[&a.name, &b.name, "slow@127.0.0.1"]);
+    let started = Instant::now();
+    let (report, dropped_at) =
+        tokio::join!(connector.sync(&with_slow, &[], SyncCause::Poll), async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(probe.disconnect_node(&b.name).await, Ok(true));
+            started.elapsed()
+        });
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the sync waited {took:?} for the hanging dial (wait 4 s) although b dropped at {dropped_at:?}"
+    );
+    let slow = report.peers.iter().find(|p| p.node == "slow@127.0.0.1");
+    assert_eq!(
+        slow.map(|p| &p.state),
+        Some(&PeerState::Connecting),
+        "{report:?}"
+    );
+    let events = tokio::time::timeout(Duration::from_millis(100), connector.events())
+        .await
+        .expect("the drop is held for the next events call")
+        .expect("the session is open");
+    assert!(
+        events.contains(&NodeEvent::Down(b.name.clone())),
+        "{events:?}"
+    );
+    for event in events {
+        connector.observe(event);
+    }
+    let report = connector.sync(&meshed, &[], SyncCause::Event).await;
+    assert!(
+        report.peers.iter().all(|p| p.state == PeerState::Connected),
+        "{report:?}"
+    );
+    println!(
+        "MEASURE hanging dial: the sync returned {:.0} ms after the drop at {:.0} ms",
+        (took - dropped_at).as_secs_f64() * 1e3,
+        dropped_at.as_secs_f64() * 1e3
+    );
+}

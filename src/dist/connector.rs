@@ -25,7 +25,7 @@ use super::rpc::{self, atom};
 use super::session::{PendingCall, Session, SessionOptions};
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
-use erl_dist::term::Pid;
+use erl_dist::term::{Pid, Term};
 
 /// How long waiting for the VM is normal before it is worth one warning.
 const BOOT_GRACE: Duration = Duration::from_secs(60);
@@ -109,6 +109,8 @@ pub struct Connector {
     relay: Relay,
     /// The relay's events of the current session.
     events: Option<tokio::sync::mpsc::Receiver<NodeEvent>>,
+    /// Events received during a sync, for the next `events` call.
+    held: Vec<NodeEvent>,
     /// "The local node cannot run the relay" was said (once per reporter).
     said_no_relay: bool,
 }
@@ -148,6 +150,7 @@ impl Connector {
             dials: BTreeMap::new(),
             relay: Relay::Start,
             events: None,
+            held: Vec::new(),
             said_no_relay: false,
         }
     }
@@ -253,11 +256,14 @@ impl Connector {
         }
 
         let mut lost: Option<DistError> = None;
-        for (i, call) in in_flight {
-            let outcome = call
-                .wait_until(deadline)
-                .await
-                .and_then(|r| rpc::decode_bool(r, "net_kernel:connect_node/1"));
+        for (i, reply) in self.replies(in_flight, deadline).await {
+            // Not waited for (a drop came meanwhile): no outcome yet, and no
+            // failure; the sync that follows at once sees it in nodes().
+            let Some(reply) = reply else {
+                states[i] = PeerState::Connecting;
+                continue;
+            };
+            let outcome = reply.and_then(|r| rpc::decode_bool(r, "net_kernel:connect_node/1"));
             if let Err(e @ DistError::Closed { .. }) = &outcome {
                 lost = Some(e.clone());
             }
@@ -445,7 +451,16 @@ impl Connector {
             });
         }
         let mut back = Vec::new();
-        while let Some(joined) = probes.join_next().await {
+        loop {
+            // A drop meanwhile ends the probing (the rest are aborted with
+            // the JoinSet; the next poll probes again).
+            let joined = tokio::select! {
+                joined = probes.join_next() => joined,
+                () = self.urgent_event() => None,
+            };
+            let Some(joined) = joined else {
+                break;
+            };
             let Ok((i, port)) = joined else {
                 continue;
             };
@@ -460,6 +475,54 @@ impl Connector {
         }
         back.sort_unstable();
         back
+    }
+
+    /// The replies to `calls` as they come until `deadline`, in order; but
+    /// once the relay reports a drop, the rest are not waited for (`None`):
+    /// a dial that hangs (a vanished host holds connect_node for
+    /// net_setuptime) must not hold up re-dialing a peer that just dropped.
+    async fn replies(
+        &mut self,
+        calls: Vec<(usize, PendingCall)>,
+        deadline: Instant,
+    ) -> Vec<(usize, Option<Result<Term, DistError>>)> {
+        let mut out = Vec::with_capacity(calls.len());
+        let mut dropped = false;
+        for (i, mut call) in calls {
+            let reply = if dropped {
+                None
+            } else {
+                tokio::select! {
+                    reply = call.reply_by(deadline) => Some(reply),
+                    () = self.urgent_event() => None,
+                }
+            };
+            dropped |= reply.is_none();
+            out.push((i, reply));
+        }
+        out
+    }
+
+    /// Receives relay events into `held` (for the next [`events`]) and
+    /// returns at the first that needs a sync at once: a dropped connection.
+    /// Never returns without one. Cancel-safe.
+    ///
+    /// [`events`]: Connector::events
+    async fn urgent_event(&mut self) {
+        loop {
+            let Some(rx) = self.events.as_mut() else {
+                return std::future::pending().await;
+            };
+            // Closed: the session is ending, and the calls see it themselves.
+            let Some(event) = rx.recv().await else {
+                return std::future::pending().await;
+            };
+            let urgent = matches!(event, NodeEvent::Down(_));
+            self.held.push(event);
+            if urgent {
+                return;
+            }
+        }
     }
 
     /// Takes in what the relay said since the last call.
@@ -492,14 +555,21 @@ impl Connector {
     /// once when the connection to the local node ended (sync to reconnect).
     /// Without a session it never returns (cancel-safe: call it in a select).
     pub async fn events(&mut self) -> Option<Vec<NodeEvent>> {
+        let mut batch = std::mem::take(&mut self.held);
         let Some(rx) = self.events.as_mut() else {
-            return std::future::pending().await;
+            return if batch.is_empty() {
+                std::future::pending().await
+            } else {
+                Some(batch)
+            };
         };
-        let Some(first) = rx.recv().await else {
-            self.events = None;
-            return None;
-        };
-        let mut batch = vec![first];
+        if batch.is_empty() {
+            let Some(first) = rx.recv().await else {
+                self.events = None;
+                return None;
+            };
+            batch.push(first);
+        }
         while let Ok(event) = rx.try_recv() {
             batch.push(event);
         }
@@ -557,6 +627,7 @@ impl Connector {
         {
             Ok(mut session) => {
                 self.events = session.take_events();
+                self.held.clear();
                 self.relay = Relay::Start;
                 if self.waiting_since.is_some() || self.last_failure.is_some() {
                     info!(local = %self.local_node, "connected to the local node");

@@ -356,6 +356,12 @@ impl PendingCall {
 
     /// Waits for the reply until `deadline` (shared by calls sent together).
     pub(crate) async fn wait_until(mut self, deadline: Instant) -> Result<Term, DistError> {
+        self.reply_by(deadline).await
+    }
+
+    /// [`wait_until`](Self::wait_until) that keeps the call: cancel-safe, so
+    /// it can race other work in a select and be waited for again.
+    pub(crate) async fn reply_by(&mut self, deadline: Instant) -> Result<Term, DistError> {
         match tokio::time::timeout_at(deadline, &mut self.reply).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(DistError::Closed {
