@@ -364,7 +364,7 @@ pub struct Opts {
     pub peers_format: PeersFormat,
 
     // ----- clustering -----
-    /// Make the release connect to the discovered peers (beamup acts as a hidden node).
+    /// Make the release connect to the discovered peers (beamup acts as a hidden node), at every poll and at once when a connection drops.
     #[arg(long, env = "BEAMUP_CONNECT", value_parser = clap::builder::BoolishValueParser::new())]
     pub connect: bool,
 

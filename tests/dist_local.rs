@@ -14,7 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use beamup::dist::{
-    Atom, Connector, DistError, FixInteger, LocalState, Session, SessionOptions, Term,
+    Atom, Connector, DistError, FixInteger, LocalState, NodeEvent, Session, SessionOptions,
+    SyncCause, Term,
 };
 use beamup::peer::PeerState;
 use beamup::secret::Secret;
@@ -446,7 +447,7 @@ async fn connector_meshes_three_nodes_through_the_local_one() {
     let mut connector = Connector::new(a.name.clone(), own.clone(), secret(&cookie), false);
 
     let peers = set(&[&a.name, &b.name, &c.name]);
-    let report = connector.sync(&peers, &[]).await;
+    let report = connector.sync(&peers, &[], SyncCause::Poll).await;
     assert_eq!(report.local, LocalState::Connected, "{report:?}");
     for p in &report.peers {
         assert_eq!(p.state, PeerState::Connected, "{report:?}");
@@ -480,7 +481,7 @@ async fn connector_meshes_three_nodes_through_the_local_one() {
     .await;
 
     // A second sync finds everything connected and asks nothing new.
-    let again = connector.sync(&peers, &[]).await;
+    let again = connector.sync(&peers, &[], SyncCause::Poll).await;
     assert!(
         again.peers.iter().all(|p| p.state == PeerState::Connected),
         "{again:?}"
@@ -512,12 +513,12 @@ async fn connector_prunes_left_peers_only_with_prune() {
         secret(&cookie),
         false,
     );
-    let report = keep.sync(&both, &[]).await;
+    let report = keep.sync(&both, &[], SyncCause::Poll).await;
     assert!(
         report.peers.iter().all(|p| p.state == PeerState::Connected),
         "{report:?}"
     );
-    let report = keep.sync(&only_a, &left).await;
+    let report = keep.sync(&only_a, &left, SyncCause::Poll).await;
     assert!(report.disconnected.is_empty(), "{report:?}");
     assert!(
         nodes_of(&probe).await.contains(&b.name),
@@ -531,7 +532,7 @@ async fn connector_prunes_left_peers_only_with_prune() {
         secret(&cookie),
         true,
     );
-    let report = prune.sync(&only_a, &left).await;
+    let report = prune.sync(&only_a, &left, SyncCause::Poll).await;
     assert_eq!(report.local, LocalState::Connected, "{report:?}");
     assert_eq!(report.disconnected, left);
     eventually("a drops b", || async {
@@ -539,7 +540,7 @@ async fn connector_prunes_left_peers_only_with_prune() {
     })
     .await;
     // Pruning a peer that is already gone is a no-op.
-    let report = prune.sync(&only_a, &left).await;
+    let report = prune.sync(&only_a, &left, SyncCause::Poll).await;
     assert!(report.disconnected.is_empty(), "{report:?}");
 }
 
@@ -556,7 +557,7 @@ async fn connector_waits_while_the_vm_boots_then_connects() {
     );
     let peers = set(&["a@127.0.0.1", "b@127.0.0.1"]);
 
-    let report = connector.sync(&peers, &[]).await;
+    let report = connector.sync(&peers, &[], SyncCause::Poll).await;
     assert!(matches!(report.local, LocalState::Waiting(_)), "{report:?}");
     assert!(
         report.peers.iter().all(|p| p.state == PeerState::Unknown),
@@ -568,7 +569,7 @@ async fn connector_waits_while_the_vm_boots_then_connects() {
     let _b = ns.node("b@127.0.0.1", &cookie, &[]);
     let start = Instant::now();
     let report = loop {
-        let report = connector.sync(&peers, &[]).await;
+        let report = connector.sync(&peers, &[], SyncCause::Poll).await;
         if report.local == LocalState::Connected || start.elapsed() > WAIT {
             break report;
         }
@@ -635,7 +636,11 @@ async fn connector_reports_a_peer_stuck_in_setup_as_connecting_without_holding_u
     .with_options(options);
 
     let report = connector
-        .sync(&set(&[&a.name, &b.name, "slow@127.0.0.1"]), &[])
+        .sync(
+            &set(&[&a.name, &b.name, "slow@127.0.0.1"]),
+            &[],
+            SyncCause::Poll,
+        )
         .await;
     assert_eq!(report.local, LocalState::Connected, "{report:?}");
     let state_of = |node: &str| {
@@ -666,7 +671,7 @@ async fn connector_reports_a_rejected_cookie() {
     let wrong = format!("wrong-{}", random_token());
     let mut connector =
         Connector::new(a.name.clone(), own_name("127.0.0.1"), secret(&wrong), false);
-    let report = connector.sync(&set(&[&a.name]), &[]).await;
+    let report = connector.sync(&set(&[&a.name]), &[], SyncCause::Poll).await;
     assert_eq!(report.local, LocalState::CookieRejected, "{report:?}");
     let json = format!("{report:?}");
     assert!(
@@ -674,7 +679,7 @@ async fn connector_reports_a_rejected_cookie() {
         "cookie leaked: {json}"
     );
     // Within the backoff the state is repeated without a new attempt.
-    let again = connector.sync(&set(&[&a.name]), &[]).await;
+    let again = connector.sync(&set(&[&a.name]), &[], SyncCause::Poll).await;
     assert_eq!(again.local, LocalState::CookieRejected);
 }
 
@@ -692,7 +697,7 @@ async fn connector_reconnects_after_the_local_node_restarts() {
     );
     let peers = set(&[&a.name]);
     assert_eq!(
-        connector.sync(&peers, &[]).await.local,
+        connector.sync(&peers, &[], SyncCause::Poll).await.local,
         LocalState::Connected
     );
 
@@ -700,7 +705,7 @@ async fn connector_reconnects_after_the_local_node_restarts() {
     let _a2 = ns.node("a@127.0.0.1", &cookie, &[]);
     let start = Instant::now();
     let report = loop {
-        let report = connector.sync(&peers, &[]).await;
+        let report = connector.sync(&peers, &[], SyncCause::Poll).await;
         if report.local == LocalState::Connected || start.elapsed() > WAIT {
             break report;
         }
@@ -708,4 +713,145 @@ async fn connector_reconnects_after_the_local_node_restarts() {
     };
     assert_eq!(report.local, LocalState::Connected, "{report:?}");
     assert!(connector.is_connected());
+}
+
+// ---------------------------------------------------------------- relay
+
+/// How many processes of the node carry `beamup_relay` in their dictionary.
+async fn relays_in(session: &Session) -> usize {
+    let Term::List(pids) = session
+        .call("erlang", "processes", vec![])
+        .await
+        .expect("erlang:processes()")
+    else {
+        panic!("erlang:processes() returned no list");
+    };
+    let mut relays = 0;
+    for pid in pids.elements {
+        let info = session
+            .call(
+                "erlang",
+                "process_info",
+                vec![pid, Term::from(Atom::from("dictionary"))],
+            )
+            .await
+            .expect("erlang:process_info/2");
+        // {dictionary, [{Key, Value}, ...]}, or undefined for a process gone meanwhile.
+        if let Term::Tuple(t) = info
+            && let Some(Term::List(dictionary)) = t.elements.get(1)
+            && dictionary.elements.iter().any(|entry| {
+                matches!(entry, Term::Tuple(kv)
+                    if matches!(kv.elements.first(), Some(Term::Atom(a)) if a.name == "beamup_relay"))
+            })
+        {
+            relays += 1;
+        }
+    }
+    relays
+}
+
+/// The number of processes net_kernel monitors (monitor_nodes subscribers among them).
+async fn net_kernel_monitors(session: &Session) -> usize {
+    let net_kernel = session
+        .call(
+            "erlang",
+            "whereis",
+            vec![Term::from(Atom::from("net_kernel"))],
+        )
+        .await
+        .expect("whereis(net_kernel)");
+    match session
+        .call(
+            "erlang",
+            "process_info",
+            vec![net_kernel, Term::from(Atom::from("monitors"))],
+        )
+        .await
+        .expect("process_info(net_kernel, monitors)")
+    {
+        Term::Tuple(t) => match t.elements.get(1) {
+            Some(Term::List(l)) => l.elements.len(),
+            other => panic!("monitors: {other:?}"),
+        },
+        other => panic!("process_info(net_kernel, monitors) returned {other}"),
+    }
+}
+
+/// Issue 11: the relay the connector starts in the local node reports a
+/// dropped connection as it happens (no poll involved), one event sync heals
+/// it, and once the connector is gone nothing of it is left in the node.
+#[tokio::test]
+async fn the_relay_reports_a_drop_at_once_and_leaves_with_the_connector() {
+    let cookie = random_token();
+    let mut ns = Netns::new("relay");
+    let a = ns.node("a@127.0.0.1", &cookie, &[]);
+    let b = ns.node("b@127.0.0.1", &cookie, &[]);
+    ns.enter();
+    let probe = connect(
+        &a.name,
+        &format!("probe-{}@127.0.0.1", std::process::id()),
+        &secret(&cookie),
+    )
+    .await;
+    let monitors_before = net_kernel_monitors(&probe).await;
+    assert_eq!(relays_in(&probe).await, 0);
+
+    let mut connector = Connector::new(
+        a.name.clone(),
+        own_name("127.0.0.1"),
+        secret(&cookie),
+        false,
+    );
+    let peers = set(&[&a.name, &b.name]);
+    let report = connector.sync(&peers, &[], SyncCause::Poll).await;
+    assert!(
+        report.peers.iter().all(|p| p.state == PeerState::Connected),
+        "{report:?}"
+    );
+    assert_eq!(relays_in(&probe).await, 1, "one relay per connector");
+    let ready = tokio::time::timeout(WAIT, connector.events())
+        .await
+        .expect("the relay says it is ready")
+        .expect("the session is open");
+    assert!(ready.contains(&NodeEvent::Ready), "{ready:?}");
+
+    // A forced disconnect reaches the connector as an event, and one sync heals it.
+    let dropped = Instant::now();
+    assert_eq!(probe.disconnect_node(&b.name).await, Ok(true));
+    let events = tokio::time::timeout(WAIT, connector.events())
+        .await
+        .expect("the relay reports the drop")
+        .expect("the session is open");
+    let heard = dropped.elapsed();
+    assert!(
+        events.contains(&NodeEvent::Down(b.name.clone())),
+        "{events:?}"
+    );
+    for event in events {
+        connector.observe(event);
+    }
+    let report = connector.sync(&peers, &[], SyncCause::Event).await;
+    let healed = dropped.elapsed();
+    assert!(
+        report.peers.iter().all(|p| p.state == PeerState::Connected),
+        "{report:?}"
+    );
+    assert!(nodes_of(&probe).await.contains(&b.name));
+    println!(
+        "MEASURE relay: nodedown at the connector {:.1} ms after disconnect_node, healed after {:.1} ms",
+        heard.as_secs_f64() * 1e3,
+        healed.as_secs_f64() * 1e3
+    );
+
+    // Gone with the connection: the relay and its monitor_nodes subscription.
+    drop(connector);
+    eventually(
+        "the relay to exit with the connector's connection",
+        || async { relays_in(&probe).await == 0 },
+    )
+    .await;
+    eventually("net_kernel to monitor what it did before", || async {
+        net_kernel_monitors(&probe).await == monitors_before
+    })
+    .await;
 }

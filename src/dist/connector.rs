@@ -1,24 +1,30 @@
-//! The reporter-facing side of `--connect`: once per interval, make the local
-//! node connected to every discovered peer (and, with `--prune`, disconnected
-//! from the ones that left).
+//! The reporter-facing side of `--connect`: once per interval and on every
+//! relay event, make the local node connected to every discovered peer (and,
+//! with `--prune`, disconnected from the ones that left).
 //!
-//! The connector owns at most one [`Session`]. While the VM boots (epmd not up,
-//! node not registered) it retries every call and logs at debug level only;
-//! other failures back off exponentially so a wrong cookie does not make the
-//! node log a rejected connection every interval.
+//! The connector owns at most one [`Session`] and the relay in it (see
+//! `relay.rs`). While the VM boots (epmd not up, node not registered) it
+//! retries every call quietly; other failures to reach the local node back
+//! off exponentially so a wrong cookie does not make the node log a rejected
+//! connection every interval. A peer that keeps failing backs off too
+//! ([`Dial`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 use super::DistError;
+use super::epmd;
+use super::relay::{self, NodeEvent};
 use super::rpc::{self, atom};
 use super::session::{PendingCall, Session, SessionOptions};
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
+use erl_dist::term::Pid;
 
 /// How long waiting for the VM is normal before it is worth one warning.
 const BOOT_GRACE: Duration = Duration::from_secs(60);
@@ -30,6 +36,27 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const PRUNED_FOR_SYNCS: u64 = 60;
 /// And never more than this many are remembered at once (the oldest go).
 const PRUNED_MAX: usize = 1024;
+/// Polls a failing peer waits before its next connect_node, after its 1st,
+/// 2nd, and 3rd and later failure in a row (issue 11: a killed node still
+/// listed in DNS costs about 1/8 of the calls of dialing it every poll).
+const DIAL_WAITS: [u32; 3] = [2, 4, 8];
+/// A failure streak this long (the peer was never reached, or is gone for
+/// good) is worth one warning; shorter ones are a peer still booting.
+const WARN_AFTER_FAILURES: u32 = 4;
+/// Bound on one epmd probe of a failing peer (also at most the sync's wait).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// At most this many peers are probed per poll (a huge hostile answer must
+/// not open a socket per name); the rest rely on the backoff alone.
+const PROBES_PER_SYNC: usize = 32;
+
+/// Why a sync runs: a poll advances the failing peers' backoff and probes
+/// their epmd; an event (the relay's, the VM coming up) only dials the peers
+/// that are not backing off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncCause {
+    Poll,
+    Event,
+}
 
 /// The connection to the local node, as of one `sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +119,108 @@ pub struct Connector {
     /// timeout). A peer that vanished makes connect_node hang for up to
     /// net_setuptime; the sync must not hold up the next poll for it.
     connect_wait: Option<Duration>,
+    /// Every discovered peer's dialing state (backoff), by node name.
+    dials: BTreeMap<String, Dial>,
+    relay: Relay,
+    /// The relay's events of the current session.
+    events: Option<tokio::sync::mpsc::Receiver<NodeEvent>>,
+    /// "The local node cannot run the relay" was said (once per reporter).
+    said_no_relay: bool,
+}
+
+/// The relay of the current session.
+#[derive(Debug)]
+enum Relay {
+    /// A new session: start it at the next sync.
+    Start,
+    Running(Pid),
+    /// It died: start another at the next poll.
+    Restart,
+    /// The node refused it: polls only, until the next session.
+    Unavailable,
+}
+
+/// One peer's dialing: after `failures` failed connect_node calls in a row it
+/// waits [`DIAL_WAITS`] polls before the next one. Any sign that it is back
+/// ends the wait: it shows up connected (it dialed us, e.g. restarted on the
+/// same address), it leaves discovery and comes back (a fresh `Dial`), or its
+/// epmd shows its node newly registered (restarted, or a cut link restored).
+#[derive(Debug, Default)]
+struct Dial {
+    failures: u32,
+    /// Polls still to wait.
+    wait: u32,
+    /// The state of the last failed call, reported while waiting.
+    last: Option<PeerState>,
+    /// What its epmd said at the last probe: None before any probe, then the
+    /// node's port, or None when it was not registered or not reachable.
+    epmd: Option<Option<u16>>,
+    /// It was connected before the current failures (its first failure is a
+    /// peer that went away: worth a warning at once).
+    was_connected: bool,
+    warned: bool,
+}
+
+/// Which failure deserves a warning.
+#[derive(Debug, PartialEq, Eq)]
+enum Noteworthy {
+    /// The first failure of a peer that was connected.
+    Dropped,
+    /// A streak reached [`WARN_AFTER_FAILURES`].
+    LongStreak(u32),
+    No,
+}
+
+impl Dial {
+    fn connected(&mut self) {
+        *self = Dial {
+            was_connected: true,
+            ..Dial::default()
+        };
+    }
+
+    /// One poll passed.
+    fn poll(&mut self) {
+        self.wait = self.wait.saturating_sub(1);
+    }
+
+    /// Whether to call connect_node now: always for a peer with no failures;
+    /// on a poll once its wait is over.
+    fn due(&self, cause: SyncCause) -> bool {
+        self.failures == 0 || (cause == SyncCause::Poll && self.wait == 0)
+    }
+
+    fn failed(&mut self, state: PeerState) -> Noteworthy {
+        self.failures = self.failures.saturating_add(1);
+        let step = (self.failures as usize - 1).min(DIAL_WAITS.len() - 1);
+        self.wait = DIAL_WAITS[step];
+        self.last = Some(state);
+        if self.was_connected && self.failures == 1 {
+            Noteworthy::Dropped
+        } else if self.failures == WARN_AFTER_FAILURES && !self.warned {
+            self.warned = true;
+            Noteworthy::LongStreak(self.failures)
+        } else {
+            Noteworthy::No
+        }
+    }
+
+    /// Records an epmd probe; true when the node newly registered: it was
+    /// absent or unreachable at the last probe, or on another port.
+    fn probed(&mut self, port: Option<u16>) -> bool {
+        let before = self.epmd.replace(port);
+        matches!((before, port), (Some(was), Some(now)) if was != Some(now))
+    }
+}
+
+fn start_connect(session: &Session, peer: &str) -> Result<PendingCall, DistError> {
+    session.start_call("net_kernel", "connect_node", vec![atom(peer)])
+}
+
+/// `name` and IP address of `name@address` (a host name is not probed).
+fn name_and_ip(node: &str) -> Option<(String, IpAddr)> {
+    let (name, host) = node.split_once('@')?;
+    Some((name.to_owned(), host.parse().ok()?))
 }
 
 impl Connector {
@@ -110,6 +239,10 @@ impl Connector {
             warned_waiting: false,
             pruned: Pruned::default(),
             connect_wait: None,
+            dials: BTreeMap::new(),
+            relay: Relay::Start,
+            events: None,
+            said_no_relay: false,
         }
     }
 
@@ -141,17 +274,39 @@ impl Connector {
         self.session.as_ref().is_some_and(Session::is_alive)
     }
 
-    /// Called once per interval with the current peer set and the peers that
-    /// just left (after hysteresis). Connects missing peers; disconnects `left`
-    /// ones only with prune. Never fails: the outcome is in the report.
-    pub async fn sync(&mut self, peers: &BTreeSet<String>, left: &[String]) -> SyncReport {
+    /// Syncs the local node with the current peer set and the peers that
+    /// just left (after hysteresis): connects missing peers that are due (see
+    /// [`Dial`]); disconnects `left` ones only with prune. Called once per
+    /// interval ([`SyncCause::Poll`]) and on every relay event. Never fails:
+    /// the outcome is in the report.
+    pub async fn sync(
+        &mut self,
+        peers: &BTreeSet<String>,
+        left: &[String],
+        cause: SyncCause,
+    ) -> SyncReport {
         if let Err(local) = self.ensure_session().await {
             return SyncReport::without_local(local, peers);
         }
-        let Some(session) = self.session.as_ref() else {
+        // Taken for the sync (so the steps below may borrow `self` mutably)
+        // and put back unless the connection was lost meanwhile.
+        let Some(session) = self.session.take() else {
             return SyncReport::without_local(LocalState::Error("no session".to_owned()), peers);
         };
+        let report = self.sync_with(&session, peers, left, cause).await;
+        if report.local == LocalState::Connected {
+            self.session = Some(session);
+        }
+        report
+    }
 
+    async fn sync_with(
+        &mut self,
+        session: &Session,
+        peers: &BTreeSet<String>,
+        left: &[String],
+        cause: SyncCause,
+    ) -> SyncReport {
         let connected: BTreeSet<String> = match session.nodes().await {
             Ok(nodes) => nodes.into_iter().collect(),
             Err(e) => {
@@ -161,6 +316,10 @@ impl Connector {
                 return SyncReport::without_local(local, peers);
             }
         };
+        // A peer gone from discovery is forgotten: back again, it starts with
+        // no backoff.
+        self.dials.retain(|node, _| peers.contains(node));
+        let names: Vec<&String> = peers.iter().collect();
 
         // Send every connect_node first and wait afterwards: rex runs each call
         // in its own process, so a peer that hangs in connection setup does not
@@ -169,78 +328,37 @@ impl Connector {
             .connect_wait
             .map_or(session.call_timeout(), |w| w.min(session.call_timeout()));
         let deadline = Instant::now() + wait;
-        let mut states = Vec::with_capacity(peers.len());
-        let mut in_flight: Vec<(usize, PendingCall)> = Vec::new();
-        for (i, peer) in peers.iter().enumerate() {
-            if *peer == self.local_node || connected.contains(peer) {
-                states.push(PeerState::Connected);
-                continue;
-            }
-            states.push(PeerState::Unknown);
-            match session.start_call("net_kernel", "connect_node", vec![atom(peer)]) {
-                Ok(call) => in_flight.push((i, call)),
-                Err(e) => states[i] = PeerState::Failed(e.to_string()),
-            }
-        }
+        let (mut states, mut in_flight, backing_off) =
+            self.start_dials(session, &names, &connected, cause);
         let prune_calls = if self.prune {
             let pruned = self.pruned.update(peers, left);
             self.start_prune(session, peers, &pruned, &connected)
         } else {
             Vec::new()
         };
+        self.start_relay(session, cause).await;
+        if cause == SyncCause::Poll {
+            for i in self.probe_epmd(&names, backing_off, deadline).await {
+                match start_connect(session, names[i]) {
+                    Ok(call) => in_flight.push((i, call)),
+                    Err(e) => states[i] = PeerState::Failed(e.to_string()),
+                }
+            }
+        }
 
         let mut lost: Option<DistError> = None;
-        let names: Vec<&String> = peers.iter().collect();
         for (i, call) in in_flight {
             let outcome = call
                 .wait_until(deadline)
                 .await
                 .and_then(|r| rpc::decode_bool(r, "net_kernel:connect_node/1"));
-            states[i] = match outcome {
-                Ok(true) => {
-                    debug!(local = %self.local_node, peer = %names[i], "connected to peer");
-                    PeerState::Connected
-                }
-                Ok(false) => {
-                    debug!(local = %self.local_node, peer = %names[i], "connect_node returned false");
-                    PeerState::Failed(
-                        "net_kernel:connect_node returned false (peer down, unreachable, \
-                         or using another cookie)"
-                            .to_owned(),
-                    )
-                }
-                Err(DistError::Timeout(_)) => PeerState::Connecting,
-                Err(e) => {
-                    if matches!(e, DistError::Closed { .. }) {
-                        lost = Some(e.clone());
-                    }
-                    PeerState::Failed(e.to_string())
-                }
-            };
-        }
-
-        let mut disconnected = Vec::new();
-        for (node, call) in prune_calls {
-            let outcome = call
-                .wait_until(deadline)
-                .await
-                .and_then(|r| rpc::decode_bool(r, "erlang:disconnect_node/1"));
-            match outcome {
-                Ok(true) => {
-                    info!(local = %self.local_node, peer = %node, "disconnected peer that left");
-                    self.pruned.disconnected(&node);
-                    disconnected.push(node);
-                }
-                Ok(false) => debug!(peer = %node, "peer was already disconnected"),
-                Err(e) => {
-                    warn!(local = %self.local_node, peer = %node, error = %e, "could not disconnect peer that left");
-                    if matches!(e, DistError::Closed { .. }) {
-                        lost = Some(e);
-                    }
-                }
+            if let Err(e @ DistError::Closed { .. }) = &outcome {
+                lost = Some(e.clone());
             }
+            states[i] = self.dialed(names[i], outcome);
         }
 
+        let disconnected = self.finish_prune(prune_calls, deadline, &mut lost).await;
         let local = match lost {
             Some(e) => self.lose_session(&e),
             None => LocalState::Connected,
@@ -257,6 +375,231 @@ impl Connector {
                 .collect(),
             disconnected,
         }
+    }
+
+    /// Starts connect_node for every missing peer that is due; returns the
+    /// state of every peer so far, the calls in flight and the peers left
+    /// waiting out their backoff (by index into `names`).
+    fn start_dials(
+        &mut self,
+        session: &Session,
+        names: &[&String],
+        connected: &BTreeSet<String>,
+        cause: SyncCause,
+    ) -> (Vec<PeerState>, Vec<(usize, PendingCall)>, Vec<usize>) {
+        let mut states = Vec::with_capacity(names.len());
+        let mut in_flight = Vec::new();
+        let mut backing_off = Vec::new();
+        for (i, peer) in names.iter().enumerate() {
+            let dial = self.dials.entry((*peer).clone()).or_default();
+            if **peer == self.local_node || connected.contains(*peer) {
+                dial.connected();
+                states.push(PeerState::Connected);
+                continue;
+            }
+            if cause == SyncCause::Poll {
+                dial.poll();
+            }
+            if !dial.due(cause) {
+                states.push(dial.last.clone().unwrap_or(PeerState::Unknown));
+                backing_off.push(i);
+                continue;
+            }
+            states.push(PeerState::Unknown);
+            match start_connect(session, peer) {
+                Ok(call) => in_flight.push((i, call)),
+                Err(e) => states[i] = PeerState::Failed(e.to_string()),
+            }
+        }
+        (states, in_flight, backing_off)
+    }
+
+    /// The outcome of one connect_node: the peer's state, with the backoff
+    /// and the log line it deserves.
+    fn dialed(&mut self, peer: &str, outcome: Result<bool, DistError>) -> PeerState {
+        let (state, reason) = match outcome {
+            Ok(true) => {
+                debug!(local = %self.local_node, %peer, "connected to peer");
+                if let Some(dial) = self.dials.get_mut(peer) {
+                    dial.connected();
+                }
+                return PeerState::Connected;
+            }
+            Ok(false) => {
+                let reason = "net_kernel:connect_node returned false (peer down, unreachable, \
+                              or using another cookie)"
+                    .to_owned();
+                (PeerState::Failed(reason.clone()), reason)
+            }
+            // No reply within the wait: the VM is still setting the connection
+            // up (a host that drops packets holds it for net_setuptime). It
+            // counts as a failure for the backoff all the same.
+            Err(e @ DistError::Timeout(_)) => (PeerState::Connecting, e.to_string()),
+            Err(e) => (PeerState::Failed(e.to_string()), e.to_string()),
+        };
+        let Some(dial) = self.dials.get_mut(peer) else {
+            return state;
+        };
+        match dial.failed(state.clone()) {
+            Noteworthy::Dropped => {
+                warn!(local = %self.local_node, %peer, %reason, "connecting to peer failed")
+            }
+            Noteworthy::LongStreak(n) => warn!(
+                local = %self.local_node, %peer, %reason, failures = n,
+                "connecting to peer failed {n} times in a row; dialing it every {} polls from \
+                 now on, or at once when it registers with its epmd again or connects to us",
+                DIAL_WAITS[DIAL_WAITS.len() - 1]
+            ),
+            Noteworthy::No => {
+                debug!(local = %self.local_node, %peer, %reason, failures = dial.failures, "connecting to peer failed")
+            }
+        }
+        state
+    }
+
+    async fn finish_prune(
+        &mut self,
+        prune_calls: Vec<(String, PendingCall)>,
+        deadline: Instant,
+        lost: &mut Option<DistError>,
+    ) -> Vec<String> {
+        let mut disconnected = Vec::new();
+        for (node, call) in prune_calls {
+            let outcome = call
+                .wait_until(deadline)
+                .await
+                .and_then(|r| rpc::decode_bool(r, "erlang:disconnect_node/1"));
+            match outcome {
+                Ok(true) => {
+                    info!(local = %self.local_node, peer = %node, "disconnected peer that left");
+                    self.pruned.disconnected(&node);
+                    disconnected.push(node);
+                }
+                Ok(false) => debug!(peer = %node, "peer was already disconnected"),
+                Err(e) => {
+                    warn!(local = %self.local_node, peer = %node, error = %e, "could not disconnect peer that left");
+                    if matches!(e, DistError::Closed { .. }) {
+                        *lost = Some(e);
+                    }
+                }
+            }
+        }
+        disconnected
+    }
+
+    /// Starts the relay when this session has none yet (a relay that died is
+    /// restarted at the next poll only, so one that keeps dying cannot spin).
+    async fn start_relay(&mut self, session: &Session, cause: SyncCause) {
+        let due = match self.relay {
+            Relay::Start => true,
+            Relay::Restart => cause == SyncCause::Poll,
+            Relay::Running(_) | Relay::Unavailable => false,
+        };
+        if !due {
+            return;
+        }
+        match relay::start(session).await {
+            Ok(pid) => {
+                debug!(local = %self.local_node, relay = %pid, "relay started: dropped peers are re-dialed as soon as the VM notices");
+                self.relay = Relay::Running(pid);
+            }
+            Err(e) => {
+                if !self.said_no_relay {
+                    info!(local = %self.local_node, error = %e, "the local node cannot run beamup's relay; dropped peers are re-dialed at each poll only");
+                    self.said_no_relay = true;
+                } else {
+                    debug!(local = %self.local_node, error = %e, "the relay could not start");
+                }
+                self.relay = Relay::Unavailable;
+            }
+        }
+    }
+
+    /// Asks the epmd of each peer waiting out its backoff whether its node is
+    /// registered (the reporter's own TCP request, not the VM's, and no
+    /// connect_node call); returns the peers whose node newly registered
+    /// (restarted, or reachable again after a cut link), to dial now.
+    async fn probe_epmd(
+        &mut self,
+        names: &[&String],
+        backing_off: Vec<usize>,
+        deadline: Instant,
+    ) -> Vec<usize> {
+        let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        let mut probes = tokio::task::JoinSet::new();
+        for i in backing_off.into_iter().take(PROBES_PER_SYNC) {
+            let Some((name, ip)) = name_and_ip(names[i]) else {
+                continue;
+            };
+            let addr = SocketAddr::new(ip, self.options.epmd_port);
+            probes.spawn(async move {
+                let port = epmd::names(addr, timeout)
+                    .await
+                    .ok()
+                    .and_then(|names| names.into_iter().find(|r| r.name == name).map(|r| r.port));
+                (i, port)
+            });
+        }
+        let mut back = Vec::new();
+        while let Some(joined) = probes.join_next().await {
+            let Ok((i, port)) = joined else {
+                continue;
+            };
+            if self
+                .dials
+                .get_mut(names[i].as_str())
+                .is_some_and(|dial| dial.probed(port))
+            {
+                debug!(peer = %names[i], ?port, "peer registered with its epmd again; dialing it now");
+                back.push(i);
+            }
+        }
+        back.sort_unstable();
+        back
+    }
+
+    /// Takes in what the relay said since the last call.
+    pub fn observe(&mut self, event: NodeEvent) {
+        match event {
+            NodeEvent::Ready => debug!(local = %self.local_node, "relay ready"),
+            // It connected to us (or we to it): whatever it failed before is over.
+            NodeEvent::Up(node) => {
+                if let Some(dial) = self.dials.get_mut(&node) {
+                    dial.connected();
+                }
+            }
+            NodeEvent::Down(node) => {
+                if self.dials.contains_key(&node) {
+                    info!(local = %self.local_node, peer = %node, "the connection to peer dropped; re-dialing it");
+                }
+            }
+            NodeEvent::Exited { from, reason } => {
+                if matches!(&self.relay, Relay::Running(pid) if *pid == from) {
+                    info!(local = %self.local_node, %reason, "beamup's relay in the local node exited; restarting it at the next poll");
+                    self.relay = Relay::Restart;
+                } else {
+                    debug!(local = %self.local_node, %from, %reason, "an exit signal from a process that is not the relay");
+                }
+            }
+        }
+    }
+
+    /// Waits for the relay's next events, returning every one queued; `None`
+    /// once when the connection to the local node ended (sync to reconnect).
+    /// Without a session it never returns (cancel-safe: call it in a select).
+    pub async fn events(&mut self) -> Option<Vec<NodeEvent>> {
+        let Some(rx) = self.events.as_mut() else {
+            return std::future::pending().await;
+        };
+        let Some(first) = rx.recv().await else {
+            self.events = None;
+            return None;
+        };
+        let mut batch = vec![first];
+        while let Ok(event) = rx.try_recv() {
+            batch.push(event);
+        }
+        Some(batch)
     }
 
     fn start_prune(
@@ -292,6 +635,7 @@ impl Connector {
             }
             info!(local = %self.local_node, "the connection to the local node dropped; reconnecting");
             self.session = None;
+            self.events = None;
         }
         if let (Some(at), Some(last)) = (self.retry_at, &self.last_failure)
             && Instant::now() < at
@@ -307,7 +651,9 @@ impl Connector {
         )
         .await
         {
-            Ok(session) => {
+            Ok(mut session) => {
+                self.events = session.take_events();
+                self.relay = Relay::Start;
                 if self.waiting_since.is_some() || self.last_failure.is_some() {
                     info!(local = %self.local_node, "connected to the local node");
                 } else {
@@ -332,12 +678,16 @@ impl Connector {
         let state = match &e {
             // The VM is still booting: quiet, and retried every call.
             DistError::NotRegistered { .. } | DistError::EpmdUnreachable { .. } => {
+                let first = self.waiting_since.is_none();
                 let since = *self.waiting_since.get_or_insert(now);
                 if !self.warned_waiting && now.duration_since(since) >= BOOT_GRACE {
                     warn!(local = %self.local_node, error = %e, "still waiting for the local node after {BOOT_GRACE:?}");
                     self.warned_waiting = true;
-                } else {
+                } else if first {
                     debug!(local = %self.local_node, error = %e, "waiting for the local node");
+                } else {
+                    // Looked for every few milliseconds while it boots.
+                    trace!(local = %self.local_node, error = %e, "waiting for the local node");
                 }
                 self.last_failure = None;
                 self.retry_at = None;
@@ -361,6 +711,7 @@ impl Connector {
     fn lose_session(&mut self, e: &DistError) -> LocalState {
         info!(local = %self.local_node, error = %e, "lost the connection to the local node; will reconnect");
         self.session = None;
+        self.events = None;
         LocalState::Error(e.to_string())
     }
 }
@@ -466,7 +817,9 @@ mod tests {
         .with_options(options);
         let peers = set(&["a@127.0.0.1", "b@127.0.0.1"]);
         for _ in 0..2 {
-            let report = c.sync(&peers, &["z@127.0.0.1".to_owned()]).await;
+            let report = c
+                .sync(&peers, &["z@127.0.0.1".to_owned()], SyncCause::Poll)
+                .await;
             assert!(
                 matches!(&report.local, LocalState::Waiting(m) if m.contains("cannot reach epmd")),
                 "{report:?}"
@@ -488,16 +841,78 @@ mod tests {
             Secret::new("c"),
             false,
         );
-        let report = c.sync(&set(&["b@127.0.0.1"]), &[]).await;
+        let report = c.sync(&set(&["b@127.0.0.1"]), &[], SyncCause::Poll).await;
         assert!(
             matches!(&report.local, LocalState::Error(m) if m.contains("invalid node name")),
             "{report:?}"
         );
         assert!(c.retry_at.is_some());
         // The second call within the backoff repeats the state without trying.
-        let again = c.sync(&set(&["b@127.0.0.1"]), &[]).await;
+        let again = c.sync(&set(&["b@127.0.0.1"]), &[], SyncCause::Poll).await;
         assert_eq!(again.local, report.local);
         assert_eq!(c.backoff, BACKOFF_START * 2);
+    }
+
+    /// The polls at which a peer that always fails is dialed, its warnings,
+    /// and what ends the wait.
+    #[test]
+    fn a_failing_peer_backs_off_and_signs_of_life_end_the_wait() {
+        let failed = || PeerState::Failed("down".into());
+        let mut dial = Dial::default();
+        let mut dialed = Vec::new();
+        let mut noteworthy = Vec::new();
+        for poll in 0..40 {
+            dial.poll();
+            if dial.due(SyncCause::Poll) {
+                dialed.push(poll);
+                let note = dial.failed(failed());
+                if note != Noteworthy::No {
+                    noteworthy.push((poll, note));
+                }
+            }
+        }
+        assert_eq!(dialed, [0, 2, 6, 14, 22, 30, 38]);
+        // A peer never reached (still booting, or never there) is quiet until
+        // its fourth failure; once.
+        assert_eq!(noteworthy, [(14, Noteworthy::LongStreak(4))]);
+        // Events dial only peers that are not backing off.
+        assert!(!dial.due(SyncCause::Event));
+        assert!(Dial::default().due(SyncCause::Event));
+
+        // Seen connected (it dialed us): no wait, and its next failure is a
+        // peer that went away.
+        dial.connected();
+        assert!(dial.due(SyncCause::Event));
+        assert_eq!(dial.failed(failed()), Noteworthy::Dropped);
+        assert_eq!(dial.failed(failed()), Noteworthy::No);
+
+        // epmd: only a change to "registered" (or to another port) counts.
+        let mut dial = Dial::default();
+        let probes = [
+            (Some(4370), false), // the first probe is only a baseline
+            (Some(4370), false), // registered all along (e.g. another cookie)
+            (None, false),       // killed, or the link is cut
+            (None, false),
+            (Some(4371), true), // back
+            (Some(4372), true), // restarted on another port
+        ];
+        for (i, (port, back)) in probes.into_iter().enumerate() {
+            assert_eq!(dial.probed(port), back, "probe {i}");
+        }
+    }
+
+    #[test]
+    fn probed_names_need_an_address() {
+        let table = [
+            ("demo@10.0.0.2", Some(("demo", "10.0.0.2"))),
+            ("demo@fd00::2", Some(("demo", "fd00::2"))),
+            ("demo@host.example", None),
+            ("no-at-sign", None),
+        ];
+        for (node, want) in table {
+            let want = want.map(|(n, ip)| (n.to_owned(), ip.parse().expect("ip")));
+            assert_eq!(name_and_ip(node), want, "{node}");
+        }
     }
 
     #[test]

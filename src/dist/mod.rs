@@ -4,9 +4,11 @@
 //!
 //! - [`Session`]: one live connection to the local node (epmd lookup, handshake,
 //!   a background task that answers ticks and routes replies to callers).
-//! - [`Connector`]: what the reporter calls once per interval; keeps a session,
-//!   reconnects with backoff and turns a discovered peer set into
-//!   `connect_node` calls.
+//! - [`Connector`]: what the reporter calls once per interval and on every
+//!   relay event; keeps a session, reconnects with backoff and turns a
+//!   discovered peer set into `connect_node` calls (failing peers backed off).
+//! - the relay (`relay.rs`): a process started in the local node with stdlib
+//!   only that forwards nodeup/nodedown to the session as [`NodeEvent`]s.
 //!
 //! The calls go through `rex`, the rpc server every distributed node runs:
 //! `{'$gen_call', {Pid, Ref}, {call, M, F, Args, user}}` sent to the registered
@@ -16,14 +18,16 @@
 mod connector;
 pub mod epmd;
 mod frames;
+mod relay;
 mod rpc;
 mod session;
 mod stream;
 
-pub use connector::{Connector, LocalState, SyncReport};
+pub use connector::{Connector, LocalState, SyncCause, SyncReport};
 /// The term types of [`Session::call`] (erl_dist's re-exports of eetf, so
 /// callers never depend on a second eetf version).
 pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
+pub use relay::NodeEvent;
 pub use session::{Session, SessionOptions};
 
 /// The functions that read what the local node sends (handshake replies, rex

@@ -28,6 +28,7 @@ use tracing::{debug, trace};
 
 use super::DistError;
 use super::frames::CheckedFrames;
+use super::relay::{self, NodeEvent};
 use super::rpc::{self, atom};
 use super::stream::SharedStream;
 use crate::secret::Secret;
@@ -66,7 +67,14 @@ pub struct Session {
     shared: Arc<Shared>,
     tasks: [JoinHandle<()>; 2],
     call_timeout: Duration,
+    /// What the relay says, until taken (see `take_events`).
+    events: Option<mpsc::Receiver<NodeEvent>>,
 }
+
+/// Relay events queued before the reporter reads them: every event leads to
+/// the same full sync, so once this many wait, more add nothing and are
+/// dropped (a flapping VM cannot grow the queue).
+const EVENTS_QUEUED: usize = 64;
 
 /// What the background tasks and the callers share.
 #[derive(Debug, Default)]
@@ -176,12 +184,14 @@ impl Session {
 
         let shared = Arc::new(Shared::default());
         let (commands, queue) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::channel(EVENTS_QUEUED);
         // erl_dist reads what the node announces; CheckedFrames bounds it first.
         let (tx, rx) = channel(CheckedFrames::new(stream), me.flags & peer.flags);
         let reader = tokio::spawn(read_loop(
             rx,
             Arc::clone(&shared),
             commands.clone(),
+            events_tx,
             own_name.to_owned(),
             local_node.to_owned(),
         ));
@@ -198,6 +208,7 @@ impl Session {
             shared,
             tasks: [reader, writer],
             call_timeout: options.call_timeout,
+            events: Some(events),
         })
     }
 
@@ -209,6 +220,17 @@ impl Session {
     /// Our own (hidden) node name.
     pub fn own_name(&self) -> &str {
         &self.own_name
+    }
+
+    /// The pid messages to us are addressed to (the relay's owner).
+    pub(crate) fn self_pid(&self) -> Pid {
+        self.self_pid.clone()
+    }
+
+    /// The relay's events for this session, once: the receiver ends (`None`)
+    /// when the connection does.
+    pub fn take_events(&mut self) -> Option<mpsc::Receiver<NodeEvent>> {
+        self.events.take()
     }
 
     /// `erlang:nodes()` on the local node: the visible nodes it is connected to.
@@ -359,6 +381,7 @@ async fn read_loop(
     mut rx: Receiver<CheckedFrames<SharedStream>>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Message>,
+    events: mpsc::Sender<NodeEvent>,
     own_name: String,
     local_node: String,
 ) {
@@ -372,9 +395,15 @@ async fn read_loop(
                     break "the session was dropped".to_owned();
                 }
             }
-            Ok(message) => match rpc::reply_of(message, &own_name) {
-                Some((key, result)) => shared.complete(&key, result),
-                None => trace!("ignored a message that is no reply of ours"),
+            Ok(message) => match relay::event_of(&message) {
+                // Full: the reporter has a sync coming anyway (see EVENTS_QUEUED).
+                Some(event) => {
+                    let _ = events.try_send(event);
+                }
+                None => match rpc::reply_of(message, &own_name) {
+                    Some((key, result)) => shared.complete(&key, result),
+                    None => trace!("ignored a message that is no reply of ours"),
+                },
             },
             Err(RecvError::Closed) => break "the node closed the connection".to_owned(),
             // The whole frame was read before decoding failed, so the stream is

@@ -1,15 +1,15 @@
-//! `--connect`: after each poll, ask the distribution client to mesh the
-//! release with the reported peers, log what changed per peer and hand the
-//! states to the peers file.
+//! `--connect`: after each poll and each relay event, ask the distribution
+//! client to mesh the release with the reported peers, log what changed per
+//! peer and hand the states to the peers file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::ConnectSettings;
-use crate::dist::{Connector, LocalState, SyncReport};
+use crate::dist::{Connector, LocalState, SyncCause, SyncReport};
 use crate::naming;
 use crate::peer::PeerState;
 
@@ -69,9 +69,24 @@ impl Connect {
 
     /// One sync; returns whether any state changed (the peers file is then
     /// rewritten).
-    pub async fn sync(&mut self, peers: &BTreeSet<String>, left: &[String]) -> bool {
-        let report = self.connector.sync(peers, left).await;
+    pub async fn sync(
+        &mut self,
+        peers: &BTreeSet<String>,
+        left: &[String],
+        cause: SyncCause,
+    ) -> bool {
+        let report = self.connector.sync(peers, left, cause).await;
         self.absorb(report)
+    }
+
+    /// Waits for what the relay in the local node says next and takes it in;
+    /// the caller syncs then. Cancel-safe; never returns while there is no
+    /// connection to the local node.
+    pub async fn next_events(&mut self) {
+        // None: the connection ended, and the sync that follows reconnects.
+        for event in self.connector.events().await.unwrap_or_default() {
+            self.connector.observe(event);
+        }
     }
 
     /// Logs transitions and keeps the latest states.
@@ -91,8 +106,9 @@ impl Connect {
                 changed = true;
                 match &status.state {
                     PeerState::Connected => info!(peer = %status.node, "peer connected"),
+                    // The connector warns about the failures that deserve it.
                     PeerState::Failed(reason) => {
-                        warn!(peer = %status.node, %reason, "connecting to peer failed")
+                        debug!(peer = %status.node, %reason, "peer state failed")
                     }
                     PeerState::Connecting => debug!(peer = %status.node, "connecting to peer"),
                     PeerState::Unknown | PeerState::Discovered => {

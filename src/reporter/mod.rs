@@ -24,7 +24,8 @@ pub use self::peers_file::check_dir as check_peers_file_dir;
 pub use self::peers_file::render;
 use crate::ExitCode;
 use crate::cli::PeersFormat;
-use crate::discovery::{self, Discovery, PollError};
+use crate::discovery::{self, Discovery, Poll, PollError};
+use crate::dist::SyncCause;
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 use crate::state;
@@ -89,24 +90,28 @@ async fn run(discovery: discovery::Settings, settings: Settings) -> Infallible {
     loop {
         reporter.tick(&discovery).await;
         let next = tokio::time::Instant::now() + jitter.apply(settings.interval);
-        // While the VM boots, look for it more often than the interval, so
-        // the mesh forms as soon as it registers with epmd rather than at the
-        // next poll (DNS is still polled only once per interval).
-        while reporter.boot_retry_due(tokio::time::Instant::now())
-            && tokio::time::Instant::now() + BOOT_RETRY < next
-        {
-            tokio::time::sleep(BOOT_RETRY).await;
+        // Between polls, sync with the local node whenever there is news: the
+        // relay saw a connection come or go, or the booting VM may have
+        // registered (DNS is still polled only once per interval).
+        loop {
+            let news = tokio::select! {
+                () = tokio::time::sleep_until(next) => false,
+                () = reporter.news() => true,
+            };
+            if !news {
+                break;
+            }
             reporter.connect_only().await;
         }
-        tokio::time::sleep_until(next).await;
     }
 }
 
 /// How often `--connect` looks for a booting VM between polls, and for how
-/// long: a VM that has not registered with epmd after that (a release that
-/// never starts distribution, a crash loop) is looked for once per interval,
-/// instead of every 250 ms forever.
-const BOOT_RETRY: Duration = Duration::from_millis(250);
+/// long: the mesh forms as soon as the VM registers with epmd (a loopback
+/// request each time, nothing for the VM to do). A VM that has not
+/// registered after that (a release that never starts distribution, a crash
+/// loop) is looked for once per interval from then on.
+const BOOT_RETRY: Duration = Duration::from_millis(10);
 const BOOT_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// The reporter's state between polls.
@@ -220,9 +225,23 @@ impl Reporter {
         false
     }
 
-    /// Between polls while the VM boots: connect the known peers only.
+    /// Resolves when there is reason to sync with the local node before the
+    /// next poll: the VM is awaited (every BOOT_RETRY), or the relay spoke.
+    /// Never resolves without `--connect`. Cancel-safe.
+    async fn news(&mut self) {
+        if self.boot_retry_due(tokio::time::Instant::now()) {
+            tokio::time::sleep(BOOT_RETRY).await;
+            return;
+        }
+        match self.connect.as_mut() {
+            Some(connect) => connect.next_events().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Between polls: connect the known peers only.
     async fn connect_only(&mut self) {
-        if self.sync_connect(Vec::new()).await {
+        if self.sync_connect(Vec::new(), SyncCause::Event).await {
             self.write_status();
         }
         self.flush();
@@ -231,7 +250,7 @@ impl Reporter {
     /// One interval: poll, report, connect, write the peers file.
     async fn tick(&mut self, discovery: &Discovery) {
         self.polls += 1;
-        let outcome = discovery.poll_full().await;
+        let outcome = self.poll_serving_news(discovery).await;
         if let Some(live) = self.live.as_mut() {
             live.last_poll = Some(state::LastPoll {
                 at: state::unix_ms(),
@@ -251,14 +270,28 @@ impl Reporter {
         };
         // Also after a failed poll: the last known peers still deserve
         // connecting (the VM may have come up meanwhile).
-        self.sync_connect(left).await;
+        self.sync_connect(left, SyncCause::Poll).await;
         self.flush();
         self.write_status();
     }
 
+    /// One discovery poll; news from the local node that comes meanwhile is
+    /// acted on at once (a DNS server that is slow or cut off, up to the
+    /// timeout × attempts, must not hold up a re-dial).
+    async fn poll_serving_news(&mut self, discovery: &Discovery) -> Result<Poll, PollError> {
+        let poll = discovery.poll_full();
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                outcome = &mut poll => return outcome,
+                () = self.news() => self.connect_only().await,
+            }
+        }
+    }
+
     /// With `--connect`: one connector sync over the reported peers; returns
     /// whether any state changed.
-    async fn sync_connect(&mut self, mut left: Vec<String>) -> bool {
+    async fn sync_connect(&mut self, mut left: Vec<String>, cause: SyncCause) -> bool {
         if !self.prune {
             // Without --prune a peer that left is never disconnected.
             left.clear();
@@ -272,7 +305,7 @@ impl Reporter {
             // cluster instead of re-dialing the peers that pruned this node.
             left.extend(std::mem::take(&mut peers));
         }
-        let changed = connect.sync(&peers, &left).await;
+        let changed = connect.sync(&peers, &left, cause).await;
         self.dirty |= changed;
         changed
     }
