@@ -676,18 +676,13 @@ fn measure(
     let ticktime = format!("-kernel net_ticktime {NET_TICKTIME}");
     let mut args = cluster::CONNECT_ARGS.to_vec();
     args.extend(["--interval", &interval_arg]);
+    let mut env = vec![("ELIXIR_ERL_OPTIONS", ticktime.as_str())];
+    if cluster::debugging() {
+        env.push(("BEAMUP_LOG", "debug"));
+    }
     let mut procs: Vec<Proc> = hosts
         .iter()
-        .map(|h| {
-            cluster::boot(
-                bin,
-                h,
-                release,
-                dir.path(),
-                &args,
-                &[("ELIXIR_ERL_OPTIONS", &ticktime)],
-            )
-        })
+        .map(|h| cluster::boot(bin, h, release, dir.path(), &args, &env))
         .collect();
 
     // 1. Boot: every recorder running, then the full mesh.
@@ -793,6 +788,9 @@ fn measure(
         &mut sample,
     ) {
         sample.failure = Some(e);
+    }
+    if cluster::debugging() {
+        cluster::debug_log(&format!("h0's log:\n{}", log_tail(&procs[0], 200)));
     }
     let queries = net
         .dns_log()

@@ -19,8 +19,9 @@ for arg in "$@"; do
   prev="$arg"
 done
 
-# The baseline first: it shares the target dir (and so the dependencies' artifacts) with
-# the binary under test, and its result is copied out before that one is built over it.
+# The baseline in a target dir of its own: in the shared one, cargo would take the
+# baseline's artifacts for those of the checkout (same package, same unit hash, and a
+# dep-info pointing at the exported sources, which are older than the output).
 if [ "$only" != "new" ] && [ -z "${BEAMUP_BENCH_BASELINE:-}" ]; then
   rev="$(git rev-parse --verify "${BEAMUP_BENCH_BASELINE_REV:-d2e512b}^{commit}")"
   cache="$target/bench-baseline/$rev"
@@ -30,8 +31,8 @@ if [ "$only" != "new" ] && [ -z "${BEAMUP_BENCH_BASELINE:-}" ]; then
     mkdir -p "$cache/src"
     # A plain export of the commit, not a worktree: nothing in the repository changes.
     git archive "$rev" | tar -x -C "$cache/src"
-    (cd "$cache/src" && CARGO_TARGET_DIR="$target" cargo build --release --quiet --locked --target "$musl")
-    cp "$target/$musl/release/beamup" "$cache/beamup.tmp"
+    (cd "$cache/src" && CARGO_TARGET_DIR="$cache/target" cargo build --release --quiet --locked --target "$musl")
+    cp "$cache/target/$musl/release/beamup" "$cache/beamup.tmp"
     mv "$cache/beamup.tmp" "$cache/beamup"
   fi
   export BEAMUP_BENCH_BASELINE="$cache/beamup"
@@ -40,4 +41,9 @@ fi
 
 cargo build --release --quiet --target "$musl"
 export BEAMUP_BENCH_BIN="$target/$musl/release/beamup"
+if [ -n "${BEAMUP_BENCH_BASELINE:-}" ] && cmp -s "$BEAMUP_BENCH_BIN" "$BEAMUP_BENCH_BASELINE"; then
+  echo "bench/mesh.sh: the binary under test is byte for byte the baseline ($BEAMUP_BENCH_BASELINE):" >&2
+  echo "  a stale build? try: cargo clean -p beamup --release --target $musl" >&2
+  exit 1
+fi
 exec cargo bench --quiet --bench mesh -- "$@"
