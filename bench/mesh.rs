@@ -520,12 +520,9 @@ struct Cluster<'a> {
 }
 
 impl Cluster<'_> {
-    /// Fetches every live host's events (those in `skip` are left as they were).
-    fn refresh(&mut self, skip: &[usize]) -> Result<(), String> {
+    /// Fetches every host's events.
+    fn refresh(&mut self) -> Result<(), String> {
         for i in 0..self.agents.len() {
-            if skip.contains(&i) {
-                continue;
-            }
             let events = self.agents[i]
                 .eval(
                     &self.exprs.recorder_events,
@@ -586,14 +583,13 @@ impl Cluster<'_> {
     /// Polls the events until `done` says the phase is over, or `limit` passes.
     fn wait<T>(
         &mut self,
-        skip: &[usize],
         limit: Duration,
         what: &str,
         mut done: impl FnMut(&Self) -> Option<T>,
     ) -> Result<T, String> {
         let deadline = Instant::now() + limit;
         loop {
-            self.refresh(skip)?;
+            self.refresh()?;
             if let Some(value) = done(self) {
                 return Ok(value);
             }
@@ -731,7 +727,7 @@ fn measure(
     };
     let everyone: Vec<usize> = (0..size).collect();
     let left = boot_deadline.saturating_duration_since(Instant::now());
-    if let Err(e) = cluster.wait(&[], left, "the boot mesh", |c| c.full_mesh(&everyone)) {
+    if let Err(e) = cluster.wait(left, "the boot mesh", |c| c.full_mesh(&everyone)) {
         let lonely = (0..size)
             .find(|&a| (0..size).any(|b| b != a && cluster.connected(a, b).is_none()))
             .unwrap_or(0);
@@ -832,7 +828,7 @@ fn phases(
         _ => return Err(format!("disconnect_node answered {answer:?}")),
     };
     let (name_a, name_b) = (cluster.names[a].clone(), cluster.names[b].clone());
-    let healed = cluster.wait(&[], heal_limit, "re-mesh after disconnect_node", |c| {
+    let healed = cluster.wait(heal_limit, "re-mesh after disconnect_node", |c| {
         let up_a = c.views[a].first_after(true, &name_b, t0)?;
         let up_b = c.views[b].first_after(true, &name_a, t0)?;
         let full = c.full_mesh(&everyone)?;
@@ -849,19 +845,14 @@ fn phases(
     let cut_started = Instant::now();
     net.link_down(&hosts[c]);
     let others: Vec<usize> = (0..size).filter(|&x| x != c).collect();
-    let dropped = cluster.wait(
-        &[],
-        CUT_DROP_LIMIT,
-        "everyone dropping the cut host",
-        |cl| {
-            let mut last = down_at;
-            for &x in &others {
-                last = last.max(cl.views[x].first_after(false, &cut, down_at)?);
-                last = last.max(cl.views[c].first_after(false, &cl.names[x], down_at)?);
-            }
-            Some(last)
-        },
-    );
+    let dropped = cluster.wait(CUT_DROP_LIMIT, "everyone dropping the cut host", |cl| {
+        let mut last = down_at;
+        for &x in &others {
+            last = last.max(cl.views[x].first_after(false, &cut, down_at)?);
+            last = last.max(cl.views[c].first_after(false, &cl.names[x], down_at)?);
+        }
+        Some(last)
+    });
     let dropped = match dropped {
         Ok(t) => t,
         Err(e) => {
@@ -873,12 +864,9 @@ fn phases(
     std::thread::sleep(CUT_HOLD.saturating_sub(cut_started.elapsed()));
     let up_at = now_us();
     net.link_up(&hosts[c]);
-    let healed = cluster.wait(
-        &[],
-        heal_limit,
-        "full mesh after the link came back",
-        |cl| cl.full_mesh(&everyone),
-    )?;
+    let healed = cluster.wait(heal_limit, "full mesh after the link came back", |cl| {
+        cl.full_mesh(&everyone)
+    })?;
     cluster.dump("link cut (from the link down)", down_at);
     sample.cut_heal = Some(secs(healed - up_at).max(0.0));
 
