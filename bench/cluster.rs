@@ -1,8 +1,9 @@
 //! What the multi-host benchmarks (mesh, soak) share on top of the test harness
-//! (tests/common): the binary under test, booting the demo release through beamup on a
-//! host, finding each host's reporter and reading its memory and descriptors, asking a
-//! host's node for `erlang:nodes()` from inside its namespace, and the machine lines
-//! every result file starts with.
+//! (tests/common): the binary under test (and the baseline binary), booting the demo
+//! release through beamup on a host, finding each host's reporter and reading its memory
+//! and descriptors, asking a host's node for `erlang:nodes()` from inside its namespace,
+//! the observer agent (a hidden node per host that evaluates small Erlang expressions in
+//! that host's VM, see [`Agent`]), and the machine lines every result file starts with.
 
 // Each bench uses only part of it.
 #![allow(dead_code)]
@@ -12,9 +13,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use beamup::dist::{Session, SessionOptions};
 use beamup::secret::Secret;
+use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
 use nix::sched::{CloneFlags, setns};
 
 use super::common::{self, Host, Proc, Release};
@@ -34,6 +38,20 @@ pub fn binary() -> PathBuf {
         }
         None => common::beamup_bin(),
     }
+}
+
+/// The baseline binary to compare with in the same run: BEAMUP_BENCH_BASELINE (mesh.sh
+/// builds the commit before the change under test and sets it), with its short commit
+/// from BEAMUP_BENCH_BASELINE_REV when known.
+pub fn baseline_binary() -> Option<(PathBuf, String)> {
+    let path = PathBuf::from(std::env::var_os("BEAMUP_BENCH_BASELINE")?);
+    assert!(
+        path.is_file(),
+        "BEAMUP_BENCH_BASELINE={} is not a file",
+        path.display()
+    );
+    let rev = std::env::var("BEAMUP_BENCH_BASELINE_REV").unwrap_or_else(|_| "?".into());
+    Some((path, rev))
 }
 
 /// The release's cookie (what beamup itself reads for --connect); never printed.
@@ -262,4 +280,333 @@ pub fn write_result(name: &str, text: &str) {
     }
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {path:?}: {e}"));
     eprintln!("wrote {}", path.display());
+}
+
+// ------------------------------------------------------------------ Erlang expressions
+
+/// Erlang expressions (`begin ... end.` texts, free variables bound per call) parsed once
+/// by the local `erl` into their abstract form, so that evaluating one in a VM is a single
+/// `erl_eval:expr/5` call through rex: no module is loaded into the release, and nothing
+/// is left behind that the expression does not leave itself.
+pub fn parse_erlang(texts: &[&str]) -> Vec<Term> {
+    // Each text is a plain argument; each abstract form comes back as the bytes of its
+    // external term format, one line of comma-separated integers per text.
+    let program = "[begin {ok, T, _} = erl_scan:string(S), {ok, [E]} = erl_parse:parse_exprs(T), \
+                   io:format(\"~w~n\", [binary_to_list(term_to_binary(E))]) end \
+                   || S <- init:get_plain_arguments()], halt().";
+    let out = std::process::Command::new("erl")
+        .args(["-noshell", "-eval", program, "-extra"])
+        .args(texts)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run erl to parse the observer's expressions: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let forms: Vec<Term> = stdout
+        .lines()
+        .map(|line| {
+            let bytes: Vec<u8> = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(|b| b.parse().unwrap_or_else(|_| panic!("erl printed {line:?}")))
+                .collect();
+            Term::decode(&bytes[..]).unwrap_or_else(|e| panic!("undecodable abstract form: {e}"))
+        })
+        .collect();
+    assert_eq!(
+        forms.len(),
+        texts.len(),
+        "erl parsed {} of {} observer expressions (a syntax error?); it said:\n{}{}",
+        forms.len(),
+        texts.len(),
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    forms
+}
+
+pub fn atom(name: &str) -> Term {
+    Term::from(Atom::from(name))
+}
+
+pub fn int(n: i32) -> Term {
+    Term::from(FixInteger::from(n))
+}
+
+/// An integer of any size (`os:system_time(microsecond)` is a bignum on the wire).
+pub fn as_i64(term: &Term) -> Option<i64> {
+    match term {
+        Term::FixInteger(i) => Some(i64::from(i.value)),
+        Term::BigInteger(b) => b.to_string().parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn as_atom(term: &Term) -> Option<&str> {
+    match term {
+        Term::Atom(a) => Some(&a.name),
+        _ => None,
+    }
+}
+
+pub fn as_tuple(term: &Term) -> Option<&[Term]> {
+    match term {
+        Term::Tuple(t) => Some(&t.elements),
+        _ => None,
+    }
+}
+
+/// A proper list; a list of small integers comes as a byte list, the empty list as `[]`.
+pub fn as_list(term: &Term) -> Option<Vec<Term>> {
+    match term {
+        Term::List(l) => Some(l.elements.clone()),
+        Term::ByteList(b) => Some(b.bytes.iter().map(|&x| int(i32::from(x))).collect()),
+        _ => None,
+    }
+}
+
+/// Microseconds since the Unix epoch: the clock `os:system_time(microsecond)` reads in the
+/// VMs (the same machine), so bench instants and VM timestamps compare directly.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+// ------------------------------------------------------------------ the observer agent
+
+/// Whether BEAMUP_BENCH_DEBUG is set: the benches then print what their observers see.
+pub fn debugging() -> bool {
+    std::env::var_os("BEAMUP_BENCH_DEBUG").is_some()
+}
+
+pub fn debug_log(text: &str) {
+    if debugging() {
+        eprintln!("bench debug: {text}");
+    }
+}
+
+/// When the agent saw its host's node register with epmd, in µs since the epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// The last epmd poll that did not list `demo`: the registration happened after it.
+    pub before: i64,
+    /// The first poll that listed it.
+    pub seen: i64,
+}
+
+/// What an agent thread publishes.
+#[derive(Debug, Default)]
+pub struct AgentState {
+    pub registered: Option<Registration>,
+    /// The first expression's value (the agent evaluates it as soon as it is connected,
+    /// so that e.g. a recorder starts with the least delay), or why it failed.
+    pub first: Option<Result<Term, String>>,
+    pub error: Option<String>,
+}
+
+struct Request {
+    expr: Term,
+    bindings: Vec<(String, Term)>,
+    reply: std::sync::mpsc::Sender<Result<Term, String>>,
+}
+
+/// One observer per host: a thread inside the host's network namespace that polls the
+/// host's epmd until `demo` registers, connects to it as the hidden node `own` with
+/// beamup's own distribution client, evaluates `first` at once, then evaluates whatever
+/// [`Agent::eval`] sends it, one at a time. Dropping the agent closes its connection, so
+/// every process an expression linked or monitor_node'd to the observer goes with it.
+pub struct Agent {
+    pub own: String,
+    pub state: Arc<Mutex<AgentState>>,
+    requests: Option<tokio::sync::mpsc::UnboundedSender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Agent {
+    /// `first` is evaluated with its bindings plus `Observer` (this agent's node name).
+    pub fn spawn(
+        host: &Host,
+        own: String,
+        cookie: &Secret,
+        epmd_poll: Duration,
+        deadline: Instant,
+        first: (Term, Vec<(String, Term)>),
+    ) -> Agent {
+        let state = Arc::new(Mutex::new(AgentState::default()));
+        let (requests, queue) = tokio::sync::mpsc::unbounded_channel();
+        let thread = {
+            let (host, own, cookie, state) = (
+                host.clone(),
+                own.clone(),
+                cookie.clone(),
+                Arc::clone(&state),
+            );
+            std::thread::spawn(move || {
+                agent_main(
+                    &host, &own, &cookie, epmd_poll, deadline, first, &state, queue,
+                )
+            })
+        };
+        Agent {
+            own,
+            state,
+            requests: Some(requests),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn registered(&self) -> Option<Registration> {
+        self.state.lock().ok()?.registered
+    }
+
+    pub fn first(&self) -> Option<Result<Term, String>> {
+        self.state.lock().ok()?.first.clone()
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.state.lock().ok()?.error.clone()
+    }
+
+    /// Evaluates `expr` in the host's VM with `bindings` plus `Observer`; waits for the
+    /// value (the session's call timeout bounds it).
+    pub fn eval(&self, expr: &Term, bindings: &[(&str, Term)]) -> Result<Term, String> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let request = Request {
+            expr: expr.clone(),
+            bindings: bindings
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
+            reply,
+        };
+        self.requests
+            .as_ref()
+            .and_then(|r| r.send(request).ok())
+            .ok_or_else(|| format!("observer {} has stopped", self.own))?;
+        answer
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| format!("observer {} gave no answer", self.own))?
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Closing the queue ends the agent's loop, which drops its session.
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn agent_main(
+    host: &Host,
+    own: &str,
+    cookie: &Secret,
+    epmd_poll: Duration,
+    deadline: Instant,
+    first: (Term, Vec<(String, Term)>),
+    state: &Mutex<AgentState>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Request>,
+) {
+    let fail = |e: String| {
+        if let Ok(mut s) = state.lock() {
+            s.error = Some(e);
+        }
+    };
+    if let Err(e) = enter(host) {
+        return fail(e);
+    }
+
+    // 1. Registration with the host's epmd.
+    let mut before = now_us();
+    loop {
+        let polled = now_us();
+        if demo_registered() {
+            if let Ok(mut s) = state.lock() {
+                s.registered = Some(Registration {
+                    before,
+                    seen: polled,
+                });
+            }
+            break;
+        }
+        before = polled;
+        if Instant::now() >= deadline {
+            return fail("demo never registered with epmd".into());
+        }
+        std::thread::sleep(epmd_poll);
+    }
+
+    // 2. Connect (the node may not accept connections the very moment it registers),
+    // evaluate the first expression, then serve requests until the agent is dropped.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("tokio runtime: {e}")),
+    };
+    let local = node(host);
+    runtime.block_on(async {
+        let options = SessionOptions::default();
+        let session = loop {
+            match Session::connect_with(&local, own, cookie, &options).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() >= deadline => {
+                    return fail(format!("cannot connect to {local}: {e}"));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        };
+        // rex may come up a moment after the registration: retry until the deadline.
+        let value = loop {
+            match eval_in(&session, &first.0, &first.1, own).await {
+                Err(e) if Instant::now() < deadline && session.is_alive() => {
+                    debug_log(&format!("{own}: first expression failed, again: {e}"));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                value => break value,
+            }
+        };
+        if let Ok(mut s) = state.lock() {
+            s.first = Some(value);
+        }
+        while let Some(request) = queue.recv().await {
+            let value = eval_in(&session, &request.expr, &request.bindings, own).await;
+            let _ = request.reply.send(value);
+        }
+    });
+}
+
+/// `erl_eval:expr(Expr, Bindings, none, none, value)` through rex: the expression's value
+/// only (its bindings may hold funs). Bindings are an orddict: sorted by name.
+async fn eval_in(
+    session: &Session,
+    expr: &Term,
+    bindings: &[(String, Term)],
+    own: &str,
+) -> Result<Term, String> {
+    let mut all: Vec<(String, Term)> = bindings.to_vec();
+    all.push(("Observer".into(), atom(own)));
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let bindings = List::from(
+        all.into_iter()
+            .map(|(k, v)| Term::from(Tuple::from(vec![atom(&k), v])))
+            .collect::<Vec<_>>(),
+    );
+    session
+        .call(
+            "erl_eval",
+            "expr",
+            vec![
+                expr.clone(),
+                Term::from(bindings),
+                atom("none"),
+                atom("none"),
+                atom("value"),
+            ],
+        )
+        .await
+        .map_err(|e| format!("evaluating in {}: {e}", session.local_node()))
 }

@@ -1,23 +1,40 @@
-//! bench/mesh (issue "--connect"): time to full mesh of N hosts booting the demo mix
-//! release through `beamup --connect --query`, and the reporter's memory while connected.
+//! bench/mesh (issues "--connect" and 11): how fast `beamup --connect` meshes N hosts
+//! booting the demo mix release, and how fast it heals, against a baseline binary (the
+//! commit before issue 11) measured in the same run, interleaved run by run.
 //!
 //! Each host is a network namespace of the test harness (tests/common/net.rs) with its
-//! own epmd; dnsmasq answers the query `demo` (search domain svc.test) with every host.
-//! One watcher thread per host joins the host's namespace with setns(2) and
-//!   1. polls that host's epmd (NAMES_REQ on 127.0.0.1:4369) every 10 ms until `demo`
-//!      is registered: the host's registration instant;
-//!   2. then connects to the node as a hidden node (beamup's own distribution client)
-//!      and asks `erlang:nodes()` every 20 ms until it lists all N-1 others.
+//! own epmd; dnsmasq answers the query `demo` (search domain svc.test) with every host;
+//! every release runs with `-kernel net_ticktime 4`, so that a cut link really breaks its
+//! connections within seconds. One run, per binary:
 //!
-//! Time to full mesh = (last host to see everybody) - (last host to register), i.e.
-//! measured from the LAST node's epmd registration. Target: at most interval + 2 s.
-//! The reporter's VmRSS is read on every host once the mesh is complete and again one
-//! interval later.
+//! 1. **Boot.** All N beamups start at once. An observer per host (cluster::Agent: a
+//!    thread in the host's namespace) polls that host's epmd every 10 ms until `demo` is
+//!    registered, connects as a hidden node and starts a *recorder* in the VM (an
+//!    erl_eval'd process, stdlib only, gone when the observer's connection goes) that
+//!    subscribes to `net_kernel:monitor_nodes/1` and stamps every nodeup/nodedown with
+//!    `os:system_time(microsecond)`. Times below are those VM stamps, not the moments the
+//!    bench fetched them (every 20 ms). Reported: the full mesh after the LAST
+//!    registration, and for every pair the connection after the LATER of its two
+//!    registrations (the worst pair per run is the figure compared with the target).
+//! 2. **Disconnect.** After a random pause in [0, interval) (so the phase of the poll is
+//!    random), h0 runs `erlang:disconnect_node(h1)`: time from just before the call (VM
+//!    clock) until both h0 and h1 have seen the other come up again.
+//! 3. **Link cut.** h(N-1)'s bridge port goes down until every node has seen the
+//!    connections to it drop (net_ticktime 4: ~4-6 s), and for at least 8 s; then up:
+//!    time until the mesh is full again.
+//! 4. **Dead peer.** A call-trace process on h0 counts `net_kernel:connect_node/1` calls
+//!    whose argument is h(N-2), then h(N-2) is killed with SIGKILL (its DNS record
+//!    stays) and the calls are counted for `--dead-polls` intervals, reported per 15 s.
+//!    (Only for the sizes in `--dead-sizes`: the count is one reporter's retries of one
+//!    peer and does not depend on N, and at 5 s a window of 24 polls is two minutes.)
+//! 5. **Memory.** Every reporter's VmRSS when the boot mesh is complete and at the end.
 //!
-//! Run (as root): `bash bench/mesh.sh` (builds the static binary and runs this with it),
-//! or `cargo bench --bench mesh -- [--sizes 3,5,8,16] [--intervals 1s,5s] [--runs 5]`.
-//! BEAMUP_BENCH_BIN picks the beamup binary (default: the one cargo built for the bench).
-//! Writes bench/results/mesh.txt.
+//! Run (as root): `bash bench/mesh.sh` (builds the static binary and the baseline, and
+//! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
+//! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
+//! [--seed N]`. BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
+//! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
+//! bench/results/mesh.txt.
 
 #[path = "cluster.rs"]
 mod cluster;
@@ -26,40 +43,180 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use beamup::dist::Session;
 use beamup::secret::Secret;
-use cluster::{machine_lines, median, node, otp_release, show};
+use cluster::{
+    Agent, as_atom, as_i64, as_list, as_tuple, atom, int, machine_lines, median, node, now_us,
+    otp_release, show,
+};
 use common::{Host, Net, Proc, Release, TempDir, Zone};
+use erl_dist::term::Term;
 
-/// Bound on one run: boot of every VM plus the mesh (8 VMs on 2 cores boot in ~10 s).
-const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// Bound on the boot of one run (8 VMs on 2 cores boot in ~10 s).
+const BOOT_LIMIT: Duration = Duration::from_secs(120);
 const EPMD_POLL: Duration = Duration::from_millis(10);
-const NODES_POLL: Duration = Duration::from_millis(20);
+/// How often the bench fetches the recorders' events (the events carry their own stamps).
+const EVENTS_POLL: Duration = Duration::from_millis(20);
+/// The releases' net_ticktime: a cut link breaks their connections within 4-6 s.
+const NET_TICKTIME: &str = "4";
+/// The least time a link stays cut, and the bound on waiting for everyone to drop it.
+const CUT_HOLD: Duration = Duration::from_secs(8);
+const CUT_DROP_LIMIT: Duration = Duration::from_secs(20);
+/// The recorders and tracers end by themselves after this, whatever happens to the bench.
+const RECORDER_LIMIT_MS: i32 = 30 * 60 * 1000;
+/// The issue's targets.
+const REMESH_TARGET: f64 = 0.100;
+const BOOT_TARGET: f64 = 0.050;
+const DEAD_RATIO_TARGET: f64 = 0.25;
+const RSS_TARGET_KIB: f64 = 4096.0;
+/// "not above the baseline's by more than a page or two".
+const RSS_SLACK_KIB: f64 = 8.0;
+
+/// Started in every VM as soon as its observer is connected; answers
+/// `{Recorder, Start, Nodes}` once subscribed. It keeps every nodeup/nodedown of a visible
+/// node with the VM's clock, hands them out on `{events, From}`, and ends when the
+/// observer's connection goes (monitor_node), or after LimitMs.
+const RECORDER_START: &str = "begin
+    Caller = self(),
+    Recorder = spawn(fun() ->
+        ok = net_kernel:monitor_nodes(true),
+        true = erlang:monitor_node(Observer, true),
+        Caller ! {self(), started, os:system_time(microsecond), nodes()},
+        erlang:send_after(LimitMs, self(), expire),
+        Loop = fun L(Events) ->
+            receive
+                {nodedown, Observer} -> gone;
+                {nodeup, N} -> L([{up, N, os:system_time(microsecond)} | Events]);
+                {nodedown, N} -> L([{down, N, os:system_time(microsecond)} | Events]);
+                {events, From} -> From ! {self(), events, lists:reverse(Events)}, L(Events);
+                expire -> expired
+            end
+        end,
+        Loop([])
+    end),
+    receive {Recorder, started, Start, Nodes} -> {Recorder, Start, Nodes}
+    after 5000 -> recorder_did_not_start
+    end
+end.";
+const RECORDER_EVENTS: &str = "begin
+    Recorder ! {events, self()},
+    receive {Recorder, events, Events} -> Events after 5000 -> recorder_gone end
+end.";
+const DISCONNECT: &str = "begin
+    T = os:system_time(microsecond),
+    {T, erlang:disconnect_node(Peer)}
+end.";
+/// A call trace of net_kernel:connect_node/1 in every process (rex runs each call of a
+/// reporter in a process of its own), keeping the instants of the calls for `Dead`.
+/// Untraces itself on `stop`, when the observer goes, or after LimitMs.
+const TRACER_START: &str = "begin
+    Caller = self(),
+    Tracer = spawn(fun() ->
+        true = erlang:monitor_node(Observer, true),
+        erlang:trace_pattern({net_kernel, connect_node, 1}, true, [global]),
+        erlang:trace(all, true, [call]),
+        Caller ! {self(), tracing, os:system_time(microsecond)},
+        erlang:send_after(LimitMs, self(), expire),
+        Loop = fun L(Calls) ->
+            receive
+                {trace, _, call, {net_kernel, connect_node, [Dead]}} ->
+                    L([os:system_time(microsecond) | Calls]);
+                {trace, _, call, _} -> L(Calls);
+                {calls, From} -> From ! {self(), calls, lists:reverse(Calls)}, L(Calls);
+                {nodedown, Observer} -> gone;
+                expire -> expired;
+                stop -> stopped
+            end
+        end,
+        Loop([]),
+        erlang:trace(all, false, [call]),
+        erlang:trace_pattern({net_kernel, connect_node, 1}, false, [global])
+    end),
+    receive {Tracer, tracing, T} -> {Tracer, T} after 5000 -> tracer_did_not_start end
+end.";
+const TRACER_CALLS: &str = "begin
+    Tracer ! {calls, self()},
+    receive {Tracer, calls, Calls} -> Tracer ! stop, Calls after 5000 -> tracer_gone end
+end.";
+/// Issue 11's relay, as the contract describes how to find it (0 for the baseline).
+const RELAYS: &str = "length([P || P <- processes(),
+    {dictionary, D} <- [process_info(P, dictionary)],
+    lists:keymember(beamup_relay, 1, D)]).";
+
+/// The expressions above, parsed once.
+struct Exprs {
+    recorder_start: Term,
+    recorder_events: Term,
+    disconnect: Term,
+    tracer_start: Term,
+    tracer_calls: Term,
+    relays: Term,
+}
+
+impl Exprs {
+    fn parse() -> Exprs {
+        let mut forms = cluster::parse_erlang(&[
+            RECORDER_START,
+            RECORDER_EVENTS,
+            DISCONNECT,
+            TRACER_START,
+            TRACER_CALLS,
+            RELAYS,
+        ])
+        .into_iter();
+        let mut next = || forms.next().expect("parse_erlang checks the count");
+        Exprs {
+            recorder_start: next(),
+            recorder_events: next(),
+            disconnect: next(),
+            tracer_start: next(),
+            tracer_calls: next(),
+            relays: next(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Both,
+    New,
+    Baseline,
+}
 
 struct Options {
     sizes: Vec<usize>,
     intervals: Vec<Duration>,
     runs: usize,
+    only: Only,
+    dead_polls: u32,
+    /// None: every size.
+    dead_sizes: Option<Vec<usize>>,
+    seed: u64,
 }
 
 fn parse_options() -> Options {
     let mut opts = Options {
-        sizes: vec![3, 5, 8, 16],
+        sizes: vec![3, 5, 8],
         intervals: vec![Duration::from_secs(1), Duration::from_secs(5)],
-        runs: 5,
+        runs: 3,
+        only: Only::Both,
+        dead_polls: 24,
+        dead_sizes: Some(vec![3]),
+        seed: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    };
+    let sizes = |value: &str| -> Vec<usize> {
+        value
+            .split(',')
+            .map(|s| s.parse().unwrap_or_else(|_| panic!("bad size {s:?}")))
+            .collect()
     };
     for (name, value) in cluster::flags() {
         match name.as_str() {
-            "--sizes" => {
-                opts.sizes = value
-                    .split(',')
-                    .map(|s| s.parse().unwrap_or_else(|_| panic!("bad size {s:?}")))
-                    .collect();
-            }
+            "--sizes" => opts.sizes = sizes(&value),
             "--intervals" => {
                 opts.intervals = value
                     .split(',')
@@ -74,88 +231,413 @@ fn parse_options() -> Options {
                     .parse()
                     .unwrap_or_else(|_| panic!("--runs takes a number"));
             }
-            other => panic!("unknown flag {other} (--sizes, --intervals, --runs)"),
+            "--only" => {
+                opts.only = match value.as_str() {
+                    "new" => Only::New,
+                    "baseline" => Only::Baseline,
+                    "both" => Only::Both,
+                    other => panic!("--only takes new, baseline or both, not {other:?}"),
+                };
+            }
+            "--dead-polls" => {
+                opts.dead_polls = value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("--dead-polls takes a number of intervals"));
+            }
+            "--dead-sizes" => {
+                opts.dead_sizes = match value.as_str() {
+                    "all" => None,
+                    "none" => Some(Vec::new()),
+                    list => Some(sizes(list)),
+                };
+            }
+            "--seed" => {
+                opts.seed = value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("--seed takes a number"));
+            }
+            other => panic!(
+                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed)"
+            ),
         }
     }
     opts
 }
 
-/// What one run measured.
-#[derive(Debug, Clone)]
+impl Options {
+    fn dead_at(&self, size: usize) -> bool {
+        self.dead_sizes.as_ref().is_none_or(|s| s.contains(&size))
+    }
+}
+
+/// xorshift64*: the random pauses, reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, d: Duration) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        d.mul_f64((x >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}
+
+/// A beamup binary under measurement.
+struct Binary {
+    label: &'static str,
+    path: PathBuf,
+    rev: String,
+}
+
+/// What one run of one binary measured (seconds unless said otherwise).
+#[derive(Debug, Clone, Default)]
 struct Sample {
-    /// From the last registration to the last host seeing everybody.
-    mesh: Duration,
-    /// From the first beamup start to the last registration (boot of all VMs).
-    boot: Duration,
-    /// The reporters' VmRSS (KiB) when the mesh was complete, and one interval later.
-    rss_at_mesh: Vec<u64>,
-    rss_later: Vec<u64>,
+    /// From starting the N beamups to the last registration.
+    boot: f64,
+    /// Full mesh after the last registration.
+    mesh: f64,
+    /// Per pair: connected after the later of its two registrations.
+    pairs: Vec<f64>,
+    /// "connecting to peer failed" warnings in all logs until the boot mesh.
+    boot_warnings: usize,
+    /// Forced disconnect: h0 and h1 see each other again / the whole mesh is back.
+    disconnect: Option<f64>,
+    disconnect_full: Option<f64>,
+    /// Link cut: the last node noticing it / the full mesh after the link is back.
+    cut_drop: Option<f64>,
+    cut_heal: Option<f64>,
+    /// Dead peer: the calls' instants after the kill, and the window (s).
+    dead_calls: Option<Vec<f64>>,
+    dead_window: f64,
+    /// The run's --interval (s).
+    interval: f64,
+    /// Reporter VmRSS (KiB) at the boot mesh and at the end.
+    rss: Vec<u64>,
+    /// dnsmasq's queries over the whole run, per host and minute.
+    dns_per_node_min: f64,
+    /// Hosts whose VM holds exactly one issue-11 relay at the end, of those alive.
+    relays: Option<(usize, usize)>,
+    /// Why the run stopped early, if it did (the phases before it count).
+    failure: Option<String>,
+}
+
+impl Sample {
+    fn worst_pair(&self) -> Option<f64> {
+        self.pairs.iter().copied().reduce(f64::max)
+    }
+
+    fn dead_per_15s(&self) -> Option<f64> {
+        let calls = self.dead_calls.as_ref()?;
+        Some(calls.len() as f64 * 15.0 / self.dead_window)
+    }
+}
+
+/// The runs of one (interval, size) cell, per binary.
+struct Cell {
+    interval: Duration,
+    size: usize,
+    runs: Vec<Vec<Result<Sample, String>>>,
 }
 
 fn main() {
     let Some((bin, release, cookie)) = cluster::start("mesh") else {
         return;
     };
-    let opts = parse_options();
+    let mut opts = parse_options();
+    let mut binaries = Vec::new();
+    if opts.only != Only::Baseline {
+        binaries.push(Binary {
+            label: "new",
+            path: bin,
+            rev: "this checkout".into(),
+        });
+    }
+    if opts.only != Only::New {
+        match cluster::baseline_binary() {
+            Some((path, rev)) => binaries.push(Binary {
+                label: "baseline",
+                path,
+                rev,
+            }),
+            None if opts.only == Only::Baseline => {
+                panic!("--only baseline needs BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it)")
+            }
+            None => {
+                eprintln!(
+                    "bench mesh: no BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it): measuring the binary under test only"
+                );
+                opts.only = Only::New;
+            }
+        }
+    }
+    let exprs = Exprs::parse();
+    let mut rng = Rng(opts.seed | 1);
+    eprintln!("bench mesh: seed {}", opts.seed);
 
-    let mut results: Vec<Cell> = Vec::new();
+    let mut cells: Vec<Cell> = Vec::new();
     let started = Instant::now();
     for &interval in &opts.intervals {
         for &size in &opts.sizes {
-            let mut samples = Vec::new();
+            let mut runs: Vec<Vec<Result<Sample, String>>> =
+                binaries.iter().map(|_| Vec::new()).collect();
             for run in 0..opts.runs {
-                eprintln!(
-                    "bench mesh: {size} hosts, --interval {}, run {}/{}",
-                    show(interval),
-                    run + 1,
-                    opts.runs
-                );
-                let sample = measure(&bin, &release, &cookie, size, interval);
-                match &sample {
-                    Ok(s) => eprintln!(
-                        "bench mesh:   mesh {} after the last registration (boot {}), reporter RSS {:?} KiB",
-                        show(s.mesh),
-                        show(s.boot),
-                        s.rss_at_mesh
-                    ),
-                    Err(e) => eprintln!("bench mesh:   FAILED: {e}"),
+                // Interleaved, the order alternating, so that neither binary always runs
+                // on a machine the other just warmed up (or loaded).
+                let mut order: Vec<usize> = (0..binaries.len()).collect();
+                if run % 2 == 1 {
+                    order.reverse();
                 }
-                samples.push(sample);
+                for b in order {
+                    let binary = &binaries[b];
+                    eprintln!(
+                        "bench mesh: {size} hosts, --interval {}, run {}/{}, {}",
+                        show(interval),
+                        run + 1,
+                        opts.runs,
+                        binary.label
+                    );
+                    let run_started = Instant::now();
+                    let sample = measure(
+                        &binary.path,
+                        &release,
+                        &cookie,
+                        &exprs,
+                        size,
+                        interval,
+                        &opts,
+                        &mut rng,
+                    );
+                    match &sample {
+                        Ok(s) => eprintln!(
+                            "bench mesh:   {} ({})",
+                            summary(s),
+                            show_secs(run_started.elapsed().as_secs_f64())
+                        ),
+                        Err(e) => eprintln!("bench mesh:   FAILED: {e}"),
+                    }
+                    runs[b].push(sample);
+                }
             }
-            results.push((interval, size, samples));
+            cells.push(Cell {
+                interval,
+                size,
+                runs,
+            });
         }
     }
-    let text = report(&bin, &opts, &results, started.elapsed());
+    let text = report(&binaries, &opts, &cells, started.elapsed());
     print!("{text}");
     cluster::write_result("mesh.txt", &text);
 }
 
-/// `beamup --ip interface:eth0 --query demo --connect --interval I -- bin/demo start`.
-fn boot(bin: &Path, host: &Host, release: &Release, dir: &Path, interval: Duration) -> Proc {
-    let interval = show(interval);
-    let mut args = cluster::CONNECT_ARGS.to_vec();
-    args.extend(["--interval", &interval]);
-    cluster::boot(bin, host, release, dir, &args, &[])
+fn show_secs(s: f64) -> String {
+    if s < 10.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else {
+        format!("{s:.1} s")
+    }
 }
 
-/// The runs of one (interval, number of hosts) cell.
-type Cell = (Duration, usize, Vec<Result<Sample, String>>);
-
-/// What a watcher thread saw on its host.
-#[derive(Debug, Default, Clone)]
-struct Seen {
-    registered: Option<Instant>,
-    meshed: Option<Instant>,
-    error: Option<String>,
+fn opt_secs(s: Option<f64>) -> String {
+    s.map_or("-".into(), show_secs)
 }
 
+fn summary(s: &Sample) -> String {
+    let mut out = format!(
+        "boot {}, mesh {} after the last registration, worst pair {}, {} warning(s); disconnect heal {} (full {}); cut dropped after {}, healed {}",
+        show_secs(s.boot),
+        show_secs(s.mesh),
+        opt_secs(s.worst_pair()),
+        s.boot_warnings,
+        opt_secs(s.disconnect),
+        opt_secs(s.disconnect_full),
+        opt_secs(s.cut_drop),
+        opt_secs(s.cut_heal),
+    );
+    if let Some(calls) = &s.dead_calls {
+        let _ = write!(
+            out,
+            "; dead peer: {} call(s) in {:.0} s, at polls {:?} after the kill",
+            calls.len(),
+            s.dead_window,
+            calls
+                .iter()
+                .map(|c| (c / s.interval * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
+    }
+    let _ = write!(
+        out,
+        "; RSS {:?} KiB; {:.1} DNS queries/host/min",
+        s.rss, s.dns_per_node_min
+    );
+    if let Some((with, of)) = s.relays {
+        let _ = write!(out, "; relays {with}/{of}");
+    }
+    if let Some(f) = &s.failure {
+        let _ = write!(out, "; STOPPED: {f}");
+    }
+    out
+}
+
+/// One host's recorder as last fetched: what the VM listed when it started, and every
+/// nodeup/nodedown since, all stamped by the VM (µs since the epoch).
+#[derive(Debug, Clone)]
+struct View {
+    start: i64,
+    initial: BTreeSet<String>,
+    /// (up?, node, instant), oldest first.
+    events: Vec<(bool, String, i64)>,
+}
+
+impl View {
+    /// Whether the node lists `peer` now; since when (its last nodeup, or the recorder's
+    /// start for a connection that was already there: an upper bound).
+    fn since(&self, peer: &str) -> Option<i64> {
+        match self.events.iter().rev().find(|(_, n, _)| n == peer) {
+            Some((true, _, t)) => Some(*t),
+            Some((false, _, _)) => None,
+            None => self.initial.contains(peer).then_some(self.start),
+        }
+    }
+
+    fn first_after(&self, up: bool, peer: &str, after: i64) -> Option<i64> {
+        self.events
+            .iter()
+            .find(|(u, n, t)| *u == up && n == peer && *t >= after)
+            .map(|(_, _, t)| *t)
+    }
+}
+
+/// The hosts of one run with their observers.
+struct Cluster<'a> {
+    names: Vec<String>,
+    agents: Vec<Agent>,
+    recorders: Vec<Term>,
+    views: Vec<View>,
+    exprs: &'a Exprs,
+}
+
+impl Cluster<'_> {
+    /// Fetches every host's events.
+    fn refresh(&mut self) -> Result<(), String> {
+        for i in 0..self.agents.len() {
+            let events = self.agents[i]
+                .eval(
+                    &self.exprs.recorder_events,
+                    &[("Recorder", self.recorders[i].clone())],
+                )
+                .map_err(|e| format!("h{i}'s recorder: {e}"))?;
+            self.views[i].events = parse_events(&events)
+                .ok_or_else(|| format!("h{i}'s recorder answered {events:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// When `a` and `b` got connected (the earlier of the two sides' stamps: a recorder
+    /// that started after the connection only gives an upper bound), if they are.
+    fn connected(&self, a: usize, b: usize) -> Option<i64> {
+        let ab = self.views[a].since(&self.names[b]);
+        let ba = self.views[b].since(&self.names[a]);
+        match (ab, ba) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            _ => None,
+        }
+    }
+
+    /// If every pair of `hosts` is connected, the instant the last one got connected.
+    fn full_mesh(&self, hosts: &[usize]) -> Option<i64> {
+        let mut last = i64::MIN;
+        for (k, &a) in hosts.iter().enumerate() {
+            for &b in &hosts[k + 1..] {
+                last = last.max(self.connected(a, b)?);
+            }
+        }
+        Some(last)
+    }
+
+    /// With BEAMUP_BENCH_DEBUG, every host's events since `since` (µs), relative to it.
+    fn dump(&self, what: &str, since: i64) {
+        if !cluster::debugging() {
+            return;
+        }
+        for (i, v) in self.views.iter().enumerate() {
+            let events: Vec<String> = v
+                .events
+                .iter()
+                .filter(|(_, _, t)| *t >= since)
+                .map(|(up, n, t)| {
+                    format!(
+                        "{}{} {:+.1}ms",
+                        if *up { "+" } else { "-" },
+                        n,
+                        (t - since) as f64 / 1000.0
+                    )
+                })
+                .collect();
+            cluster::debug_log(&format!("{what}: h{i} {events:?}"));
+        }
+    }
+
+    /// Polls the events until `done` says the phase is over, or `limit` passes.
+    fn wait<T>(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut done: impl FnMut(&Self) -> Option<T>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.refresh()?;
+            if let Some(value) = done(self) {
+                return Ok(value);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{what}: not within {}", show(limit)));
+            }
+            std::thread::sleep(EVENTS_POLL);
+        }
+    }
+}
+
+fn parse_events(term: &Term) -> Option<Vec<(bool, String, i64)>> {
+    as_list(term)?
+        .iter()
+        .map(|e| match as_tuple(e)? {
+            [kind, node, at] => Some((
+                as_atom(kind)? == "up",
+                as_atom(node)?.to_string(),
+                as_i64(at)?,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn secs(us: i64) -> f64 {
+    us as f64 / 1e6
+}
+
+/// The last `n` lines of a process's log, for a failure message.
+fn log_tail(p: &Proc, n: usize) -> String {
+    let log = p.log();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[allow(clippy::too_many_arguments)]
 fn measure(
     bin: &Path,
     release: &Release,
     cookie: &Secret,
+    exprs: &Exprs,
     size: usize,
     interval: Duration,
+    opts: &Options,
+    rng: &mut Rng,
 ) -> Result<Sample, String> {
+    assert!(size >= 3, "the phases need at least 3 hosts");
     let mut net = Net::new("mesh");
     let hosts: Vec<Host> = (0..size)
         .map(|i| net.add_host(&format!("h{i}"), true, false))
@@ -163,151 +645,280 @@ fn measure(
     let refs: Vec<&Host> = hosts.iter().collect();
     net.start_dns(&Zone::service("demo", "svc.test", &refs));
     let dir = TempDir::new("mesh");
-    let all: BTreeSet<String> = hosts.iter().map(node).collect();
+    let names: Vec<String> = hosts.iter().map(node).collect();
 
-    let seen: Vec<Arc<Mutex<Seen>>> = hosts.iter().map(|_| Arc::default()).collect();
-    let deadline = Instant::now() + RUN_LIMIT;
-    let watchers: Vec<_> = hosts
+    // The observers first, so that they catch each registration.
+    let boot_deadline = Instant::now() + BOOT_LIMIT;
+    let agents: Vec<Agent> = hosts
         .iter()
-        .zip(&seen)
         .enumerate()
-        .map(|(i, (host, seen))| {
-            let host = host.clone();
-            let seen = Arc::clone(seen);
-            let cookie = cookie.clone();
-            let others: BTreeSet<String> =
-                all.iter().filter(|n| **n != node(&host)).cloned().collect();
-            std::thread::spawn(move || watch(i, &host, &cookie, &others, &seen, deadline))
+        .map(|(i, h)| {
+            Agent::spawn(
+                h,
+                format!("bench{i}-{}@{}", std::process::id(), h.addr()),
+                cookie,
+                EPMD_POLL,
+                boot_deadline,
+                (
+                    exprs.recorder_start.clone(),
+                    vec![("LimitMs".into(), int(RECORDER_LIMIT_MS))],
+                ),
+            )
         })
         .collect();
 
-    let start = Instant::now();
-    let procs: Vec<Proc> = hosts
-        .iter()
-        .map(|h| boot(bin, h, release, dir.path(), interval))
-        .collect();
-    for w in watchers {
-        let _ = w.join();
+    let start = now_us();
+    let interval_arg = show(interval);
+    let ticktime = format!("-kernel net_ticktime {NET_TICKTIME}");
+    let mut args = cluster::CONNECT_ARGS.to_vec();
+    args.extend(["--interval", &interval_arg]);
+    let mut env = vec![("ELIXIR_ERL_OPTIONS", ticktime.as_str())];
+    if cluster::debugging() {
+        env.push(("BEAMUP_LOG", "debug"));
     }
-    let seen: Vec<Seen> = seen
+    let mut procs: Vec<Proc> = hosts
         .iter()
-        .map(|s| s.lock().map(|g| g.clone()).unwrap_or_default())
+        .map(|h| cluster::boot(bin, h, release, dir.path(), &args, &env))
         .collect();
-    if let Some((i, s)) = seen.iter().enumerate().find(|(_, s)| s.meshed.is_none()) {
-        let log = procs[i].log();
-        let tail: String = log
-            .lines()
-            .rev()
-            .take(15)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n");
+
+    // 1. Boot: every recorder running, then the full mesh.
+    let mut recorders = Vec::new();
+    let mut views = Vec::new();
+    for (i, agent) in agents.iter().enumerate() {
+        let first = loop {
+            if let Some(e) = agent.error() {
+                return Err(format!(
+                    "h{i}: {e}; its log ends with:\n{}",
+                    log_tail(&procs[i], 15)
+                ));
+            }
+            if let Some(first) = agent.first() {
+                break first;
+            }
+            std::thread::sleep(EPMD_POLL);
+        };
+        let first = first.map_err(|e| format!("h{i}: starting the recorder: {e}"))?;
+        let Some([recorder, t0, nodes]) =
+            as_tuple(&first).and_then(|t| <&[Term; 3]>::try_from(t).ok())
+        else {
+            return Err(format!("h{i}: the recorder answered {first:?}"));
+        };
+        recorders.push(recorder.clone());
+        views.push(View {
+            start: as_i64(t0).ok_or("recorder start time")?,
+            initial: as_list(nodes)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|n| as_atom(n).map(str::to_string))
+                .collect(),
+            events: Vec::new(),
+        });
+    }
+    let registrations: Vec<i64> = agents
+        .iter()
+        .map(|a| a.registered().map_or(i64::MAX, |r| r.before))
+        .collect();
+    let mut cluster = Cluster {
+        names: names.clone(),
+        agents,
+        recorders,
+        views,
+        exprs,
+    };
+    let everyone: Vec<usize> = (0..size).collect();
+    let left = boot_deadline.saturating_duration_since(Instant::now());
+    if let Err(e) = cluster.wait(left, "the boot mesh", |c| c.full_mesh(&everyone)) {
+        let lonely = (0..size)
+            .find(|&a| (0..size).any(|b| b != a && cluster.connected(a, b).is_none()))
+            .unwrap_or(0);
         return Err(format!(
-            "host h{i}: {} (registered: {}); its log ends with:\n{tail}",
-            s.error.clone().unwrap_or_else(|| "no full mesh".into()),
-            s.registered.is_some()
+            "{e}; h{lonely}'s log ends with:\n{}",
+            log_tail(&procs[lonely], 15)
         ));
     }
-    let last_reg = seen.iter().filter_map(|s| s.registered).max();
-    let last_mesh = seen.iter().filter_map(|s| s.meshed).max();
-    let (Some(last_reg), Some(last_mesh)) = (last_reg, last_mesh) else {
-        return Err("no registration or mesh instant".into());
+    let last_reg = registrations.iter().copied().max().unwrap_or(start);
+    cluster::debug_log(&format!(
+        "registrations (ms after start): {:?}",
+        registrations
+            .iter()
+            .map(|r| (r - start) / 1000)
+            .collect::<Vec<_>>()
+    ));
+    cluster.dump("boot (from the start)", start);
+    let mesh_at = cluster.full_mesh(&everyone).unwrap_or(last_reg);
+    let mut sample = Sample {
+        boot: secs(last_reg - start),
+        mesh: secs(mesh_at - last_reg).max(0.0),
+        interval: interval.as_secs_f64(),
+        ..Sample::default()
     };
-    let rss_at_mesh = reporter_rss(bin, &procs)?;
-    std::thread::sleep(interval);
-    let rss_later = reporter_rss(bin, &procs)?;
+    for a in 0..size {
+        for b in a + 1..size {
+            if let Some(at) = cluster.connected(a, b) {
+                let later = registrations[a].max(registrations[b]);
+                sample.pairs.push(secs(at - later).max(0.0));
+            }
+        }
+    }
+    sample.boot_warnings = procs
+        .iter()
+        .map(|p| {
+            p.log()
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("connecting to peer failed"))
+                .count()
+        })
+        .sum();
+    sample.rss.extend(reporter_rss(bin, &procs)?);
+
+    // The phases after the boot: a failure ends the run, what was measured stays.
+    if let Err(e) = phases(
+        &mut cluster,
+        &net,
+        &hosts,
+        &mut procs,
+        bin,
+        interval,
+        opts,
+        rng,
+        &mut sample,
+    ) {
+        sample.failure = Some(e);
+    }
+    if cluster::debugging() {
+        cluster::debug_log(&format!("h0's log:\n{}", log_tail(&procs[0], 200)));
+    }
+    let queries = net
+        .dns_log()
+        .lines()
+        .filter(|l| l.contains("query["))
+        .count();
+    sample.dns_per_node_min = queries as f64 / size as f64 / (secs(now_us() - start) / 60.0);
+    drop(cluster);
     drop(procs);
     drop(net);
-    Ok(Sample {
-        mesh: last_mesh.saturating_duration_since(last_reg),
-        boot: last_reg.saturating_duration_since(start),
-        rss_at_mesh,
-        rss_later,
-    })
+    Ok(sample)
 }
 
-/// The watcher of host `i` (see the module docs); runs in its own thread, which
-/// joins the host's network namespace so that 127.0.0.1 is the host's loopback.
-fn watch(
-    i: usize,
-    host: &Host,
-    cookie: &Secret,
-    others: &BTreeSet<String>,
-    seen: &Mutex<Seen>,
-    deadline: Instant,
-) {
-    let fail = |e: String| {
-        if let Ok(mut s) = seen.lock() {
-            s.error = Some(e);
-        }
-    };
-    if let Err(e) = cluster::enter(host) {
-        return fail(e);
-    }
+#[allow(clippy::too_many_arguments)]
+fn phases(
+    cluster: &mut Cluster,
+    net: &Net,
+    hosts: &[Host],
+    procs: &mut [Proc],
+    bin: &Path,
+    interval: Duration,
+    opts: &Options,
+    rng: &mut Rng,
+    sample: &mut Sample,
+) -> Result<(), String> {
+    let size = hosts.len();
+    let everyone: Vec<usize> = (0..size).collect();
+    let heal_limit = interval * 3 + Duration::from_secs(15);
 
-    // 1. Registration with the host's epmd.
-    loop {
-        if cluster::demo_registered() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return fail("demo never registered with epmd".into());
-        }
-        std::thread::sleep(EPMD_POLL);
-    }
-    let registered = Instant::now();
-    if let Ok(mut s) = seen.lock() {
-        s.registered = Some(registered);
-    }
-
-    // 2. Ask the node who it is connected to until it is everybody.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(format!("tokio runtime: {e}")),
+    // 2. A forced disconnect between h0 and h1, at a random phase of the poll.
+    let (a, b) = (0, 1);
+    std::thread::sleep(rng.below(interval));
+    let answer = cluster.agents[a].eval(
+        &cluster.exprs.disconnect,
+        &[("Peer", atom(&cluster.names[b]))],
+    )?;
+    let t0 = match as_tuple(&answer) {
+        Some([t, done]) if as_atom(done) == Some("true") => as_i64(t).ok_or("disconnect time")?,
+        _ => return Err(format!("disconnect_node answered {answer:?}")),
     };
-    let local = node(host);
-    let own = format!("bench{i}-{}@{}", std::process::id(), host.addr());
-    let outcome = runtime.block_on(async {
-        let mut session: Option<Session> = None;
-        let mut last_error = String::new();
-        loop {
-            if Instant::now() >= deadline {
-                return Err(format!("no full mesh in time; last: {last_error}"));
-            }
-            if session.as_ref().is_none_or(|s| !s.is_alive()) {
-                match Session::connect(&local, &own, cookie).await {
-                    Ok(s) => session = Some(s),
-                    Err(e) => last_error = e.to_string(),
-                }
-            }
-            if let Some(s) = &session {
-                match s.nodes().await {
-                    Ok(nodes) => {
-                        let nodes: BTreeSet<String> = nodes.into_iter().collect();
-                        if others.is_subset(&nodes) {
-                            return Ok(Instant::now());
-                        }
-                        last_error = format!("nodes() = {nodes:?}");
-                    }
-                    Err(e) => last_error = e.to_string(),
-                }
-            }
-            tokio::time::sleep(NODES_POLL).await;
+    let (name_a, name_b) = (cluster.names[a].clone(), cluster.names[b].clone());
+    let healed = cluster.wait(heal_limit, "re-mesh after disconnect_node", |c| {
+        let up_a = c.views[a].first_after(true, &name_b, t0)?;
+        let up_b = c.views[b].first_after(true, &name_a, t0)?;
+        let full = c.full_mesh(&everyone)?;
+        Some((up_a.max(up_b), full))
+    })?;
+    cluster.dump("disconnect", t0);
+    sample.disconnect = Some(secs(healed.0 - t0));
+    sample.disconnect_full = Some(secs(healed.1.max(healed.0) - t0));
+
+    // 3. h(N-1)'s link cut until everyone has dropped it (and at least CUT_HOLD), then back.
+    let c = size - 1;
+    let cut = cluster.names[c].clone();
+    let down_at = now_us();
+    let cut_started = Instant::now();
+    net.link_down(&hosts[c]);
+    let others: Vec<usize> = (0..size).filter(|&x| x != c).collect();
+    let dropped = cluster.wait(CUT_DROP_LIMIT, "everyone dropping the cut host", |cl| {
+        let mut last = down_at;
+        for &x in &others {
+            last = last.max(cl.views[x].first_after(false, &cut, down_at)?);
+            last = last.max(cl.views[c].first_after(false, &cl.names[x], down_at)?);
         }
+        Some(last)
     });
-    match outcome {
-        Ok(at) => {
-            if let Ok(mut s) = seen.lock() {
-                s.meshed = Some(at);
-            }
+    let dropped = match dropped {
+        Ok(t) => t,
+        Err(e) => {
+            net.link_up(&hosts[c]);
+            return Err(e);
         }
-        Err(e) => fail(e),
+    };
+    sample.cut_drop = Some(secs(dropped - down_at));
+    std::thread::sleep(CUT_HOLD.saturating_sub(cut_started.elapsed()));
+    let up_at = now_us();
+    net.link_up(&hosts[c]);
+    let healed = cluster.wait(heal_limit, "full mesh after the link came back", |cl| {
+        cl.full_mesh(&everyone)
+    })?;
+    cluster.dump("link cut (from the link down)", down_at);
+    sample.cut_heal = Some(secs(healed - up_at).max(0.0));
+
+    // 4. h(N-2) killed while DNS still lists it; h0's connect_node calls to it counted.
+    let mut alive: Vec<usize> = everyone.clone();
+    if opts.dead_at(size) {
+        let (t, d) = (0, size - 2);
+        let answer = cluster.agents[t].eval(
+            &cluster.exprs.tracer_start,
+            &[
+                ("Dead", atom(&cluster.names[d])),
+                ("LimitMs", int(RECORDER_LIMIT_MS)),
+            ],
+        )?;
+        let tracer = match as_tuple(&answer) {
+            Some([tracer, _]) => tracer.clone(),
+            _ => return Err(format!("the tracer answered {answer:?}")),
+        };
+        let window = interval * opts.dead_polls;
+        let killed_at = now_us();
+        procs[d].kill9();
+        alive.retain(|&x| x != d);
+        std::thread::sleep(window);
+        let answer = cluster.agents[t].eval(&cluster.exprs.tracer_calls, &[("Tracer", tracer)])?;
+        let calls: Vec<f64> = as_list(&answer)
+            .ok_or_else(|| format!("the tracer answered {answer:?}"))?
+            .iter()
+            .filter_map(as_i64)
+            .map(|at| secs(at - killed_at))
+            .filter(|&s| s >= 0.0 && s < window.as_secs_f64())
+            .collect();
+        sample.dead_calls = Some(calls);
+        sample.dead_window = window.as_secs_f64();
     }
+
+    // 5. The end: memory, and whether each VM holds issue 11's relay.
+    for &x in &alive {
+        let pid = cluster::reporter_pid(procs[x].pid(), bin)
+            .ok_or_else(|| format!("no reporter under h{x}'s VM (pid {})", procs[x].pid()))?;
+        sample
+            .rss
+            .push(cluster::vm_rss(pid).ok_or_else(|| format!("no VmRSS for reporter {pid}"))?);
+    }
+    let mut with_relay = 0;
+    for &x in &alive {
+        let n = cluster.agents[x].eval(&cluster.exprs.relays, &[])?;
+        if as_i64(&n) == Some(1) {
+            with_relay += 1;
+        }
+    }
+    sample.relays = Some((with_relay, alive.len()));
+    Ok(())
 }
 
 /// VmRSS (KiB) of every host's reporter: the child of the VM (beamup's pid after the
@@ -323,117 +934,314 @@ fn reporter_rss(bin: &Path, procs: &[Proc]) -> Result<Vec<u64>, String> {
         .collect()
 }
 
-fn report(bin: &Path, opts: &Options, results: &[Cell], took: Duration) -> String {
-    let mut out = String::new();
-    let line = |out: &mut String, s: String| {
-        let _ = writeln!(out, "{s}");
-    };
-    line(
-        &mut out,
-        "# bench/mesh (issue --connect): time to full mesh with beamup --connect --query".into(),
-    );
-    for l in machine_lines() {
-        line(&mut out, l);
-    }
-    line(&mut out, format!("binary:  {}", bin.display()));
-    line(
-        &mut out,
-        format!(
-            "setup:   N network namespaces on a bridge, dnsmasq answering `demo` with all N, each host\n\
-             \x20        `beamup --ip interface:eth0 --query demo --connect --interval I -- bin/demo start`\n\
-             \x20        (demo mix release, OTP {}); {} run(s) per cell, {} in all",
-            otp_release(),
-            opts.runs,
-            show(took)
-        ),
-    );
-    line(
-        &mut out,
-        "mesh:    from the LAST node's epmd registration until every node's erlang:nodes() lists\n\
-         \x20        all others (epmd polled every 10 ms, nodes() every 20 ms, per host namespace)"
-            .into(),
-    );
-    line(&mut out, String::new());
-    line(
-        &mut out,
-        format!(
-            "{:>5} {:>8} {:>12} {:>26} {:>10} {:>8} {:>18} {:>7}",
-            "hosts",
-            "interval",
-            "mesh median",
-            "mesh runs",
-            "target",
-            "verdict",
-            "reporter RSS med",
-            "boot"
-        ),
-    );
-    for (interval, size, samples) in results {
-        let ok: Vec<&Sample> = samples.iter().filter_map(|s| s.as_ref().ok()).collect();
-        let failed = samples.len() - ok.len();
-        let meshes: Vec<f64> = ok.iter().map(|s| s.mesh.as_secs_f64()).collect();
-        let runs = meshes
-            .iter()
-            .map(|m| format!("{m:.2}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let target = interval.as_secs_f64() + 2.0;
-        let med = median(meshes.clone());
-        let verdict = match med {
-            Some(m) if m <= target && failed == 0 => "met",
-            Some(_) if failed > 0 => "FAILED RUNS",
-            Some(_) => "MISSED",
-            None => "NO DATA",
-        };
-        let rss: Vec<f64> = ok
-            .iter()
-            .flat_map(|s| s.rss_at_mesh.iter().chain(&s.rss_later))
-            .map(|k| *k as f64)
-            .collect();
-        let rss_max = rss.iter().copied().fold(0.0, f64::max);
-        let boots = median(ok.iter().map(|s| s.boot.as_secs_f64()).collect());
-        line(
-            &mut out,
-            format!(
-                "{:>5} {:>8} {:>11} {:>26} {:>9.1}s {:>8} {:>18} {:>6}",
-                size,
-                show(*interval),
-                med.map_or("-".into(), |m| format!("{m:.2}s")),
-                if failed > 0 {
-                    format!("{runs} ({failed} failed)")
-                } else {
-                    runs
-                },
-                target,
-                verdict,
-                median(rss).map_or("-".into(), |m| format!("{:.0} KiB (max {:.0})", m, rss_max)),
-                boots.map_or("-".into(), |b| format!("{b:.1}s")),
-            ),
-        );
-    }
-    let failures: Vec<String> = results
-        .iter()
-        .flat_map(|(interval, size, samples)| {
-            samples.iter().filter_map(move |s| {
-                s.as_ref()
-                    .err()
-                    .map(|e| format!("{size} hosts, {}: {e}", show(*interval)))
-            })
-        })
-        .collect();
-    if !failures.is_empty() {
-        line(&mut out, String::new());
-        line(&mut out, "failed runs:".into());
-        for f in failures {
-            line(&mut out, format!("  {f}"));
+// ------------------------------------------------------------------ the report
+
+/// `median [min–max]` of some seconds, in ms.
+fn spread(xs: &[f64]) -> String {
+    match median(xs.to_vec()) {
+        None => "-".into(),
+        Some(m) => {
+            let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            format!("{} [{}–{}]", ms(m), ms(min), ms(max))
         }
     }
-    line(&mut out, String::new());
+}
+
+fn ms(s: f64) -> String {
+    format!("{:.0}", s * 1000.0)
+}
+
+/// The figures of one metric over a binary's runs of a cell.
+fn figures(runs: &[Result<Sample, String>], metric: &dyn Fn(&Sample) -> Option<f64>) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter_map(metric)
+        .collect()
+}
+
+struct Metric<'a> {
+    title: &'a str,
+    unit: &'a str,
+    get: &'a dyn Fn(&Sample) -> Option<f64>,
+    /// The verdict of the new binary's median against the baseline's median, if any.
+    verdict: Option<&'a dyn Fn(f64, Option<f64>, Duration) -> bool>,
+    target: &'a str,
+}
+
+fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        let _ = writeln!(out, "{s}");
+    };
+    line("# bench/mesh (issues --connect, 11): mesh and re-mesh with beamup --connect, against a baseline".into());
+    for l in machine_lines() {
+        line(l);
+    }
+    for b in binaries {
+        line(format!(
+            "{:<9}{} ({})",
+            format!("{}:", b.label),
+            b.path.display(),
+            b.rev
+        ));
+    }
+    line(format!(
+        "setup:   N network namespaces on a bridge, dnsmasq answering `demo` with all N, each host\n\
+         \x20        `beamup --ip interface:eth0 --query demo --connect --interval I -- bin/demo start`\n\
+         \x20        (demo mix release, OTP {}, -kernel net_ticktime {NET_TICKTIME}); {} run(s) per cell and\n\
+         \x20        binary, interleaved (order alternating); seed {}; {} in all",
+        otp_release(),
+        opts.runs,
+        opts.seed,
+        show(took)
+    ));
     line(
-        &mut out,
-        "reporter RSS: VmRSS of every host's reporter child when the mesh was complete and one\n\
-         interval later (median and max over hosts and runs); boot: median time from starting\n\
-         the N beamups to the last epmd registration."
+        "observer: per host a hidden node in the host's namespace; registration = the last epmd poll\n\
+         \x20        (every 10 ms) that did NOT list the node, so boot figures are pessimistic by up to\n\
+         \x20        10 ms; connections = the VM's own net_kernel:monitor_nodes nodeup/nodedown, stamped\n\
+         \x20        with os:system_time(microsecond) in the VM by a recorder process (fetched every 20 ms,\n\
+         \x20        which delays the bench, not the stamps); a connection already up when the recorder\n\
+         \x20        started counts from the recorder's start (an upper bound)."
+            .into(),
+    );
+    line(format!(
+        "phases:  boot (all N at once) → after a random pause in [0, I) h0 runs\n\
+         \x20        erlang:disconnect_node(h1) → h{{N-1}}'s bridge port down until all dropped it (≥ {} s), up\n\
+         \x20        → h{{N-2}} killed (SIGKILL, DNS unchanged), h0's net_kernel:connect_node(h{{N-2}}) calls\n\
+         \x20        counted by a call trace for {} intervals (at sizes {}) → RSS, relays.",
+        CUT_HOLD.as_secs(),
+        opts.dead_polls,
+        opts.dead_sizes.as_ref().map_or("all".into(), |s| {
+            s.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
+    ));
+    line(String::new());
+
+    let new = binaries.iter().position(|b| b.label == "new");
+    let base = binaries.iter().position(|b| b.label == "baseline");
+    let remesh_ok = |m: f64, _: Option<f64>, _: Duration| m <= REMESH_TARGET;
+    let boot_ok = |m: f64, _: Option<f64>, _: Duration| m <= BOOT_TARGET;
+    let dead_ok =
+        |m: f64, b: Option<f64>, _: Duration| b.is_some_and(|b| m <= b * DEAD_RATIO_TARGET);
+    let cut_ok = |m: f64, _: Option<f64>, i: Duration| m <= i.as_secs_f64();
+    let metrics = [
+        Metric {
+            title: "time to full mesh after the LAST epmd registration",
+            unit: "ms",
+            get: &|s| Some(s.mesh),
+            verdict: None,
+            target: "(informational; the target is per pair, below)",
+        },
+        Metric {
+            title: "boot: each pair connected after the LATER of its two registrations, worst pair per run",
+            unit: "ms",
+            get: &|s| s.worst_pair(),
+            verdict: Some(&boot_ok),
+            target: "target: ≤ 50 ms median",
+        },
+        Metric {
+            title: "re-mesh after erlang:disconnect_node(h1) on h0: both list each other again",
+            unit: "ms",
+            get: &|s| s.disconnect,
+            verdict: Some(&remesh_ok),
+            target: "target: ≤ 100 ms median at every interval",
+        },
+        Metric {
+            title: "the same, until the whole mesh is back (OTP's global may drop more pairs)",
+            unit: "ms",
+            get: &|s| s.disconnect_full,
+            verdict: None,
+            target: "(informational)",
+        },
+        Metric {
+            title: "link cut: the last node noticing (net_ticktime)",
+            unit: "ms",
+            get: &|s| s.cut_drop,
+            verdict: None,
+            target: "(informational)",
+        },
+        Metric {
+            title: "link cut and restored: full mesh after the link is back",
+            unit: "ms",
+            get: &|s| s.cut_heal,
+            verdict: Some(&cut_ok),
+            target: "contract: within one poll (≤ interval)",
+        },
+        Metric {
+            title: "connect_node calls to a dead, still listed peer, per 15 s",
+            unit: "calls",
+            get: &|s| s.dead_per_15s(),
+            verdict: Some(&dead_ok),
+            target: "target: ≤ ¼ of the baseline's",
+        },
+        Metric {
+            title: "DNS queries per host and minute, over the whole run",
+            unit: "queries",
+            get: &|s| Some(s.dns_per_node_min),
+            verdict: None,
+            target: "(issue: nothing gets worse)",
+        },
+        Metric {
+            title: "\"connecting to peer failed\" warnings until the boot mesh, all hosts",
+            unit: "lines",
+            get: &|s| Some(s.boot_warnings as f64),
+            verdict: None,
+            target: "(issue: a booting peer is not a warning)",
+        },
+    ];
+    let mut verdicts: Vec<String> = Vec::new();
+    for m in &metrics {
+        line(format!("## {} [{}] — {}", m.title, m.unit, m.target));
+        line(format!(
+            "{:>5} {:>8}  {:<28} {:<28} {:>9}  {}",
+            "hosts",
+            "interval",
+            "new median [min–max]",
+            "baseline median [min–max]",
+            "new/base",
+            "verdict"
+        ));
+        for cell in cells {
+            let get = |b: Option<usize>| -> Vec<f64> {
+                b.map_or_else(Vec::new, |b| figures(&cell.runs[b], m.get))
+            };
+            let (xs, ys) = (get(new), get(base));
+            if xs.is_empty() && ys.is_empty() {
+                continue;
+            }
+            let fmt = |v: &[f64]| -> String {
+                if m.unit == "ms" {
+                    spread(v)
+                } else {
+                    match median(v.to_vec()) {
+                        None => "-".into(),
+                        Some(med) => format!(
+                            "{med:.1} [{:.1}–{:.1}]",
+                            v.iter().copied().fold(f64::INFINITY, f64::min),
+                            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                        ),
+                    }
+                }
+            };
+            let (mx, my) = (median(xs.clone()), median(ys.clone()));
+            let ratio = match (mx, my) {
+                (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+                _ => "-".into(),
+            };
+            let failed = new.map_or(0, |n| cell.runs[n].iter().filter(|r| r.is_err()).count());
+            let verdict = match (m.verdict, mx) {
+                (None, _) => String::new(),
+                (Some(_), None) => "NO DATA".into(),
+                (Some(ok), Some(x)) => {
+                    let v = if ok(x, my, cell.interval) && failed == 0 && xs.len() == opts.runs {
+                        "met"
+                    } else {
+                        "MISSED"
+                    };
+                    verdicts.push(format!(
+                        "{:<8} {} hosts, {}: {}",
+                        v,
+                        cell.size,
+                        show(cell.interval),
+                        m.title
+                    ));
+                    v.into()
+                }
+            };
+            line(format!(
+                "{:>5} {:>8}  {:<28} {:<28} {:>9}  {}",
+                cell.size,
+                show(cell.interval),
+                fmt(&xs),
+                fmt(&ys),
+                ratio,
+                verdict
+            ));
+        }
+        line(String::new());
+    }
+
+    // Memory: over every host, sample and run of a binary.
+    line(format!(
+        "## reporter VmRSS [KiB], at the boot mesh and at the end, all hosts — target: ≤ {RSS_TARGET_KIB:.0} KiB and ≤ the baseline's max + {RSS_SLACK_KIB:.0} KiB"
+    ));
+    line(format!(
+        "{:>5} {:>8}  {:<22} {:<22} {}",
+        "hosts", "interval", "new median (max)", "baseline median (max)", "verdict"
+    ));
+    for cell in cells {
+        let rss = |b: Option<usize>| -> Vec<f64> {
+            b.map_or_else(Vec::new, |b| {
+                cell.runs[b]
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .flat_map(|s| s.rss.iter().map(|k| *k as f64))
+                    .collect()
+            })
+        };
+        let (xs, ys) = (rss(new), rss(base));
+        let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let fmt = |v: &[f64]| {
+            median(v.to_vec()).map_or("-".into(), |m| format!("{m:.0} ({:.0})", max(v)))
+        };
+        let verdict = if xs.is_empty() {
+            "NO DATA".to_string()
+        } else {
+            let ok = max(&xs) <= RSS_TARGET_KIB
+                && (ys.is_empty() || max(&xs) <= max(&ys) + RSS_SLACK_KIB);
+            let v = if ok { "met" } else { "MISSED" };
+            verdicts.push(format!(
+                "{v:<8} {} hosts, {}: reporter RSS",
+                cell.size,
+                show(cell.interval)
+            ));
+            v.into()
+        };
+        line(format!(
+            "{:>5} {:>8}  {:<22} {:<22} {}",
+            cell.size,
+            show(cell.interval),
+            fmt(&xs),
+            fmt(&ys),
+            verdict
+        ));
+    }
+    line(String::new());
+
+    line("## verdicts (new binary)".into());
+    for v in &verdicts {
+        line(v.clone());
+    }
+    line(String::new());
+
+    line("## every run".into());
+    for cell in cells {
+        for (b, runs) in cell.runs.iter().enumerate() {
+            for (r, run) in runs.iter().enumerate() {
+                line(format!(
+                    "{} hosts, {}, {} run {}: {}",
+                    cell.size,
+                    show(cell.interval),
+                    binaries[b].label,
+                    r + 1,
+                    match run {
+                        Ok(s) => summary(s),
+                        Err(e) => format!("FAILED: {e}"),
+                    }
+                ));
+            }
+        }
+    }
+    line(String::new());
+    line(
+        "Figures in ms unless said otherwise; median [min–max] over the runs. dead-peer calls are\n\
+         h0's net_kernel:connect_node(h{N-2}) calls in the window after the kill, scaled to 15 s; the\n\
+         instants in `every run` are in polls (intervals) after the kill. relays: hosts whose VM holds exactly\n\
+         one issue-11 relay process at the end."
             .into(),
     );
     out
