@@ -156,17 +156,7 @@ pub type Nodes = BTreeSet<String>;
 /// The reporter of a booted host: the child of the VM (beamup's pid after the exec)
 /// that still runs the beamup binary.
 pub fn reporter_pid(vm: u32, bin: &Path) -> Option<u32> {
-    let bin = std::fs::canonicalize(bin).ok()?;
-    let tasks = std::fs::read_dir(format!("/proc/{vm}/task")).ok()?;
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok())
-                .collect::<Vec<_>>()
-        })
-        .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
+    common::pid1::reporter_of(vm, bin)
 }
 
 /// VmRSS of `pid` in KiB.

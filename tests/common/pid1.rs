@@ -61,8 +61,15 @@ pub fn children(parent: u32) -> Vec<u32> {
 /// pid after the exec) that still runs the beamup binary `bin`.
 pub fn reporter_of(vm: u32, bin: &std::path::Path) -> Option<u32> {
     let bin = std::fs::canonicalize(bin).ok()?;
-    children(vm)
-        .into_iter()
+    let tasks = std::fs::read_dir(format!("/proc/{vm}/task")).ok()?;
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
         .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
 }
 
