@@ -240,7 +240,7 @@ impl Connector {
         let (mut states, mut in_flight, backing_off) =
             self.start_dials(session, &names, &connected, cause);
         let prune_calls = if self.prune {
-            let pruned = self.pruned.update(peers, left);
+            let pruned = self.pruned.update(peers, left, cause);
             self.start_prune(session, peers, &pruned, &connected)
         } else {
             Vec::new()
@@ -704,8 +704,16 @@ impl Pruned {
     /// One sync: forgets nodes discovered again (peers again) and those idle
     /// too long, remembers the ones that just `left`; returns the set to keep
     /// disconnected.
-    fn update(&mut self, peers: &BTreeSet<String>, left: &[String]) -> BTreeSet<String> {
-        self.syncs += 1;
+    fn update(
+        &mut self,
+        peers: &BTreeSet<String>,
+        left: &[String],
+        cause: SyncCause,
+    ) -> BTreeSet<String> {
+        // Ages count in polls (intervals), not in the syncs relay events add.
+        if cause == SyncCause::Poll {
+            self.syncs += 1;
+        }
         let now = self.syncs;
         self.nodes.retain(|node, _| !peers.contains(node));
         for node in left.iter().filter(|n| !peers.contains(*n)) {
@@ -837,25 +845,39 @@ mod tests {
         };
         let mut p = Pruned::default();
         // A node that left is kept disconnected; one discovered again is not.
-        let got = p.update(&set(&["demo@10.0.0.1"]), &names(2..4));
+        let got = p.update(&set(&["demo@10.0.0.1"]), &names(2..4), SyncCause::Poll);
         assert_eq!(got, names(2..4).into_iter().collect());
-        let got = p.update(&set(&["demo@10.0.0.2"]), &[]);
+        let got = p.update(&set(&["demo@10.0.0.2"]), &[], SyncCause::Poll);
         assert_eq!(got, set(&["demo@10.0.0.3"]));
         // Forgotten after PRUNED_FOR_SYNCS syncs without a re-dial, unless it
         // keeps re-dialing.
         let mut p = Pruned::default();
-        p.update(&BTreeSet::new(), &names(2..4));
+        p.update(&BTreeSet::new(), &names(2..4), SyncCause::Poll);
         for _ in 1..PRUNED_FOR_SYNCS {
-            let got = p.update(&BTreeSet::new(), &[]);
+            let got = p.update(&BTreeSet::new(), &[], SyncCause::Poll);
             assert_eq!(got.len(), 2);
             p.disconnected("demo@10.0.0.2");
         }
-        assert_eq!(p.update(&BTreeSet::new(), &[]), set(&["demo@10.0.0.2"]));
+        assert_eq!(
+            p.update(&BTreeSet::new(), &[], SyncCause::Poll),
+            set(&["demo@10.0.0.2"])
+        );
+        // Event syncs (relay news) do not age them.
+        let mut p = Pruned::default();
+        p.update(&BTreeSet::new(), &names(2..3), SyncCause::Poll);
+        for _ in 0..2 * PRUNED_FOR_SYNCS {
+            p.update(&BTreeSet::new(), &[], SyncCause::Event);
+        }
+        assert_eq!(p.update(&BTreeSet::new(), &[], SyncCause::Poll).len(), 1);
         // Churn: at most PRUNED_MAX, the newest kept.
         let mut p = Pruned::default();
         for round in 0..10u32 {
             let start = round * 500;
-            let got = p.update(&BTreeSet::new(), &names(start..start + 500));
+            let got = p.update(
+                &BTreeSet::new(),
+                &names(start..start + 500),
+                SyncCause::Poll,
+            );
             assert!(got.len() <= PRUNED_MAX, "{}", got.len());
             assert!(got.contains(&names(start..start + 1)[0]));
         }

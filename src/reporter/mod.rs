@@ -250,6 +250,13 @@ impl Reporter {
     /// One interval: poll, report, connect, write the peers file.
     async fn tick(&mut self, discovery: &Discovery) {
         self.polls += 1;
+        // First the interval's connect sync over the peers known so far (the
+        // failing peers' backoff and epmd probes, the prune repeats): its
+        // clock must not depend on DNS, which a partition often cuts off
+        // together with the peers (a poll then takes timeout × attempts).
+        self.sync_connect(Vec::new(), SyncCause::Poll).await;
+        let peers_before = self.membership.reported();
+        let removed_before = self.removed;
         let outcome = self.poll_serving_news(discovery).await;
         if let Some(live) = self.live.as_mut() {
             live.last_poll = Some(state::LastPoll {
@@ -268,9 +275,13 @@ impl Reporter {
                 Vec::new()
             }
         };
-        // Also after a failed poll: the last known peers still deserve
-        // connecting (the VM may have come up meanwhile).
-        self.sync_connect(left, SyncCause::Poll).await;
+        // Then what the answer changed: new peers dialed, left ones pruned.
+        if !left.is_empty()
+            || self.removed != removed_before
+            || self.membership.reported() != peers_before
+        {
+            self.sync_connect(left, SyncCause::Event).await;
+        }
         self.flush();
         self.write_status();
     }
