@@ -247,7 +247,8 @@ impl Reporter {
         self.flush();
     }
 
-    /// One interval: poll, report, connect, write the peers file.
+    /// One interval: the interval's connect sync, the poll, its report, a
+    /// sync for what the answer changed, the peers file and the live status.
     async fn tick(&mut self, discovery: &Discovery) {
         self.polls += 1;
         // First the interval's connect sync over the peers known so far (the
