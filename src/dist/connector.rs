@@ -22,7 +22,7 @@ use super::dial::{Dial, SyncCause, name_and_ip};
 use super::epmd;
 use super::relay::{self, NodeEvent};
 use super::rpc::{self, atom};
-use super::session::{PendingCall, Session, SessionOptions};
+use super::session::{EVENTS_QUEUED, PendingCall, Session, SessionOptions};
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 use erl_dist::term::{Pid, Term};
@@ -518,7 +518,12 @@ impl Connector {
                 return std::future::pending().await;
             };
             let urgent = matches!(event, NodeEvent::Down(_));
-            self.held.push(event);
+            // Bounded like the session's queue: a VM that floods news during a
+            // long wait must not grow this; every batch ends in the same full
+            // sync, so what is dropped beyond the bound adds nothing.
+            if urgent || self.held.len() < EVENTS_QUEUED {
+                self.held.push(event);
+            }
             if urgent {
                 return;
             }

@@ -14,7 +14,7 @@ use erl_dist::message::Message;
 use erl_dist::term::{List, Pid, Term, Tuple};
 
 use super::DistError;
-use super::rpc::atom;
+use super::rpc::{self, atom};
 use super::session::Session;
 
 /// What the relay runs, with `Owner` bound to the reporter's pid. The
@@ -110,19 +110,14 @@ fn refused(call: &str) -> DistError {
 
 /// If `message` is from the relay (or its exit signal), what it says.
 pub(crate) fn event_of(message: &Message) -> Option<NodeEvent> {
-    let payload = match message {
-        Message::Send(m) => &m.message,
-        Message::SendSender(m) => &m.message,
-        Message::SendTt(m) => &m.message,
-        Message::SendSenderTt(m) => &m.message,
-        Message::AliasSend(m) => &m.message,
+    match message {
         Message::Exit(m) => return Some(exited(&m.from_pid, &m.reason)),
         Message::ExitTt(m) => return Some(exited(&m.from_pid, &m.reason)),
         Message::PayloadExit(m) => return Some(exited(&m.from_pid, &m.reason)),
         Message::PayloadExitTt(m) => return Some(exited(&m.from_pid, &m.reason)),
-        _ => return None,
-    };
-    let Term::Tuple(tuple) = payload else {
+        _ => {}
+    }
+    let Term::Tuple(tuple) = rpc::payload_of(message)? else {
         return None;
     };
     let atoms: Option<Vec<&str>> = tuple

@@ -50,24 +50,30 @@ pub(crate) fn atom(name: &str) -> Term {
     Term::from(Atom::from(name))
 }
 
+/// The term a message to one of our pids carries (every way OTP sends one),
+/// or None for control messages (ticks, links, exits, ...).
+pub(crate) fn payload_of(message: &Message) -> Option<&Term> {
+    match message {
+        Message::Send(m) => Some(&m.message),
+        Message::SendSender(m) => Some(&m.message),
+        Message::SendTt(m) => Some(&m.message),
+        Message::SendSenderTt(m) => Some(&m.message),
+        Message::AliasSend(m) => Some(&m.message),
+        _ => None,
+    }
+}
+
 /// If `message` is the answer `{Ref, Result}` to one of our calls (a
 /// reference created by `own_node`), returns the reference's id words (the
 /// key callers wait under) and the result.
 pub fn reply_of(message: Message, own_node: &str) -> Option<(Vec<u32>, Term)> {
-    let payload = match message {
-        Message::Send(m) => m.message,
-        Message::SendSender(m) => m.message,
-        Message::SendTt(m) => m.message,
-        Message::SendSenderTt(m) => m.message,
-        Message::AliasSend(m) => m.message,
-        _ => return None,
-    };
-    let Term::Tuple(tuple) = payload else {
+    let Term::Tuple(tuple) = payload_of(&message)? else {
         return None;
     };
-    let [tag, result]: [Term; 2] = tuple.elements.try_into().ok()?;
-    match tag {
-        Term::Reference(r) if r.node.name == own_node => Some((r.id, result)),
+    match tuple.elements.as_slice() {
+        [Term::Reference(r), result] if r.node.name == own_node => {
+            Some((r.id.clone(), result.clone()))
+        }
         _ => None,
     }
 }

@@ -74,7 +74,7 @@ pub struct Session {
 /// Relay events queued before the reporter reads them: every event leads to
 /// the same full sync, so once this many wait, more add nothing and are
 /// dropped (a flapping VM cannot grow the queue).
-const EVENTS_QUEUED: usize = 64;
+pub(crate) const EVENTS_QUEUED: usize = 64;
 
 /// What the background tasks and the callers share.
 #[derive(Debug, Default)]
