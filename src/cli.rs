@@ -1,9 +1,22 @@
-//! Command-line flags. Parsing only: no I/O happens here (ripgrep's rule);
-//! `config::resolve` turns these flags into a validated `Config`.
+//! Command-line flags. Parsing and the checks that need no I/O only
+//! (ripgrep's rule): [`parse`] turns argv into one [`Command`] whose flags
+//! are already checked ([`Flags`]); `config::resolve` turns those into a
+//! resolved `Config` (the only step that does discovery I/O).
 
+use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+pub use crate::address::IpFamily;
+use crate::address::Source;
+pub use crate::discovery::RecordKind;
+use crate::exit_codes::{ExitCode, Failure};
+pub use crate::logging::LogFormat;
+pub use crate::platform::Platform;
+pub use crate::reporter::PeersFormat;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -180,52 +193,6 @@ pub struct Target {
     pub node: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum IpFamily {
-    V4,
-    V6,
-    #[default]
-    Any,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Record {
-    A,
-    Aaaa,
-    #[value(name = "a+aaaa")]
-    AAndAaaa,
-    Srv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum PeersFormat {
-    #[default]
-    Lines,
-    Json,
-    Erlang,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Platform {
-    #[default]
-    Auto,
-    Kubernetes,
-    Swarm,
-    Compose,
-    Rancher,
-    Fly,
-    Ecs,
-    Render,
-    None,
-}
-
 /// Every option, shared by the default action, `inspect` and `peers`.
 /// Each one is also read from a `BEAMUP_*` environment variable.
 #[derive(Debug, Clone, Args, Default)]
@@ -303,7 +270,7 @@ pub struct Opts {
     // ----- discovery (the reporter child and `beamup peers`) -----
     /// DNS record type to discover peers with (default: follows the own address' family; a+aaaa for any).
     #[arg(long, value_enum, env = "BEAMUP_RECORD")]
-    pub record: Option<Record>,
+    pub record: Option<RecordKind>,
 
     /// Use this DNS server (IP or IP:PORT) instead of /etc/resolv.conf.
     #[arg(long, value_name = "IP[:PORT]", env = "BEAMUP_DNS_SERVER")]
@@ -379,6 +346,204 @@ pub struct Opts {
     pub leave_when_unlisted: bool,
 }
 
+/// What beamup was asked to do: one variant per mode, matched once by
+/// `run` (ripgrep's `run` matches `args.mode()` the same way).
+#[derive(Debug)]
+pub enum Command {
+    /// The default action: `beamup [OPTIONS] -- COMMAND`.
+    Boot { flags: Flags, command: Vec<String> },
+    /// `beamup inspect`: every decision, nothing written or exec'd.
+    Inspect {
+        flags: Flags,
+        command: Vec<String>,
+        json: bool,
+    },
+    /// `beamup peers [--watch]`.
+    Peers { flags: Flags, watch: bool },
+    /// `beamup doctor`.
+    Doctor {
+        flags: Flags,
+        command: Vec<String>,
+        json: bool,
+    },
+    /// `beamup remote|rpc|pid|stop|status|env`: the running node's.
+    Ops(OpsCommand),
+    /// `--help`, `--version` or a usage error, already printed by clap:
+    /// exit with this code (0, or 2 for usage).
+    Exit(i32),
+}
+
+impl Command {
+    /// The log format the command asked for (ops commands log text).
+    pub fn log_format(&self) -> LogFormat {
+        match self {
+            Command::Boot { flags, .. }
+            | Command::Inspect { flags, .. }
+            | Command::Peers { flags, .. }
+            | Command::Doctor { flags, .. } => flags.opts.log_format,
+            Command::Ops(_) | Command::Exit(_) => LogFormat::Text,
+        }
+    }
+}
+
+/// Parses argv into the [`Command`] to run, its flags checked. clap's own
+/// output (help, version, usage errors) is printed here.
+pub fn parse(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<Command, Failure> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version exit 0, usage errors 2 (clap's codes).
+            let _ = e.print();
+            if let Some(hint) = missing_separator_hint(&e) {
+                eprintln!("{hint}");
+            }
+            return Ok(Command::Exit(e.exit_code()));
+        }
+    };
+    Ok(match cli.subcommand {
+        None => Command::Boot {
+            flags: Flags::check(cli.opts)?,
+            command: cli.command,
+        },
+        Some(Sub::Inspect {
+            json,
+            opts,
+            command,
+        }) => Command::Inspect {
+            flags: Flags::check(opts)?,
+            command,
+            json,
+        },
+        Some(Sub::Peers { watch, opts }) => Command::Peers {
+            flags: Flags::check(opts)?,
+            watch,
+        },
+        Some(Sub::Doctor {
+            json,
+            opts,
+            command,
+        }) => Command::Doctor {
+            flags: Flags::check(opts)?,
+            command,
+            json,
+        },
+        Some(Sub::Ops(op)) => Command::Ops(op),
+    })
+}
+
+/// `beamup /app/bin/my_app start` (the `--` forgotten): clap only says the
+/// argument is unexpected; say what is meant.
+fn missing_separator_hint(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if !arg.starts_with('-') => Some(format!(
+            "hint: the release command goes after `--`: beamup [OPTIONS] -- {arg} ..."
+        )),
+        _ => None,
+    }
+}
+
+/// The options with everything that needs no I/O parsed and checked (usage
+/// errors, exit 2): durations, address sources, the DNS server, templates,
+/// static peers and the flags that need each other.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    /// The options as given (the values below are their parsed forms).
+    pub opts: Opts,
+    pub metadata_timeout: Duration,
+    pub interval: Duration,
+    pub dns_timeout: Duration,
+    pub dns_server: Option<SocketAddr>,
+    /// `--ip`, parsed (empty: the platform preset's).
+    pub sources: Vec<Source>,
+    /// `--template SRC:DEST`.
+    pub templates: Vec<(PathBuf, PathBuf)>,
+    /// `--peers`: validated node names.
+    pub static_peers: Vec<String>,
+}
+
+impl Flags {
+    pub fn check(opts: Opts) -> Result<Flags, Failure> {
+        let usage = |e: String| Failure::msg(ExitCode::Usage, e);
+        if opts.leave_after == 0 {
+            return Err(usage("--leave-after must be at least 1".into()));
+        }
+        if opts.prune && !opts.connect {
+            return Err(usage("--prune needs --connect".into()));
+        }
+        if opts.leave_when_unlisted && !opts.connect {
+            return Err(usage("--leave-when-unlisted needs --connect".into()));
+        }
+        for name in &opts.export_query {
+            if !crate::template::is_name(name) {
+                return Err(usage(format!(
+                    "--export-query `{name}` is not an environment variable name"
+                )));
+            }
+            if crate::cookie::VARIABLES.contains(&name.as_str()) {
+                return Err(usage(format!(
+                    "--export-query {name}: the query cannot be exported as the cookie variable"
+                )));
+            }
+        }
+        use crate::duration::{DNS_TIMEOUT, INTERVAL, METADATA_TIMEOUT};
+        Ok(Flags {
+            metadata_timeout: duration(&opts.metadata_timeout, METADATA_TIMEOUT)?,
+            interval: duration(&opts.interval, INTERVAL)?,
+            dns_timeout: duration(&opts.dns_timeout, DNS_TIMEOUT)?,
+            dns_server: opts
+                .dns_server
+                .as_deref()
+                .map(crate::resolver::parse_server)
+                .transpose()
+                .map_err(usage)?,
+            sources: opts
+                .ip
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Source::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(usage)?,
+            templates: opts
+                .template
+                .iter()
+                .map(|t| parse_template_flag(t))
+                .collect::<Result<Vec<_>, _>>()?,
+            static_peers: opts
+                .peers
+                .iter()
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| crate::naming::parse_node(p.trim()).map(|_| p.trim().to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| usage(format!("--peers: {e}")))?,
+            opts,
+        })
+    }
+}
+
+fn duration(value: &str, bounds: crate::duration::Bounds) -> Result<Duration, Failure> {
+    bounds
+        .parse(value)
+        .map_err(|e| Failure::msg(ExitCode::Usage, e))
+}
+
+fn parse_template_flag(value: &str) -> Result<(PathBuf, PathBuf), Failure> {
+    match value.split_once(':') {
+        Some((src, dest)) if !src.is_empty() && !dest.is_empty() => {
+            Ok((PathBuf::from(src), PathBuf::from(dest)))
+        }
+        _ => Err(Failure::msg(
+            ExitCode::Usage,
+            format!("--template `{value}` must be SRC:DEST, e.g. /app/sys.config.src:sys.config"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +579,21 @@ mod tests {
             cli.subcommand,
             Some(Sub::Inspect { json: true, .. })
         ));
+    }
+
+    #[test]
+    fn template_flags() {
+        assert_eq!(
+            parse_template_flag("/a/b.src:/c/d").unwrap(),
+            (PathBuf::from("/a/b.src"), PathBuf::from("/c/d"))
+        );
+        for bad in ["nocolon", ":dest", "src:"] {
+            assert_eq!(
+                parse_template_flag(bad).unwrap_err().code,
+                ExitCode::Usage,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! strings here and written by `write_files` later, so a bad template stops
 //! beamup before anything is written or exec'd.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::net::IpAddr;
@@ -13,75 +12,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::address::{self, Source};
-use crate::cli::{Opts, Platform, Record};
+use crate::cli::{Flags, Opts, Platform};
 use crate::cookie;
 use crate::discovery::{self, RecordKind};
+use crate::environment::Environment;
 use crate::exit_codes::{ExitCode, Failure, OrExit};
 use crate::naming;
 use crate::platform::{self, Preset};
 use crate::release::{self, Kind, Release};
 use crate::reporter;
-use crate::safe_file;
 use crate::secret::Secret;
 use crate::template;
-
-/// The process environment as beamup read it at start. Its Debug shows the
-/// names only: RELEASE_COOKIE may be among the values.
-#[derive(Clone, Default)]
-pub struct Environment {
-    pub vars: HashMap<String, String>,
-    /// The raw environment, passed on to the release unchanged but for exports.
-    pub raw: Vec<(OsString, OsString)>,
-}
-
-impl std::fmt::Debug for Environment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        f.debug_struct("Environment")
-            .field("names", &names)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Environment {
-    pub fn capture() -> Self {
-        let raw: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-        let vars = raw
-            .iter()
-            .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
-            .collect();
-        Environment { vars, raw }
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str)
-    }
-
-    /// The environment with `vars` set, replacing same-named variables: what
-    /// an exec'd command gets.
-    pub fn overlay<'v>(
-        &self,
-        vars: impl Iterator<Item = (&'v str, &'v str)> + Clone,
-    ) -> Vec<(OsString, OsString)> {
-        let mut out: Vec<(OsString, OsString)> = self
-            .raw
-            .iter()
-            .filter(|(k, _)| !vars.clone().any(|(name, _)| k.as_os_str() == name))
-            .cloned()
-            .collect();
-        out.extend(vars.map(|(k, v)| (OsString::from(k), OsString::from(v))));
-        out
-    }
-
-    /// PATH as the OS gave it (possibly not UTF-8).
-    pub fn raw_path(&self) -> Option<&std::ffi::OsStr> {
-        self.raw
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_os_str())
-    }
-}
 
 /// One exported variable. Only the cookie is a [`Secret`].
 #[derive(Debug, Clone)]
@@ -153,12 +94,12 @@ pub struct Config {
     pub query: Option<String>,
     pub warnings: Vec<String>,
     pub discovery: discovery::Settings,
-    pub reporter: reporter::Settings,
+    pub reporter: reporter::ReporterSettings,
 }
 
 /// Everything `resolve` reads besides the flags (files, for testability).
 pub struct Inputs<'a> {
-    pub opts: &'a Opts,
+    pub flags: &'a Flags,
     pub command: &'a [String],
     /// The resolved program (checked by `process::resolve_program`).
     pub program: Option<&'a Path>,
@@ -173,7 +114,7 @@ pub struct Inputs<'a> {
 /// → discovery and reporter settings. Nothing is written here.
 pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     let Inputs {
-        opts,
+        flags,
         command,
         program,
         release: inputs_release,
@@ -181,7 +122,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         mode,
     } = inputs;
     let mut warnings: Vec<String> = Vec::new();
-    let flags = Flags::check(opts)?;
+    let opts = &flags.opts;
     let given_cookie = cookie::given(opts.cookie_file.as_deref(), |n| {
         env.get(n).map(str::to_string)
     })?;
@@ -195,9 +136,9 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     check_something_to_discover(opts, mode, &query_template, &flags.static_peers)?;
     refuse_cookie_in_query(opts, &query_template)?;
     let basename = basename(opts, &preset, env, command)?;
-    let found = own_address(&flags, &preset, &query_template, env, opts)?;
+    let found = own_address(flags, &preset, &query_template, env)?;
     let node = naming::node_name(&basename, found.address);
-    let release = release_traps(inputs_release, env, &node, found.address, &mut warnings);
+    let release = release::traps(inputs_release, env, &node, found.address, &mut warnings);
     let mut exports = base_exports(&node, &basename, &found, &release, env);
     if let Some(c) = given_cookie.as_ref().filter(|c| c.exported) {
         exports.set_secret("RELEASE_COOKIE", &c.value);
@@ -205,7 +146,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     }
     let query = render_query(opts, &query_template, &mut exports, env, &mut warnings)?;
     let files = render_files(
-        &flags,
+        flags,
         &release,
         &node,
         given_cookie.as_ref(),
@@ -219,14 +160,14 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         None if opts.connect || mode == Mode::Doctor => found_cookie(&release.release, &files, env),
         None => None,
     };
-    let reporter = reporter_settings(opts, &flags, env, &node, cookie.as_ref())?;
+    let reporter = reporter_settings(flags, env, &node, cookie.as_ref())?;
     let discovery = discovery::Settings {
         query: query.clone(),
         record: record_kind(opts.record, found.address),
         dns_server: flags.dns_server,
         timeout: flags.dns_timeout,
         attempts: opts.dns_attempts.max(1),
-        static_peers: flags.static_peers,
+        static_peers: flags.static_peers.clone(),
         basename: basename.clone(),
         own_node: node.clone(),
         own_address: found.address,
@@ -255,76 +196,29 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     })
 }
 
-/// The flags that need no I/O, parsed and checked (usage errors, exit 2).
-struct Flags {
-    metadata_timeout: Duration,
-    interval: Duration,
-    dns_timeout: Duration,
-    dns_server: Option<std::net::SocketAddr>,
-    sources: Vec<Source>,
-    /// --vm-args.
-    vm_args: Option<PathBuf>,
-    /// --template SRC:DEST.
-    templates: Vec<(PathBuf, PathBuf)>,
-    static_peers: Vec<String>,
-}
-
-impl Flags {
-    fn check(opts: &Opts) -> Result<Flags, Failure> {
-        let usage = |e: String| Failure::msg(ExitCode::Usage, e);
-        if opts.leave_after == 0 {
-            return Err(usage("--leave-after must be at least 1".into()));
-        }
-        if opts.prune && !opts.connect {
-            return Err(usage("--prune needs --connect".into()));
-        }
-        if opts.leave_when_unlisted && !opts.connect {
-            return Err(usage("--leave-when-unlisted needs --connect".into()));
-        }
-        for name in &opts.export_query {
-            if !template::is_name(name) {
-                return Err(usage(format!(
-                    "--export-query `{name}` is not an environment variable name"
-                )));
-            }
-            if cookie::VARIABLES.contains(&name.as_str()) {
-                return Err(usage(format!(
-                    "--export-query {name}: the query cannot be exported as the cookie variable"
-                )));
-            }
-        }
-        Ok(Flags {
-            metadata_timeout: duration(&opts.metadata_timeout, crate::duration::METADATA_TIMEOUT)?,
-            interval: duration(&opts.interval, crate::duration::INTERVAL)?,
-            dns_timeout: duration(&opts.dns_timeout, crate::duration::DNS_TIMEOUT)?,
-            dns_server: opts
-                .dns_server
-                .as_deref()
-                .map(crate::resolver::parse_server)
-                .transpose()
-                .map_err(usage)?,
-            sources: opts
-                .ip
-                .iter()
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| Source::parse(s))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(usage)?,
-            vm_args: opts.vm_args.clone(),
-            templates: opts
-                .template
-                .iter()
-                .map(|t| parse_template_flag(t))
-                .collect::<Result<Vec<_>, _>>()?,
-            static_peers: opts
-                .peers
-                .iter()
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| naming::parse_node(p.trim()).map(|_| p.trim().to_string()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| usage(format!("--peers: {e}")))?,
-        })
-    }
+/// For `inspect`, `peers` and `doctor`: the config a boot of `command`
+/// would resolve, for a command that need not exist here (it only tells
+/// the basename and the release kind).
+pub fn resolve_dry(
+    flags: &Flags,
+    command: &[String],
+    env: &Environment,
+    mode: Mode,
+) -> Result<Config, Failure> {
+    let program = command
+        .first()
+        .and_then(|p| crate::process::resolve_program(p, env.raw_path()).ok());
+    let release = program
+        .as_deref()
+        .map_or_else(Release::plain, release::detect);
+    resolve(Inputs {
+        flags,
+        command,
+        program: program.as_deref(),
+        release: &release,
+        env,
+        mode,
+    })
 }
 
 fn check_something_to_discover(
@@ -384,8 +278,7 @@ fn own_address(
     preset: &Preset,
     query_template: &Option<String>,
     env: &Environment,
-    opts: &Opts,
-) -> Result<address::Found, Failure> {
+) -> Result<address::OwnAddress, Failure> {
     let sources = if flags.sources.is_empty() {
         &preset.sources
     } else {
@@ -399,41 +292,21 @@ fn own_address(
             .map(|q| q.trim().to_string())
             .filter(|q| !q.is_empty())
     });
-    find_address(
-        sources,
-        env,
-        opts,
-        flags.metadata_timeout,
-        early_query,
-        flags.dns_server,
-    )
-}
-
-/// The release kind, and its env.sh (read once: it runs after beamup), with
-/// the warnings both deserve.
-struct ReleaseInfo {
-    release: Release,
-    /// beamup adds `-proto_dist inet6_tcp` (see `adds_inet6`).
-    inet6: bool,
-}
-
-fn release_traps(
-    release: &Release,
-    env: &Environment,
-    node: &str,
-    address: IpAddr,
-    warnings: &mut Vec<String>,
-) -> ReleaseInfo {
-    let release = release.clone();
-    let env_sh = release
-        .env_sh()
-        .and_then(|path| fs::read_to_string(&path).ok().map(|text| (path, text)));
-    if let Some((path, text)) = &env_sh {
-        warnings.extend(env_sh_warnings(path, text, node));
-    }
-    warnings.extend(distribution_warnings(env, node));
-    let inet6 = adds_inet6(address, env, env_sh.as_ref().map(|(_, text)| text.as_str()));
-    ReleaseInfo { release, inet6 }
+    // Dropped before the reporter is forked (see `process::runtime`); its
+    // I/O and time drivers only when a source talks to the network: env,
+    // interface and cidr sources are on every boot's path and need neither.
+    let runtime = crate::process::runtime(sources.iter().any(Source::needs_network))
+        .or_exit(ExitCode::Config)?;
+    let ctx = address::Context {
+        env: &env.vars,
+        family: flags.opts.ip_family,
+        metadata_timeout: flags.metadata_timeout,
+        query: early_query,
+        dns_server: flags.dns_server,
+    };
+    let found = runtime.block_on(address::find(sources, &ctx));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    found.map_err(|e| Failure::new(ExitCode::NoAddress, e))
 }
 
 /// The node's name for the release and templates, and `-proto_dist
@@ -441,8 +314,8 @@ fn release_traps(
 fn base_exports(
     node: &str,
     basename: &str,
-    found: &address::Found,
-    release: &ReleaseInfo,
+    found: &address::OwnAddress,
+    release: &release::Traps,
     env: &Environment,
 ) -> Exports {
     let mut exports = Exports::default();
@@ -456,7 +329,7 @@ fn base_exports(
             // mix hands ELIXIR_ERL_OPTIONS to erl for every command (start, rpc, remote).
             Kind::Mix => exports.set(
                 "ELIXIR_ERL_OPTIONS",
-                &with_inet6(env.get("ELIXIR_ERL_OPTIONS")),
+                &release::with_inet6(env.get("ELIXIR_ERL_OPTIONS")),
             ),
             // relx: the vm.args line (render_files); its own rpc helpers read it there too.
             Kind::Relx => {
@@ -465,20 +338,13 @@ fn base_exports(
                     exports.set("USE_NODETOOL", "1");
                 }
             }
-            Kind::Plain => exports.set("ERL_AFLAGS", &with_inet6(env.get("ERL_AFLAGS"))),
+            Kind::Plain => exports.set("ERL_AFLAGS", &release::with_inet6(env.get("ERL_AFLAGS"))),
         }
     }
     for (k, v) in &found.extras {
         exports.set(k, v);
     }
     exports
-}
-
-/// OTP 25 honours `-proto_dist inet6_tcp` only when it is given once (twice,
-/// the node silently listens on IPv4): beamup adds it for an IPv6 node, and
-/// nowhere when the user's environment or env.sh already does.
-fn adds_inet6(address: IpAddr, env: &Environment, env_sh: Option<&str>) -> bool {
-    address.is_ipv6() && !inet6_already_set(env, env_sh)
 }
 
 fn query_origin(opts: &Opts) -> &'static str {
@@ -564,7 +430,7 @@ fn render_query(
 /// directory for a read-only mix release. Written later by `write_files`.
 fn render_files(
     flags: &Flags,
-    release: &ReleaseInfo,
+    release: &release::Traps,
     node: &str,
     cookie: Option<&cookie::Cookie>,
     exports: &mut Exports,
@@ -572,9 +438,9 @@ fn render_files(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<RenderedFile>, Failure> {
     let kind = release.release.kind;
-    let dir = render_dir(env, node);
+    let dir = env.render_dir(node);
     let mut files = Vec::new();
-    let vm_args_source = flags.vm_args.clone().or_else(|| match kind {
+    let vm_args_source = flags.opts.vm_args.clone().or_else(|| match kind {
         // relx needs the `-name` line in vm.args: derive one from the
         // release's own vm.args even without --vm-args.
         Kind::Relx => release.release.vm_args(),
@@ -592,7 +458,7 @@ fn render_files(
             cookie.filter(|c| c.exported).map(|c| c.value.expose()),
         );
         for note in adjusted.notes {
-            if flags.vm_args.is_some() {
+            if flags.opts.vm_args.is_some() {
                 tracing::warn!("{note}");
                 warnings.push(note);
             } else {
@@ -653,12 +519,9 @@ fn found_cookie(
     )
 }
 
-fn record_kind(record: Option<Record>, address: IpAddr) -> RecordKind {
+fn record_kind(record: Option<RecordKind>, address: IpAddr) -> RecordKind {
     match record {
-        Some(Record::A) => RecordKind::A,
-        Some(Record::Aaaa) => RecordKind::Aaaa,
-        Some(Record::AAndAaaa) => RecordKind::AAndAaaa,
-        Some(Record::Srv) => RecordKind::Srv,
+        Some(kind) => kind,
         // A node can only reach peers of its own family (inet_tcp vs inet6_tcp).
         None if address.is_ipv6() => RecordKind::Aaaa,
         None => RecordKind::A,
@@ -666,12 +529,12 @@ fn record_kind(record: Option<Record>, address: IpAddr) -> RecordKind {
 }
 
 fn reporter_settings(
-    opts: &Opts,
     flags: &Flags,
     env: &Environment,
     node: &str,
     cookie: Option<&cookie::Cookie>,
-) -> Result<reporter::Settings, Failure> {
+) -> Result<reporter::ReporterSettings, Failure> {
+    let opts = &flags.opts;
     let connect = if opts.connect {
         let cookie = cookie.ok_or_else(|| {
             Failure::msg(
@@ -690,20 +553,14 @@ fn reporter_settings(
     } else {
         None
     };
-    Ok(reporter::Settings {
+    Ok(reporter::ReporterSettings {
         interval: flags.interval,
         leave_after: opts.leave_after,
         peers_file: opts.peers_file.clone(),
         peers_format: opts.peers_format,
         connect,
-        status_file: Some(crate::state::status_path(&render_dir(env, node))),
+        status_file: Some(crate::state::status_path(&env.render_dir(node))),
     })
-}
-
-fn duration(value: &str, bounds: crate::duration::Bounds) -> Result<Duration, Failure> {
-    bounds
-        .parse(value)
-        .map_err(|e| Failure::msg(ExitCode::Usage, e))
 }
 
 /// Reads and renders one template file; errors name the file (and the line).
@@ -720,18 +577,6 @@ fn render_file(
         .map_err(|e| Failure::msg(ExitCode::Config, e))
 }
 
-fn parse_template_flag(value: &str) -> Result<(PathBuf, PathBuf), Failure> {
-    match value.split_once(':') {
-        Some((src, dest)) if !src.is_empty() && !dest.is_empty() => {
-            Ok((PathBuf::from(src), PathBuf::from(dest)))
-        }
-        _ => Err(Failure::msg(
-            ExitCode::Usage,
-            format!("--template `{value}` must be SRC:DEST, e.g. /app/sys.config.src:sys.config"),
-        )),
-    }
-}
-
 fn platform_preset(requested: Platform, env: &Environment) -> Preset {
     // Both files are read only if the preset needs them (start-up path).
     let p = platform::preset(
@@ -742,141 +587,6 @@ fn platform_preset(requested: Platform, env: &Environment) -> Preset {
     );
     tracing::debug!(platform = platform::name(p.platform), reason = %p.reason, "platform");
     p
-}
-
-fn find_address(
-    sources: &[Source],
-    env: &Environment,
-    opts: &Opts,
-    metadata_timeout: Duration,
-    query: Option<String>,
-    dns_server: Option<std::net::SocketAddr>,
-) -> Result<address::Found, Failure> {
-    // A current-thread runtime, dropped before the reporter is forked: no
-    // thread may be alive at fork time. Its I/O and time drivers (an epoll
-    // instance, an eventfd) only when a source talks to the network: env,
-    // interface and cidr sources are on every boot's path and need neither.
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    if sources.iter().any(Source::needs_network) {
-        builder.enable_all();
-    }
-    let runtime = builder
-        .build()
-        .context("while starting the address-discovery runtime")
-        .or_exit(ExitCode::Config)?;
-    let ctx = address::Context {
-        env: &env.vars,
-        family: opts.ip_family,
-        metadata_timeout,
-        query,
-        dns_server,
-    };
-    let found = runtime.block_on(address::find(sources, &ctx));
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    found.map_err(|e| Failure::new(ExitCode::NoAddress, e))
-}
-
-fn env_sh_warnings(env_sh: &Path, text: &str, node: &str) -> Vec<String> {
-    release::env_sh_clobbers(text)
-        .into_iter()
-        .map(|c| {
-            let var = c.variable;
-            let fix = if var == "RELEASE_NODE" {
-                "export RELEASE_NODE=${RELEASE_NODE:-...}".to_string()
-            } else {
-                "export RELEASE_DISTRIBUTION=${RELEASE_DISTRIBUTION:-name}".to_string()
-            };
-            let msg = format!(
-                "{}, line {}: `{}` runs after beamup and overrides {var} (beamup set it for node \
-                 {node}); change it to `{fix}` so beamup's value is kept",
-                env_sh.display(),
-                c.line,
-                c.text
-            );
-            tracing::warn!("{msg}");
-            msg
-        })
-        .collect()
-}
-
-fn distribution_warnings(env: &Environment, node: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(d) = env.get("RELEASE_DISTRIBUTION").filter(|d| *d != "name") {
-        let msg = format!(
-            "RELEASE_DISTRIBUTION={d} in the environment is overridden with `name`: a node named \
-             after an address needs long names (sname fails with `Can't set short node name!`, \
-             and sname nodes reject address hosts with `Hostname ... is illegal`)"
-        );
-        tracing::warn!("{msg}");
-        out.push(msg);
-    }
-    if let Some(n) = env.get("RELEASE_NODE").filter(|n| *n != node) {
-        let msg = format!("RELEASE_NODE={n} in the environment is overridden with {node}");
-        tracing::warn!("{msg}");
-        out.push(msg);
-    }
-    out
-}
-
-/// Adds `-proto_dist inet6_tcp` to an options variable, keeping what it had.
-fn with_inet6(existing: Option<&str>) -> String {
-    match existing.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(e) if e.contains("inet6_tcp") => e.to_string(),
-        Some(e) => format!("{e} -proto_dist inet6_tcp"),
-        None => "-proto_dist inet6_tcp".to_string(),
-    }
-}
-
-/// Where rendered files go: RELEASE_TMP, else $TMPDIR/beamup/<node> —
-/// outside the release, so a read-only release directory keeps working, and
-/// one directory per node, so two beamups sharing /tmp never overwrite each
-/// other's vm.args.
-pub fn render_dir(env: &Environment, node: &str) -> PathBuf {
-    if let Some(t) = env.get("RELEASE_TMP").filter(|t| !t.is_empty()) {
-        return PathBuf::from(t);
-    }
-    let tmp = env
-        .get("TMPDIR")
-        .filter(|t| !t.is_empty())
-        .unwrap_or("/tmp");
-    Path::new(tmp).join("beamup").join(node)
-}
-
-/// Whether `-proto_dist inet6_tcp` already reaches the VM without beamup:
-/// through the environment, or through a mix release's env.sh (which runs
-/// after beamup; Fly's generated env.sh sets ERL_AFLAGS this way).
-fn inet6_already_set(env: &Environment, env_sh: Option<&str>) -> bool {
-    let in_env = [
-        "ERL_AFLAGS",
-        "ERL_FLAGS",
-        "ERL_ZFLAGS",
-        "ELIXIR_ERL_OPTIONS",
-    ]
-    .iter()
-    .any(|v| env.get(v).is_some_and(|x| x.contains("inet6_tcp")));
-    let in_env_sh = env_sh.is_some_and(release::env_sh_sets_inet6);
-    if in_env_sh {
-        tracing::info!("env.sh sets -proto_dist inet6_tcp itself; beamup does not add it again");
-    }
-    in_env || in_env_sh
-}
-
-/// Writes the rendered files, each mode 0600 (vm.args may carry the
-/// cookie), through `safe_file`: checked directories, no symlink followed, a
-/// reader never sees half a file.
-pub fn write_files(files: &[RenderedFile]) -> Result<(), Failure> {
-    for f in files {
-        safe_file::write(&f.dest, f.content.expose().as_bytes(), 0o600)
-            .with_context(|| {
-                format!(
-                    "while writing {} (from {})",
-                    f.dest.display(),
-                    f.source.display()
-                )
-            })
-            .or_exit(ExitCode::Config)?;
-    }
-    Ok(())
 }
 
 /// Exported variables in the order they were set; a later set replaces.
@@ -916,49 +626,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn inet6_options_keep_the_users() {
-        assert_eq!(with_inet6(None), "-proto_dist inet6_tcp");
-        assert_eq!(with_inet6(Some("  ")), "-proto_dist inet6_tcp");
-        assert_eq!(with_inet6(Some("+S 2")), "+S 2 -proto_dist inet6_tcp");
-        assert_eq!(
-            with_inet6(Some("-proto_dist inet6_tcp +S 1")),
-            "-proto_dist inet6_tcp +S 1"
-        );
-    }
-
-    #[test]
-    fn template_flags() {
-        assert_eq!(
-            parse_template_flag("/a/b.src:/c/d").unwrap(),
-            (PathBuf::from("/a/b.src"), PathBuf::from("/c/d"))
-        );
-        for bad in ["nocolon", ":dest", "src:"] {
-            assert_eq!(
-                parse_template_flag(bad).unwrap_err().code,
-                ExitCode::Usage,
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn render_dir_prefers_release_tmp() {
-        let mut env = Environment::default();
-        let n = "demo@10.0.0.1";
-        assert_eq!(
-            render_dir(&env, n),
-            PathBuf::from("/tmp/beamup/demo@10.0.0.1")
-        );
-        env.vars.insert("TMPDIR".into(), "/var/tmp".into());
-        assert_eq!(
-            render_dir(&env, n),
-            PathBuf::from("/var/tmp/beamup/demo@10.0.0.1")
-        );
-        env.vars.insert("RELEASE_TMP".into(), "/run/app".into());
-        assert_eq!(render_dir(&env, n), PathBuf::from("/run/app"));
-    }
 
     /// Debug output of everything that may hold the cookie never shows it.
     #[test]

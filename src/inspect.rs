@@ -5,10 +5,29 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{Config, RenderedFile};
+use crate::cli::Flags;
+use crate::config::{self, Config, Mode, RenderedFile};
 use crate::cookie;
 use crate::discovery::RecordKind;
+use crate::environment::Environment;
+use crate::exit_codes::Failure;
 use crate::platform;
+
+/// `beamup inspect [--json]`: a dry run, shows the rendered files, writes nothing.
+pub fn inspect(
+    flags: &Flags,
+    command: &[String],
+    json: bool,
+    env: &Environment,
+) -> Result<i32, Failure> {
+    let config = config::resolve_dry(flags, command, env, Mode::Inspect)?;
+    if json {
+        println!("{}", to_json(&config));
+    } else {
+        print!("{}", to_text(&config));
+    }
+    Ok(0)
+}
 
 pub fn record_name(r: RecordKind) -> &'static str {
     match r {

@@ -103,6 +103,13 @@ pub fn is_dns_name(name: &str) -> bool {
         })
 }
 
+/// The hidden node beamup's reporter appears as: unique per container (one
+/// reporter per VM, pids differ between restarts) and on the own address, so
+/// a long-names node accepts it.
+pub fn hidden_node_name(own_address: IpAddr) -> String {
+    format!("beamup-{}@{}", std::process::id(), host_part(own_address))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +202,18 @@ mod tests {
         ];
         for (name, want) in table {
             assert_eq!(is_dns_name(name), want, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn hidden_name_on_own_address() {
+        let pid = std::process::id();
+        let table = [
+            ("10.0.0.1", format!("beamup-{pid}@10.0.0.1")),
+            ("fd00:0::1", format!("beamup-{pid}@fd00::1")),
+        ];
+        for (ip, want) in table {
+            assert_eq!(hidden_node_name(ip.parse().expect("ip")), want);
         }
     }
 }

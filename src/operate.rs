@@ -15,59 +15,17 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::cli::OpsCommand;
-use crate::config::Environment;
+use crate::environment::Environment;
 use crate::exit_codes::{ExitCode, Failure};
 use crate::process;
-use crate::release::Kind;
+use crate::release::{self, Call, Op};
 use crate::secret::Secret;
-use crate::state::{self, BootState, CookieOrigin, Found, LiveStatus};
-
-/// What a release command is, for `beamup -- /app/bin/my_app <command>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Call {
-    /// Starts the node (`start`, `foreground`, ...), or anything beamup does
-    /// not know: the whole boot pipeline, as always.
-    Boot,
-    /// Talks to the running node (`rpc`, `remote`, `stop`, ...): needs its
-    /// identity, and there is nothing to do without a running node.
-    Node,
-    /// Runs on its own (mix `eval`, `version`): the running node's identity
-    /// when there is one, else the boot pipeline without a reporter (e.g. a
-    /// `docker run --rm image /app/bin/my_app eval 'Migrate.run()'`).
-    Standalone,
-}
-
-impl Call {
-    /// Whether beamup forks a reporter and records the boot for this call.
-    pub fn boots(self) -> bool {
-        self == Call::Boot
-    }
-}
-
-/// Sorts `<root>/bin/<name> <command>` by the lists in mix's
-/// `bin/<name>` and relx's extended start script (rebar3 3.19).
-pub fn classify(kind: Kind, command: &[String]) -> Call {
-    let Some(sub) = command.get(1).map(String::as_str) else {
-        return Call::Boot;
-    };
-    match (kind, sub) {
-        (Kind::Mix, "rpc" | "remote" | "stop" | "restart" | "pid") => Call::Node,
-        (Kind::Mix, "eval" | "version") => Call::Standalone,
-        (
-            Kind::Relx,
-            "remote_console" | "remote" | "remsh" | "rpc" | "eval" | "stop" | "restart" | "reboot"
-            | "pid" | "ping" | "status" | "versions" | "upgrade" | "downgrade" | "install"
-            | "unpack" | "uninstall" | "daemon_attach" | "attach",
-        ) => Call::Node,
-        (Kind::Relx, "escript" | "help") => Call::Standalone,
-        _ => Call::Boot,
-    }
-}
+use crate::state::{self, BootState, CookieOrigin, LiveStatus, Located};
 
 /// For a non-boot release command: the running node to borrow the identity
 /// of. None: boot as usual (a boot command, or a standalone one with no node
 /// here). A command for the running node with no node here is an error.
-pub fn running_node(call: Call, env: &Environment) -> Result<Option<Found>, Failure> {
+pub fn running_node(call: Call, env: &Environment) -> Result<Option<Located>, Failure> {
     match call {
         Call::Boot => Ok(None),
         Call::Node => running(state::find(env, None)?).map(Some),
@@ -78,7 +36,7 @@ pub fn running_node(call: Call, env: &Environment) -> Result<Option<Found>, Fail
 }
 
 /// `found` if its release still runs, else the error saying so.
-fn running(found: Found) -> Result<Found, Failure> {
+fn running(found: Located) -> Result<Located, Failure> {
     if found.state.alive() {
         return Ok(found);
     }
@@ -95,7 +53,7 @@ fn running(found: Found) -> Result<Found, Failure> {
 
 /// Execs `command` (`program` resolved) with the running node's identity: no
 /// reporter, no rendering. Returns only on failure.
-pub fn exec_as(found: &Found, program: &Path, command: &[String], env: &Environment) -> Failure {
+pub fn exec_as(found: &Located, program: &Path, command: &[String], env: &Environment) -> Failure {
     let identity = match identity(&found.state, env) {
         Ok(identity) => identity,
         Err(f) => return f,
@@ -124,54 +82,43 @@ pub fn run(op: OpsCommand, env: &Environment) -> Result<i32, Failure> {
             print!("{}", shell_exports(&found.state, env)?);
             Ok(0)
         }
-        OpsCommand::Remote { target } => release_command(env, target.node.as_deref(), Op::Remote),
-        OpsCommand::Rpc { expr, target } => {
-            release_command(env, target.node.as_deref(), Op::Rpc(expr))
+        OpsCommand::Remote { target } => {
+            release_command(env, target.node.as_deref(), Op::Remote, None)
         }
-        OpsCommand::Pid { target } => release_command(env, target.node.as_deref(), Op::Pid),
-        OpsCommand::Stop { target } => release_command(env, target.node.as_deref(), Op::Stop),
+        OpsCommand::Rpc { expr, target } => {
+            release_command(env, target.node.as_deref(), Op::Rpc, Some(expr))
+        }
+        OpsCommand::Pid { target } => release_command(env, target.node.as_deref(), Op::Pid, None),
+        OpsCommand::Stop { target } => release_command(env, target.node.as_deref(), Op::Stop, None),
     }
 }
 
-enum Op {
-    Remote,
-    Rpc(String),
-    Pid,
-    Stop,
-}
-
 /// The release's own command for `op`, exec'd as the running node.
-fn release_command(env: &Environment, node: Option<&str>, op: Op) -> Result<i32, Failure> {
+fn release_command(
+    env: &Environment,
+    node: Option<&str>,
+    op: Op,
+    expr: Option<String>,
+) -> Result<i32, Failure> {
     let found = running(state::find(env, node)?)?;
     let s = &found.state;
-    // mix: bin/<name> remote|rpc EXPR|pid|stop (rpc runs Elixir);
-    // relx: remote_console|eval EXPRS|pid|stop (eval runs Erlang; its `rpc`
-    // takes `Mod Fun Args`, reachable as `beamup -- bin/<name> rpc ...`).
-    let args: Vec<String> = match (s.kind(), op) {
-        (Kind::Mix, Op::Remote) => vec!["remote".into()],
-        (Kind::Relx, Op::Remote) => vec!["remote_console".into()],
-        (Kind::Mix, Op::Rpc(expr)) => vec!["rpc".into(), expr],
-        (Kind::Relx, Op::Rpc(expr)) => vec!["eval".into(), expr],
-        (Kind::Mix | Kind::Relx, Op::Pid) => vec!["pid".into()],
-        (Kind::Mix | Kind::Relx, Op::Stop) => vec!["stop".into()],
-        (Kind::Plain, _) => {
-            return Err(Failure::msg(
-                ExitCode::Config,
-                format!(
-                    "{} was started with `{}`, not a mix or relx release script: there is no \
-                     release command to run; connect with `erl -name x@{} -remsh {}` and the \
-                     node's cookie",
-                    s.node,
-                    s.command.join(" "),
-                    s.address,
-                    s.node
-                ),
-            ));
-        }
+    let Some(sub) = release::subcommand_for(s.kind, op) else {
+        return Err(Failure::msg(
+            ExitCode::Config,
+            format!(
+                "{} was started with `{}`, not a mix or relx release script: there is no \
+                 release command to run; connect with `erl -name x@{} -remsh {}` and the \
+                 node's cookie",
+                s.node,
+                s.command.join(" "),
+                s.address,
+                s.node
+            ),
+        ));
     };
     let program = process::resolve_program(&s.program.to_string_lossy(), None)?;
-    let mut command = vec![s.command[0].clone()];
-    command.extend(args);
+    let mut command = vec![s.command[0].clone(), sub.to_string()];
+    command.extend(expr);
     Err(exec_as(&found, &program, &command, env))
 }
 
@@ -183,13 +130,13 @@ fn identity(s: &BootState, env: &Environment) -> Result<Vec<(String, Secret)>, F
         .iter()
         .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
         .collect();
-    match s.cookie_origin() {
-        Some(CookieOrigin::File(path)) => {
+    match s.cookie.clone() {
+        CookieOrigin::File(path) => {
             let cookie = crate::cookie::from_file(&path)?.value;
             vars.push(("RELEASE_COOKIE".into(), cookie.clone()));
             vars.push(("RELX_COOKIE".into(), cookie));
         }
-        Some(CookieOrigin::Env(var)) => {
+        CookieOrigin::Env(var) => {
             if env.get(&var).is_none_or(str::is_empty) {
                 return Err(Failure::msg(
                     ExitCode::Config,
@@ -202,7 +149,7 @@ fn identity(s: &BootState, env: &Environment) -> Result<Vec<(String, Secret)>, F
                 ));
             }
         }
-        Some(CookieOrigin::Release) | None => {}
+        CookieOrigin::Release => {}
     }
     Ok(vars)
 }
@@ -216,8 +163,8 @@ fn shell_exports(s: &BootState, env: &Environment) -> Result<String, Failure> {
     for (name, value) in &s.exports {
         out.push_str(&format!("export {name}={}\n", single_quoted(value)));
     }
-    match s.cookie_origin() {
-        Some(CookieOrigin::File(path)) => {
+    match s.cookie.clone() {
+        CookieOrigin::File(path) => {
             // Checked now, so a missing secret is an error here, not an empty cookie.
             crate::cookie::from_file(&path)?;
             let path = single_quoted(&path.to_string_lossy());
@@ -300,7 +247,7 @@ fn emit(json: bool, line: &str, ready: bool, s: Option<&BootState>, live: Option
         "release_alive": s.map(BootState::alive),
         "reporter_alive": live.map(|l| state::alive(l.reporter_pid, l.reporter_start)),
         "counted": live.map(LiveStatus::counted),
-        "status": live.map(LiveStatus::to_json),
+        "status": live,
     });
     println!("{doc}");
 }
@@ -391,37 +338,12 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{LastPoll, LivePeer};
+    use crate::peer::{PeerState, PeerStatus};
+    use crate::release::Kind;
+    use crate::state::LastPoll;
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn classifies_release_commands() {
-        let table = [
-            (Kind::Mix, &["/a/bin/x", "start"][..], Call::Boot),
-            (Kind::Mix, &["/a/bin/x", "start_iex"], Call::Boot),
-            (Kind::Mix, &["/a/bin/x", "daemon"], Call::Boot),
-            (Kind::Mix, &["/a/bin/x"], Call::Boot),
-            (Kind::Mix, &["/a/bin/x", "rpc", "1"], Call::Node),
-            (Kind::Mix, &["/a/bin/x", "remote"], Call::Node),
-            (Kind::Mix, &["/a/bin/x", "pid"], Call::Node),
-            (Kind::Mix, &["/a/bin/x", "stop"], Call::Node),
-            (Kind::Mix, &["/a/bin/x", "eval", "1"], Call::Standalone),
-            (Kind::Mix, &["/a/bin/x", "version"], Call::Standalone),
-            (Kind::Relx, &["/a/bin/x", "foreground"], Call::Boot),
-            (Kind::Relx, &["/a/bin/x", "console"], Call::Boot),
-            (Kind::Relx, &["/a/bin/x", "remote_console"], Call::Node),
-            (Kind::Relx, &["/a/bin/x", "eval", "ok."], Call::Node),
-            (Kind::Relx, &["/a/bin/x", "ping"], Call::Node),
-            (Kind::Relx, &["/a/bin/x", "escript", "s"], Call::Standalone),
-            (Kind::Plain, &["/usr/bin/erl", "rpc"], Call::Boot),
-            (Kind::Mix, &["/a/bin/x", "custom"], Call::Boot),
-        ];
-        for (kind, command, want) in table {
-            assert_eq!(classify(kind, &args(command)), want, "{kind:?} {command:?}");
-        }
     }
 
     /// Hostile values survive a real `sh` round trip byte for byte and run
@@ -465,11 +387,11 @@ mod tests {
             basename: "demo".into(),
             command: args(&["/app/bin/demo", "start"]),
             program: "/app/bin/demo".into(),
-            kind: "mix".into(),
+            kind: Kind::Mix,
             vm_args: None,
             inet6: None,
-            exports: Vec::new(),
-            cookie: "release".into(),
+            exports: Default::default(),
+            cookie: CookieOrigin::Release,
             reporter,
             started: 0,
             pid: 10,
@@ -495,10 +417,13 @@ mod tests {
             peers: states
                 .iter()
                 .enumerate()
-                .map(|(i, s)| LivePeer {
+                .map(|(i, s)| PeerStatus {
                     node: format!("demo@10.0.0.{}", i + 2),
-                    state: s.to_string(),
-                    reason: None,
+                    state: match *s {
+                        "connected" => PeerState::Connected,
+                        "discovered" => PeerState::Discovered,
+                        other => PeerState::Failed(other.to_string()),
+                    },
                 })
                 .collect(),
         }

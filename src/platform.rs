@@ -5,7 +5,21 @@
 use std::collections::HashMap;
 
 use crate::address::{RANCHER_DEFAULT, Source};
-use crate::cli::Platform;
+
+/// `--platform`: which platform's variables fill the address source, basename and query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Platform {
+    #[default]
+    Auto,
+    Kubernetes,
+    Swarm,
+    Compose,
+    Rancher,
+    Fly,
+    Ecs,
+    Render,
+    None,
+}
 
 /// Kubernetes mounts the pod's namespace here (service-account token volume).
 pub const K8S_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";

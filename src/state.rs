@@ -4,25 +4,29 @@
 //! boot) can act with the running node's exact identity:
 //!
 //! - the boot record [`BootState`] (`beamup.state.json`), written once just
-//!   before the fork/exec: node, address, release command and kind, the
-//!   rendered vm.args, where `-proto_dist inet6_tcp` went, the non-secret
-//!   exports, where the cookie came from (never the cookie), the release's
-//!   PID (beamup's own: the exec keeps it);
+//!   before the fork/exec by the boot step (`crate::boot`): node, address,
+//!   release command and kind, the rendered vm.args, where `-proto_dist
+//!   inet6_tcp` went, the non-secret exports, where the cookie came from
+//!   (never the cookie), the release's PID (beamup's own: the exec keeps it);
 //! - the reporter's live status [`LiveStatus`] (`beamup.status.json`),
 //!   rewritten atomically after every poll.
 //!
-//! Both are written through [`safe_file::write`] (mode 0600) and read back
-//! only from directories nobody else could have planted them in, never
-//! through a symlink, size-capped.
+//! Plain typed records with serde derives, at the bottom of the house: this
+//! module knows files and JSON, not how a boot decides what goes in them.
+//! Both are written through [`safe_file::write_volatile`] (mode 0600) and
+//! read back only from directories nobody else could have planted them in,
+//! never through a symlink, size-capped.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Environment};
+use crate::environment::Environment;
 use crate::exit_codes::{ExitCode, Failure};
+use crate::peer::{PeerState, PeerStatus};
 use crate::release::Kind;
 use crate::{naming, safe_file};
 
@@ -37,8 +41,10 @@ const MAX_STATUS: u64 = 4 * 1024 * 1024;
 const MAX_SCANNED: usize = 64;
 
 /// Where the cookie the node runs with came from. Only the origin is
-/// recorded; the ops commands read the cookie again from there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// recorded; the ops commands read the cookie again from there. Stored as
+/// `file:PATH`, `env:VAR` or `release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum CookieOrigin {
     /// `--cookie-file PATH`: beamup exported RELEASE_COOKIE and RELX_COOKIE.
     File(PathBuf),
@@ -50,45 +56,35 @@ pub enum CookieOrigin {
     Release,
 }
 
-impl CookieOrigin {
-    /// The origin of the cookie the release got at boot, from the one
-    /// cookie rule (`crate::cookie`): a cookie beamup handed to the release
-    /// came from --cookie-file or from the variable its origin names
-    /// (`RELEASE_COOKIE`, `RELX_COOKIE`); any other is the release's own.
-    pub fn at_boot(config: &Config, cookie_file: Option<&Path>) -> Self {
-        match (&config.cookie, cookie_file) {
-            (Some(c), Some(path)) if c.exported => {
-                let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-                CookieOrigin::File(path)
-            }
-            (Some(c), None) if c.exported => CookieOrigin::Env(c.origin.clone()),
-            _ => CookieOrigin::Release,
-        }
-    }
-
-    fn to_text(&self) -> String {
-        match self {
+impl From<CookieOrigin> for String {
+    fn from(origin: CookieOrigin) -> String {
+        match origin {
             CookieOrigin::File(p) => format!("file:{}", p.display()),
             CookieOrigin::Env(v) => format!("env:{v}"),
             CookieOrigin::Release => "release".into(),
         }
     }
+}
 
-    fn parse(text: &str) -> Option<Self> {
+impl TryFrom<String> for CookieOrigin {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
         if text == "release" {
-            return Some(CookieOrigin::Release);
+            return Ok(CookieOrigin::Release);
         }
         if let Some(path) = text.strip_prefix("file:").filter(|p| p.starts_with('/')) {
-            return Some(CookieOrigin::File(PathBuf::from(path)));
+            return Ok(CookieOrigin::File(PathBuf::from(path)));
         }
         text.strip_prefix("env:")
             .filter(|v| crate::template::is_name(v))
             .map(|v| CookieOrigin::Env(v.to_string()))
+            .ok_or_else(|| format!("unknown cookie origin `{text}`"))
     }
 }
 
 /// The boot record (see the module doc). Never holds the cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootState {
     pub node: String,
     pub address: String,
@@ -99,16 +95,14 @@ pub struct BootState {
     pub command: Vec<String>,
     /// The resolved program (`/app/bin/my_app`).
     pub program: PathBuf,
-    /// `mix`, `relx` or `plain`.
-    pub kind: String,
+    pub kind: Kind,
     /// The rendered vm.args, if any.
     pub vm_args: Option<PathBuf>,
     /// Where `-proto_dist inet6_tcp` went (None for an IPv4 node).
     pub inet6: Option<String>,
     /// The non-secret variables beamup exported for the release.
-    pub exports: Vec<(String, String)>,
-    /// `file:PATH`, `env:VAR` or `release` (see [`CookieOrigin`]).
-    pub cookie: String,
+    pub exports: BTreeMap<String, String>,
+    pub cookie: CookieOrigin,
     /// Whether a reporter was forked (something to discover).
     pub reporter: bool,
     /// Unix seconds.
@@ -121,108 +115,6 @@ pub struct BootState {
 }
 
 impl BootState {
-    /// The record of what `config` decided, for the process about to exec.
-    pub fn of(config: &Config, program: &Path, cookie: &CookieOrigin) -> Self {
-        let pid = std::process::id() as i32;
-        BootState {
-            node: config.node.clone(),
-            address: config.address.to_string(),
-            source: config.source.clone(),
-            basename: config.basename.clone(),
-            command: config.command.clone(),
-            program: program.to_path_buf(),
-            kind: kind_name(config.release).into(),
-            vm_args: config
-                .files
-                .iter()
-                .map(|f| f.dest.clone())
-                .find(|d| d.file_name().is_some_and(|n| n == "vm.args")),
-            inet6: inet6_place(config),
-            exports: config
-                .exports
-                .iter()
-                .filter(|e| matches!(e.value, crate::config::Value::Plain(_)))
-                .map(|e| (e.name.clone(), e.expose().to_string()))
-                .collect(),
-            cookie: cookie.to_text(),
-            reporter: config.discovery.is_active(),
-            started: unix_ms() / 1000,
-            pid,
-            pid_start: process_start(pid),
-        }
-    }
-
-    /// The record as JSON. (Written and read by hand through
-    /// `serde_json::Value`: derived (de)serializers would cost the static
-    /// binary tens of KB.)
-    pub fn to_json(&self) -> Value {
-        // Inserted one by one: collecting into a map would add sort code.
-        let mut exports = serde_json::Map::new();
-        for (k, v) in &self.exports {
-            exports.insert(k.clone(), Value::from(v.as_str()));
-        }
-        json!({
-            "node": self.node,
-            "address": self.address,
-            "source": self.source,
-            "basename": self.basename,
-            "command": self.command,
-            "program": self.program.to_string_lossy(),
-            "kind": self.kind,
-            "vm_args": self.vm_args.as_ref().map(|p| p.to_string_lossy()),
-            "inet6": self.inet6,
-            "exports": exports,
-            "cookie": self.cookie,
-            "reporter": self.reporter,
-            "started": self.started,
-            "pid": self.pid,
-            "pid_start": self.pid_start,
-        })
-    }
-
-    /// The record from JSON; None when a field is missing or mistyped.
-    pub fn from_json(v: &Value) -> Option<Self> {
-        Some(BootState {
-            node: text(v, "node")?,
-            address: text(v, "address")?,
-            source: text(v, "source")?,
-            basename: text(v, "basename")?,
-            command: v
-                .get("command")?
-                .as_array()?
-                .iter()
-                .map(|c| c.as_str().map(str::to_string))
-                .collect::<Option<_>>()?,
-            program: PathBuf::from(text(v, "program")?),
-            kind: text(v, "kind")?,
-            vm_args: text(v, "vm_args").map(PathBuf::from),
-            inet6: text(v, "inet6"),
-            exports: v
-                .get("exports")?
-                .as_object()?
-                .iter()
-                .map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
-                .collect::<Option<_>>()?,
-            cookie: text(v, "cookie")?,
-            reporter: v.get("reporter")?.as_bool()?,
-            started: v.get("started")?.as_u64()?,
-            pid: i32::try_from(v.get("pid")?.as_i64()?).ok()?,
-            pid_start: v.get("pid_start").and_then(Value::as_u64),
-        })
-    }
-
-    pub fn kind(&self) -> Kind {
-        match self.kind.as_str() {
-            "mix" => Kind::Mix,
-            "relx" => Kind::Relx,
-            _ => Kind::Plain,
-        }
-    }
-
-    pub fn cookie_origin(&self) -> Option<CookieOrigin> {
-        CookieOrigin::parse(&self.cookie)
-    }
-
     /// Whether the release still runs (the same process, not a reused PID).
     pub fn alive(&self) -> bool {
         alive(self.pid, self.pid_start)
@@ -238,63 +130,14 @@ impl BootState {
         if self.command.is_empty() || self.pid <= 0 {
             bail!("no command or no PID");
         }
-        if let Some((bad, _)) = self
-            .exports
-            .iter()
-            .find(|(k, _)| !crate::template::is_name(k))
-        {
+        if let Some(bad) = self.exports.keys().find(|k| !crate::template::is_name(k)) {
             bail!("`{bad}` is not a variable name");
-        }
-        if self.cookie_origin().is_none() {
-            bail!("unknown cookie origin `{}`", self.cookie);
         }
         Ok(())
     }
 }
 
-pub fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Mix => "mix",
-        Kind::Relx => "relx",
-        Kind::Plain => "plain",
-    }
-}
-
-/// Where config put `-proto_dist inet6_tcp` for an IPv6 node.
-fn inet6_place(config: &Config) -> Option<String> {
-    if !config.address.is_ipv6() {
-        return None;
-    }
-    let exported = ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"]
-        .into_iter()
-        .find(|name| {
-            config
-                .exports
-                .iter()
-                .any(|e| e.name == *name && e.expose().contains("inet6_tcp"))
-        });
-    let in_vm_args = config
-        .files
-        .iter()
-        .any(|f| f.content.expose().contains("-proto_dist inet6_tcp"));
-    Some(match (exported, in_vm_args) {
-        (Some(name), _) => name.to_string(),
-        (None, true) => "vm.args".to_string(),
-        (None, false) => "the environment or the release's env.sh".to_string(),
-    })
-}
-
-/// One peer in the live status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LivePeer {
-    pub node: String,
-    /// `discovered` without --connect; `connected`, `connecting`, `failed`
-    /// or `unknown` with it.
-    pub state: String,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastPoll {
     /// Unix milliseconds.
     pub at: u64,
@@ -303,7 +146,7 @@ pub struct LastPoll {
 }
 
 /// The reporter's live status (see the module doc).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveStatus {
     pub node: String,
     pub reporter_pid: i32,
@@ -316,64 +159,12 @@ pub struct LiveStatus {
     pub connect: bool,
     /// With --connect: whether the reporter reaches the release itself.
     pub local: Option<String>,
-    pub peers: Vec<LivePeer>,
+    /// `discovered` without --connect; `connected`, `connecting`, `failed`
+    /// (with a `detail`) or `unknown` with it: the peers file's entries.
+    pub peers: Vec<PeerStatus>,
 }
 
 impl LiveStatus {
-    pub fn to_json(&self) -> Value {
-        let peers: Vec<Value> = self
-            .peers
-            .iter()
-            .map(|p| json!({"node": p.node, "state": p.state, "reason": p.reason}))
-            .collect();
-        json!({
-            "node": self.node,
-            "reporter_pid": self.reporter_pid,
-            "reporter_start": self.reporter_start,
-            "interval_ms": self.interval_ms,
-            "updated": self.updated,
-            "polls": self.polls,
-            "last_poll": self.last_poll.as_ref().map(|p| json!({"at": p.at, "ok": p.ok, "error": p.error})),
-            "connect": self.connect,
-            "local": self.local,
-            "peers": peers,
-        })
-    }
-
-    pub fn from_json(v: &Value) -> Option<Self> {
-        let last_poll = match v.get("last_poll")? {
-            Value::Null => None,
-            p => Some(LastPoll {
-                at: p.get("at")?.as_u64()?,
-                ok: p.get("ok")?.as_bool()?,
-                error: text(p, "error"),
-            }),
-        };
-        Some(LiveStatus {
-            node: text(v, "node")?,
-            reporter_pid: i32::try_from(v.get("reporter_pid")?.as_i64()?).ok()?,
-            reporter_start: v.get("reporter_start").and_then(Value::as_u64),
-            interval_ms: v.get("interval_ms")?.as_u64()?,
-            updated: v.get("updated")?.as_u64()?,
-            polls: v.get("polls")?.as_u64()?,
-            last_poll,
-            connect: v.get("connect")?.as_bool()?,
-            local: text(v, "local"),
-            peers: v
-                .get("peers")?
-                .as_array()?
-                .iter()
-                .map(|p| {
-                    Some(LivePeer {
-                        node: text(p, "node")?,
-                        state: text(p, "state")?,
-                        reason: text(p, "reason"),
-                    })
-                })
-                .collect::<Option<_>>()?,
-        })
-    }
-
     /// How long without an update makes the status stale: several intervals,
     /// plus room for a slow poll (DNS timeouts and retries, connect waits).
     pub fn stale_after_ms(&self) -> u64 {
@@ -384,24 +175,20 @@ impl LiveStatus {
     /// discovered ones without.
     pub fn counted(&self) -> usize {
         if self.connect {
-            self.peers.iter().filter(|p| p.state == "connected").count()
+            self.peers
+                .iter()
+                .filter(|p| p.state == PeerState::Connected)
+                .count()
         } else {
             self.peers.len()
         }
     }
 }
 
-/// A string field of a JSON object.
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key)?.as_str().map(str::to_string)
-}
-
-/// Parses `text` (read from `path`) with `from`.
-fn parse<T>(text: &str, path: &Path, from: fn(&Value) -> Option<T>) -> anyhow::Result<T> {
-    serde_json::from_str::<Value>(text)
+/// Parses `text` (read from `path`) as a `T`.
+fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> anyhow::Result<T> {
+    serde_json::from_str(text)
         .ok()
-        .as_ref()
-        .and_then(from)
         .with_context(|| format!("{} is not a file beamup wrote", path.display()))
 }
 
@@ -411,16 +198,6 @@ pub fn state_path(dir: &Path) -> PathBuf {
 
 pub fn status_path(dir: &Path) -> PathBuf {
     dir.join(STATUS_FILE)
-}
-
-/// Records the boot of the release `config` describes (in its render
-/// directory), just before the fork/exec.
-pub fn record_boot(config: &Config, program: &Path, cookie_file: Option<&Path>, env: &Environment) {
-    let cookie = CookieOrigin::at_boot(config, cookie_file);
-    write_boot(
-        &crate::config::render_dir(env, &config.node),
-        &BootState::of(config, program, &cookie),
-    );
 }
 
 /// Writes the boot record into `dir`. A failure is a warning, not a failed
@@ -441,11 +218,9 @@ pub fn write_boot(dir: &Path, state: &BootState) {
         );
         return;
     }
-    let result = safe_file::write_volatile(
-        &state_path(dir),
-        state.to_json().to_string().as_bytes(),
-        0o600,
-    );
+    let result = serde_json::to_vec(state)
+        .context("while encoding the boot record")
+        .and_then(|json| safe_file::write_volatile(&state_path(dir), &json, 0o600));
     match result {
         Ok(()) => tracing::debug!(path = %state_path(dir).display(), "boot state recorded"),
         Err(e) => tracing::warn!(
@@ -458,7 +233,8 @@ pub fn write_boot(dir: &Path, state: &BootState) {
 
 /// Writes the live status (the reporter, after every poll).
 pub fn write_status(path: &Path, status: &LiveStatus) -> anyhow::Result<()> {
-    safe_file::write_volatile(path, status.to_json().to_string().as_bytes(), 0o600)
+    let json = serde_json::to_vec(status).context("while encoding the live status")?;
+    safe_file::write_volatile(path, &json, 0o600)
 }
 
 /// Reads the reporter's live status next to a boot record; None when the
@@ -466,15 +242,15 @@ pub fn write_status(path: &Path, status: &LiveStatus) -> anyhow::Result<()> {
 pub fn read_status(dir: &Path) -> anyhow::Result<Option<LiveStatus>> {
     let path = status_path(dir);
     match safe_file::read(&path, MAX_STATUS) {
-        Ok(text) => parse(&text, &path, LiveStatus::from_json).map(Some),
+        Ok(text) => parse(&text, &path).map(Some),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// A boot record found on disk.
+/// A boot record found on disk, and the directory it is in.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct Located {
     pub dir: PathBuf,
     pub state: BootState,
 }
@@ -483,12 +259,12 @@ pub struct Found {
 /// environment: `--node` names the directory, else RELEASE_TMP, else every
 /// `$TMPDIR/beamup/*/` is looked at (one record: that one; several: the one
 /// whose release is alive, else `--node` is needed).
-pub fn find(env: &Environment, node: Option<&str>) -> Result<Found, Failure> {
+pub fn find(env: &Environment, node: Option<&str>) -> Result<Located, Failure> {
     let no_node = |msg: String| Failure::msg(ExitCode::NoNode, msg);
     if let Some(node) = node {
         naming::parse_node(node)
             .map_err(|e| Failure::msg(ExitCode::Usage, format!("--node: {e}")))?;
-        let dir = crate::config::render_dir(env, node);
+        let dir = env.render_dir(node);
         let found = load(&dir).map_err(|e| {
             no_node(format!(
                 "no boot record of {node} in {}: {e:#}; was it started through beamup with this \
@@ -513,7 +289,8 @@ pub fn find(env: &Environment, node: Option<&str>) -> Result<Found, Failure> {
             ))
         });
     }
-    let base = crate::config::render_dir(env, "x")
+    let base = env
+        .render_dir("x")
         .parent()
         .map_or_else(|| PathBuf::from("/tmp/beamup"), Path::to_path_buf);
     let mut found = scan(&base);
@@ -527,7 +304,8 @@ pub fn find(env: &Environment, node: Option<&str>) -> Result<Found, Failure> {
         ))),
         1 => Ok(found.remove(0)),
         _ => {
-            let mut alive: Vec<Found> = found.iter().filter(|f| f.state.alive()).cloned().collect();
+            let mut alive: Vec<Located> =
+                found.iter().filter(|f| f.state.alive()).cloned().collect();
             if alive.len() == 1 {
                 return Ok(alive.remove(0));
             }
@@ -544,7 +322,7 @@ pub fn find(env: &Environment, node: Option<&str>) -> Result<Found, Failure> {
 }
 
 /// Every readable boot record directly under `base` (`$TMPDIR/beamup`).
-fn scan(base: &Path) -> Vec<Found> {
+fn scan(base: &Path) -> Vec<Located> {
     // The base is checked like every directory beamup writes through (a
     // planted symlink is not followed), and a flood of entries is not read.
     if safe_file::open_dir(base, None).is_err() {
@@ -574,14 +352,14 @@ fn scan(base: &Path) -> Vec<Found> {
     found.into_values().collect()
 }
 
-fn load(dir: &Path) -> anyhow::Result<Found> {
+fn load(dir: &Path) -> anyhow::Result<Located> {
     let path = state_path(dir);
     let text = safe_file::read(&path, MAX_STATE)?;
-    let state = parse(&text, &path, BootState::from_json)?;
+    let state: BootState = parse(&text, &path)?;
     state
         .validate()
         .with_context(|| format!("{} is not a valid boot record", path.display()))?;
-    Ok(Found {
+    Ok(Located {
         dir: dir.to_path_buf(),
         state,
     })
@@ -636,11 +414,11 @@ mod tests {
             basename: "demo".into(),
             command: vec!["/app/bin/demo".into(), "start".into()],
             program: "/app/bin/demo".into(),
-            kind: "mix".into(),
+            kind: Kind::Mix,
             vm_args: None,
             inet6: None,
-            exports: vec![("RELEASE_NODE".to_string(), node.to_string())],
-            cookie: "file:/run/secrets/cookie".into(),
+            exports: BTreeMap::from([("RELEASE_NODE".to_string(), node.to_string())]),
+            cookie: CookieOrigin::File("/run/secrets/cookie".into()),
             reporter: true,
             started: 1,
             pid: std::process::id() as i32,
@@ -670,10 +448,13 @@ mod tests {
             CookieOrigin::Env("RELEASE_COOKIE".into()),
             CookieOrigin::Release,
         ] {
-            assert_eq!(CookieOrigin::parse(&origin.to_text()), Some(origin));
+            assert_eq!(
+                CookieOrigin::try_from(String::from(origin.clone())),
+                Ok(origin)
+            );
         }
         for bad in ["file:relative", "env:1X", "env:A B", "other"] {
-            assert_eq!(CookieOrigin::parse(bad), None, "{bad}");
+            assert!(CookieOrigin::try_from(bad.to_string()).is_err(), "{bad}");
         }
     }
 
@@ -686,18 +467,18 @@ mod tests {
         assert!(format!("{:#}", err.error).contains("no node started through beamup"));
 
         let a = boot_state("demo@10.0.0.1");
-        write_boot(&crate::config::render_dir(&env, &a.node), &a);
+        write_boot(&env.render_dir(&a.node), &a);
         assert_eq!(find(&env, None).expect("one").state, a);
 
         // A second record whose release is gone: the live one is chosen.
         let mut b = boot_state("demo@10.0.0.2");
         b.pid_start = Some(1);
-        write_boot(&crate::config::render_dir(&env, &b.node), &b);
+        write_boot(&env.render_dir(&b.node), &b);
         assert_eq!(find(&env, None).expect("the live one").state.node, a.node);
         assert_eq!(find(&env, Some("demo@10.0.0.2")).expect("named").state, b);
         // Both alive: --node is required.
         b.pid_start = a.pid_start;
-        write_boot(&crate::config::render_dir(&env, &b.node), &b);
+        write_boot(&env.render_dir(&b.node), &b);
         let err = find(&env, None).expect_err("ambiguous");
         assert!(
             format!("{:#}", err.error).contains("--node"),
@@ -708,9 +489,7 @@ mod tests {
         // RELEASE_TMP names the directory directly.
         let env = env_with(&[(
             "RELEASE_TMP",
-            crate::config::render_dir(&env, &a.node)
-                .to_str()
-                .expect("utf8"),
+            env.render_dir(&a.node).to_str().expect("utf8"),
         )]);
         assert_eq!(find(&env, None).expect("RELEASE_TMP").state, a);
         std::fs::remove_dir_all(&tmp).expect("clean up");
@@ -749,7 +528,8 @@ mod tests {
         a.vm_args = Some("/tmp/beamup/x/vm.args".into());
         a.inet6 = Some("ELIXIR_ERL_OPTIONS".into());
         for state in [a, boot_state("demo@10.0.0.1")] {
-            assert_eq!(BootState::from_json(&state.to_json()), Some(state));
+            let json = serde_json::to_string(&state).expect("encode");
+            assert_eq!(serde_json::from_str::<BootState>(&json).ok(), Some(state));
         }
         let mut live = LiveStatus {
             node: "demo@10.0.0.1".into(),
@@ -761,24 +541,31 @@ mod tests {
             last_poll: None,
             connect: true,
             local: Some("waiting: booting".into()),
-            peers: vec![LivePeer {
+            peers: vec![PeerStatus {
                 node: "demo@10.0.0.2".into(),
-                state: "failed".into(),
-                reason: Some("timeout".into()),
+                state: PeerState::Failed("timeout".into()),
             }],
         };
-        assert_eq!(LiveStatus::from_json(&live.to_json()), Some(live.clone()));
+        let round_trip = |l: &LiveStatus| {
+            serde_json::from_str::<LiveStatus>(&serde_json::to_string(l).ok()?).ok()
+        };
+        assert_eq!(round_trip(&live), Some(live.clone()));
         live.last_poll = Some(LastPoll {
             at: 4,
             ok: false,
             error: Some("NXDOMAIN".into()),
         });
-        assert_eq!(LiveStatus::from_json(&live.to_json()), Some(live));
+        assert_eq!(round_trip(&live), Some(live));
         // A missing or mistyped field: not a record.
-        let mut v = boot_state("demo@10.0.0.1").to_json();
-        v["pid"] = json!("1");
-        assert_eq!(BootState::from_json(&v), None);
-        assert_eq!(BootState::from_json(&json!({})), None);
+        let mut v = serde_json::to_value(boot_state("demo@10.0.0.1")).expect("encode");
+        v["pid"] = serde_json::json!("1");
+        assert!(serde_json::from_value::<BootState>(v).is_err());
+        assert!(serde_json::from_value::<BootState>(serde_json::json!({})).is_err());
+        // The file format: kind and cookie origin as plain strings.
+        let v = serde_json::to_value(boot_state("demo@10.0.0.1")).expect("encode");
+        assert_eq!(v["kind"], "mix");
+        assert_eq!(v["cookie"], "file:/run/secrets/cookie");
+        assert_eq!(v["exports"]["RELEASE_NODE"], "demo@10.0.0.1");
     }
 
     #[test]
@@ -793,10 +580,9 @@ mod tests {
 
     #[test]
     fn counted_peers_follow_connect() {
-        let peer = |state: &str| LivePeer {
-            node: format!("demo@{state}"),
-            state: state.into(),
-            reason: None,
+        let peer = |state: PeerState| PeerStatus {
+            node: format!("demo@{}", state.name()),
+            state,
         };
         let mut live = LiveStatus {
             node: "demo@10.0.0.1".into(),
@@ -808,7 +594,11 @@ mod tests {
             last_poll: None,
             connect: true,
             local: None,
-            peers: vec![peer("connected"), peer("failed"), peer("connecting")],
+            peers: vec![
+                peer(PeerState::Connected),
+                peer(PeerState::Failed("down".into())),
+                peer(PeerState::Connecting),
+            ],
         };
         assert_eq!(live.counted(), 1);
         live.connect = false;

@@ -13,11 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use beamup::dist::{
-    Atom, Connector, DistError, FixInteger, LocalState, NodeEvent, Session, SessionOptions,
-    SyncCause, Term,
-};
+use beamup::dist::{Atom, DistError, FixInteger, NodeEvent, Session, SessionOptions, Term};
 use beamup::peer::PeerState;
+use beamup::reporter::mesh::{Connector, LocalState, SyncCause};
 use beamup::secret::Secret;
 use nix::sched::{CloneFlags, setns};
 

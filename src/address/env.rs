@@ -32,7 +32,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cli::IpFamily;
+    use crate::address::IpFamily;
 
     #[test]
     fn table() {

@@ -8,7 +8,7 @@ use nix::ifaddrs::getifaddrs;
 use nix::net::if_::InterfaceFlags;
 
 use super::{pick, unusable};
-use crate::cli::IpFamily;
+use crate::address::IpFamily;
 
 /// One address on one interface.
 #[derive(Debug, Clone)]

@@ -16,9 +16,16 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::cli::IpFamily;
-
 pub use interface::local_addresses;
+
+/// `--ip-family`: which address family the own address may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum IpFamily {
+    V4,
+    V6,
+    #[default]
+    Any,
+}
 
 /// Default Rancher 1.x metadata base URL (beam-facts: also `rancher-metadata`
 /// and 169.254.169.250).
@@ -179,7 +186,7 @@ pub struct Context<'a> {
 /// An address and the source that gave it, plus variables the source offers to
 /// templates (RANCHER_SERVICE_NAME).
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct OwnAddress {
     pub address: IpAddr,
     pub source: String,
     pub extras: Vec<(String, String)>,
@@ -211,7 +218,7 @@ impl fmt::Display for NoAddress {
 }
 
 /// Tries `sources` in order; the first acceptable address wins.
-pub async fn find(sources: &[Source], ctx: &Context<'_>) -> Result<Found, NoAddress> {
+pub async fn find(sources: &[Source], ctx: &Context<'_>) -> Result<OwnAddress, NoAddress> {
     let mut refusals = Vec::new();
     for source in sources {
         let chain = match source {
@@ -255,7 +262,7 @@ pub fn auto_chain(env: &HashMap<String, String>) -> Vec<Source> {
     chain
 }
 
-async fn try_source(source: &Source, ctx: &Context<'_>) -> Result<Found, String> {
+async fn try_source(source: &Source, ctx: &Context<'_>) -> Result<OwnAddress, String> {
     let (address, extras) = match source {
         Source::Auto => return Err("auto is expanded before this point".into()),
         Source::Env(var) => (env::lookup(var, ctx)?, vec![]),
@@ -267,7 +274,7 @@ async fn try_source(source: &Source, ctx: &Context<'_>) -> Result<Found, String>
         Source::Rancher(url) => rancher::lookup(url, ctx).await?,
         Source::Ecs(url) => (ecs::lookup(url.as_deref(), ctx).await?, vec![]),
     };
-    Ok(Found {
+    Ok(OwnAddress {
         address,
         source: source.to_string(),
         extras,

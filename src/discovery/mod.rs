@@ -19,10 +19,11 @@ use crate::resolver::RESOLV_CONF;
 
 /// Which records the DNS query asks for (resolved from `--record` and the
 /// own address' family by `config`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecordKind {
     A,
     Aaaa,
+    #[value(name = "a+aaaa")]
     AAndAaaa,
     Srv,
 }
@@ -148,7 +149,7 @@ impl Discovery {
 /// writes there is meant.
 fn peer_address(ip: IpAddr) -> Option<IpAddr> {
     let ip = ip.to_canonical();
-    match crate::address::unusable(ip, crate::cli::IpFamily::Any, false) {
+    match crate::address::unusable(ip, crate::address::IpFamily::Any, false) {
         None => Some(ip),
         Some(why) => {
             tracing::debug!(%ip, "DNS answer skipped: {why}");

@@ -4,9 +4,11 @@
 //!
 //! - [`Session`]: one live connection to the local node (epmd lookup, handshake,
 //!   a background task that answers ticks and routes replies to callers).
-//! - [`Connector`]: what the reporter calls once per interval and on every
-//!   relay event; keeps a session, reconnects with backoff and turns a
-//!   discovered peer set into `connect_node` calls (failing peers backed off).
+//! - `epmd`, `frames`, `stream`, `rpc`: the wire (epmd requests, checked
+//!   frames, the socket adapter, rex calls and their replies).
+//!
+//! This is the protocol only. When to connect and to whom (the mesh policy)
+//! lives with the component that decides it: `crate::reporter::mesh`.
 //! - the relay (`relay.rs`): a process started in the local node with stdlib
 //!   only that forwards nodeup/nodedown to the session as [`NodeEvent`]s.
 //!
@@ -15,8 +17,6 @@
 //! name `rex` runs `M:F(Args)` and comes back as `{Ref, Result}`
 //! (kernel's `rpc.erl`, `handle_call({call, ...})`).
 
-mod connector;
-mod dial;
 pub mod epmd;
 mod frames;
 mod relay;
@@ -24,12 +24,13 @@ mod rpc;
 mod session;
 mod stream;
 
-pub use connector::{Connector, LocalState, SyncReport};
-pub use dial::SyncCause;
 /// The term types of [`Session::call`] (erl_dist's re-exports of eetf, so
 /// callers never depend on a second eetf version).
 pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
 pub use relay::NodeEvent;
+pub(crate) use relay::start as start_relay;
+pub(crate) use rpc::{atom, decode_bool};
+pub(crate) use session::{EVENTS_QUEUED, PendingCall};
 pub use session::{Session, SessionOptions};
 
 /// The functions that read what the local node sends (handshake replies, rex

@@ -11,13 +11,13 @@ use crate::address::{is_link_local, local_addresses};
 use crate::discovery::{Discovery, Poll, PollError, RecordKind, Settings};
 use crate::inspect::record_name;
 
-pub struct Found {
+pub struct DiscoveryCheck {
     pub section: Section,
     /// Sorted, own node excluded.
     pub peers: BTreeSet<String>,
 }
 
-pub async fn check(id: &Identity) -> Found {
+pub async fn check(id: &Identity) -> DiscoveryCheck {
     let settings = &id.discovery;
     let mut checks = Vec::new();
     let mut peers = BTreeSet::new();
@@ -49,7 +49,7 @@ pub async fn check(id: &Identity) -> Found {
         ));
         peers.extend(found);
     }
-    Found {
+    DiscoveryCheck {
         section: Section {
             title: "discovery".to_string(),
             peer: None,

@@ -29,13 +29,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::config::Config;
+use crate::cli::Flags;
+use crate::config::{self, Config, Mode};
 use crate::discovery::Settings;
 use crate::dist::{DistError, Session, SessionOptions, epmd};
-use crate::exit_codes::ExitCode;
-use crate::reporter::hidden_node_name;
+use crate::environment::Environment;
+use crate::exit_codes::{ExitCode, Failure};
 use crate::secret::Secret;
-use crate::state::{BootState, CookieOrigin};
+use crate::state::{self, BootState, CookieOrigin};
 
 /// Bound on every network step (an epmd request, a TCP connect, the
 /// handshake, a call): a peer that does not answer costs this once, since
@@ -88,8 +89,8 @@ impl Identity {
             identity.discovery.own_address = address;
             identity.discovery.own_node = boot.node.clone();
         }
-        if let Some(CookieOrigin::File(path)) = boot.cookie_origin()
-            && let Ok(cookie) = crate::cookie::from_file(&path)
+        if let CookieOrigin::File(path) = &boot.cookie
+            && let Ok(cookie) = crate::cookie::from_file(path)
         {
             identity.cookie = Some(cookie.value);
             identity.cookie_origin = Some(cookie.origin);
@@ -111,7 +112,7 @@ impl Identity {
 
     /// The hidden node name doctor appears as (the reporter's form).
     fn hidden_name(&self) -> String {
-        hidden_node_name(self.address)
+        crate::naming::hidden_node_name(self.address)
     }
 
     /// Connects to `node` as doctor's hidden node with this node's cookie,
@@ -368,20 +369,39 @@ impl Report {
     }
 }
 
-/// `beamup doctor`: runs every check, prints the report (text or JSON) to
-/// stdout, returns the exit code (0 all good, 1 something failed).
-pub fn run(config: &Config, boot: Option<&BootState>, json: bool) -> ExitCode {
+/// `beamup doctor`. Next to a running node (`docker exec c beamup doctor`,
+/// no release command), its boot record names the node and the release
+/// command, to find the release's cookie like at boot.
+pub fn doctor(
+    flags: &Flags,
+    command: &[String],
+    json: bool,
+    env: &Environment,
+) -> Result<i32, Failure> {
+    let boot = if command.is_empty() {
+        state::find(env, None)
+            .ok()
+            .map(|found| found.state)
+            .filter(BootState::alive)
+    } else {
+        None
+    };
+    let command = boot.as_ref().map_or(command, |b| b.command.as_slice());
+    let config = config::resolve_dry(flags, command, env, Mode::Doctor)?;
+    Ok(report(&config, boot.as_ref(), json).code())
+}
+
+/// Runs every check, prints the report (text or JSON) to stdout, returns
+/// the exit code (0 all good, 1 something failed).
+fn report(config: &Config, boot: Option<&BootState>, json: bool) -> ExitCode {
     let identity = match boot {
         Some(boot) => Identity::from_state(config, boot),
         None => Identity::from_config(config),
     };
-    let report = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let report = match crate::process::runtime(true) {
         Ok(runtime) => runtime.block_on(examine(&identity)),
         Err(e) => {
-            eprintln!("beamup: error: cannot start the doctor's runtime: {e}");
+            eprintln!("beamup: error: {e:#}");
             return ExitCode::Config;
         }
     };

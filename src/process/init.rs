@@ -25,7 +25,7 @@ use crate::exit_codes::{ExitCode, Failure};
 
 /// Runs the release (and the reporter, when `reporter` is given) as children
 /// and supervises them until the release exits; returns its exit status.
-pub fn run(launch: &Launch, reporter: Option<&dyn Fn()>) -> Result<i32, Failure> {
+pub fn supervise(launch: &Launch, reporter: Option<&dyn Fn()>) -> Result<i32, Failure> {
     let signals = Signals::take()?;
     become_reaper();
     let release = spawn_release(launch)?;

@@ -218,6 +218,20 @@ impl Launch {
     }
 }
 
+/// The one way beamup builds an async runtime: by hand (no
+/// `#[tokio::main]`) and current-thread, because a reporter is forked later
+/// and no thread may be alive at fork time (beamup's own, and the reporter
+/// child's, which was forked from a single-threaded process). `io` enables
+/// the I/O and time drivers (an epoll instance and an eventfd): a boot whose
+/// address comes from the environment or an interface needs neither.
+pub fn runtime(io: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if io {
+        builder.enable_all();
+    }
+    anyhow::Context::context(builder.build(), "while starting the async runtime")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

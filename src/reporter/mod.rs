@@ -4,28 +4,25 @@
 //!
 //! Also `beamup peers`, which shares the polling and the hysteresis.
 
-mod connect;
 mod hysteresis;
 mod jitter;
+pub mod mesh;
 mod peers_file;
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, error, info, warn};
 
-pub use self::connect::hidden_node_name;
 pub use self::hysteresis::Membership;
 pub use self::jitter::Jitter;
 pub use self::peers_file::check_dir as check_peers_file_dir;
-pub use self::peers_file::render;
-use crate::ExitCode;
-use crate::cli::PeersFormat;
+pub use self::peers_file::{PeersFormat, render};
+
+use self::mesh::SyncCause;
 use crate::discovery::{self, Discovery, Poll, PollError};
-use crate::dist::SyncCause;
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 use crate::state;
@@ -44,7 +41,7 @@ pub struct ConnectSettings {
 }
 
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct ReporterSettings {
     pub interval: Duration,
     pub leave_after: u32,
     pub peers_file: Option<PathBuf>,
@@ -57,23 +54,18 @@ pub struct Settings {
 
 /// Runs the reporter loop in the forked child; never returns. The caller has
 /// already set PR_SET_PDEATHSIG, so the child dies with the release.
-pub fn run_child(discovery: discovery::Settings, settings: Settings) -> ! {
-    // Built by hand, current-thread: the child was forked from a
-    // single-threaded process and needs no more than one thread.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+pub fn run_child(discovery: discovery::Settings, settings: ReporterSettings) -> ! {
+    let runtime = match crate::process::runtime(true) {
         Ok(runtime) => runtime,
         Err(e) => {
-            error!(error = %e, "the peer reporter cannot start its runtime; peers are not discovered for this release");
+            error!(error = %format!("{e:#}"), "the peer reporter cannot start its runtime; peers are not discovered for this release");
             std::process::exit(1)
         }
     };
-    match runtime.block_on(run(discovery, settings)) {}
+    match runtime.block_on(report_forever(discovery, settings)) {}
 }
 
-async fn run(discovery: discovery::Settings, settings: Settings) -> Infallible {
+async fn report_forever(discovery: discovery::Settings, settings: ReporterSettings) -> Infallible {
     let mut jitter = Jitter::from_entropy();
     let discovery = loop {
         match Discovery::new(discovery.clone()) {
@@ -127,7 +119,7 @@ struct Reporter {
     /// The last poll failed (to log the recovery once).
     failing: bool,
     polls: u64,
-    connect: Option<connect::Connect>,
+    connect: Option<mesh::Mesh>,
     /// `--prune` and `--leave-when-unlisted` (false without `--connect`).
     prune: bool,
     leave_when_unlisted: bool,
@@ -157,7 +149,7 @@ struct Live {
 }
 
 impl Reporter {
-    fn new(discovery: &Discovery, settings: &Settings) -> Self {
+    fn new(discovery: &Discovery, settings: &ReporterSettings) -> Self {
         let d = discovery.settings();
         Reporter {
             own_node: d.own_node.clone(),
@@ -173,7 +165,7 @@ impl Reporter {
             connect: settings
                 .connect
                 .as_ref()
-                .map(|c| connect::Connect::new(c, d.own_address, settings.interval)),
+                .map(|c| mesh::Mesh::new(c, d.own_address, settings.interval)),
             prune: settings.connect.as_ref().is_some_and(|c| c.prune),
             leave_when_unlisted: settings
                 .connect
@@ -198,7 +190,7 @@ impl Reporter {
     }
 
     fn waiting_for_vm(&self) -> bool {
-        self.connect.as_ref().is_some_and(connect::Connect::waiting)
+        self.connect.as_ref().is_some_and(mesh::Mesh::waiting)
     }
 
     /// Whether to look for a booting VM again before the next poll: yes for
@@ -455,16 +447,8 @@ impl Reporter {
             polls: self.polls,
             last_poll: live.last_poll.clone(),
             connect: self.connect.is_some(),
-            local: self.connect.as_ref().map(connect::Connect::local_text),
-            peers: self
-                .entries()
-                .into_iter()
-                .map(|e| state::LivePeer {
-                    state: e.state.name().to_string(),
-                    reason: e.state.reason().map(str::to_string),
-                    node: e.node,
-                })
-                .collect(),
+            local: self.connect.as_ref().map(mesh::Mesh::local_text),
+            peers: self.entries(),
         };
         let result = state::write_status(&live.path, &status);
         let Some(live) = self.live.as_mut() else {
@@ -479,84 +463,6 @@ impl Reporter {
             Err(_) => {}
         }
     }
-}
-
-/// `beamup peers`: resolve once and print the peers' node names, one per
-/// line, to stdout; with `watch`, keep polling every `interval` and print
-/// `+node` / `-node` on changes (a leave after `leave_after` missed polls,
-/// like the reporter).
-pub fn peers_command(
-    discovery: discovery::Settings,
-    watch: bool,
-    interval: Duration,
-    leave_after: u32,
-) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("beamup: cannot start the async runtime: {e}");
-            return ExitCode::Discovery;
-        }
-    };
-    runtime.block_on(peers_async(discovery, watch, interval, leave_after))
-}
-
-async fn peers_async(
-    settings: discovery::Settings,
-    watch: bool,
-    interval: Duration,
-    leave_after: u32,
-) -> ExitCode {
-    let discovery = match Discovery::new(settings) {
-        Ok(discovery) => discovery,
-        Err(e) => {
-            eprintln!("beamup: {e:#}");
-            return ExitCode::Discovery;
-        }
-    };
-    if !watch {
-        return match discovery.poll().await {
-            Ok(peers) => {
-                let text: String = peers.iter().map(|p| format!("{p}\n")).collect();
-                // A closed stdout (`beamup peers | head -1`) is not an error.
-                let _ = print_flushed(&text);
-                ExitCode::Success
-            }
-            Err(e) => {
-                eprintln!("beamup: {e}");
-                ExitCode::Discovery
-            }
-        };
-    }
-    let mut membership = Membership::new(leave_after);
-    loop {
-        match discovery.poll().await {
-            Ok(seen) => {
-                let change = membership.observe(&seen);
-                let text: String = change
-                    .joined
-                    .iter()
-                    .map(|p| format!("+{p}\n"))
-                    .chain(change.left.iter().map(|p| format!("-{p}\n")))
-                    .collect();
-                if print_flushed(&text).is_err() {
-                    // The reader went away: nothing left to watch for.
-                    return ExitCode::Success;
-                }
-            }
-            Err(e) => eprintln!("beamup: {e}"),
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
-fn print_flushed(text: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
 }
 
 #[cfg(test)]
@@ -592,7 +498,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("peers");
-        let settings = Settings {
+        let settings = ReporterSettings {
             interval: Duration::from_secs(1),
             leave_after: 2,
             peers_file: Some(path.clone()),
@@ -649,7 +555,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("peers.json");
-        let settings = Settings {
+        let settings = ReporterSettings {
             interval: Duration::from_secs(1),
             leave_after: 3,
             peers_file: Some(path.clone()),
@@ -680,7 +586,7 @@ mod tests {
     /// BOOT_RETRY_FOR, then once per interval (the poll's own attempt).
     #[test]
     fn boot_retries_back_off() {
-        let settings = Settings {
+        let settings = ReporterSettings {
             interval: Duration::from_secs(5),
             leave_after: 3,
             peers_file: None,
@@ -704,7 +610,7 @@ mod tests {
         }
         assert!(r.said_slow);
         // Without --connect there is nothing to wait for.
-        let plain = Settings {
+        let plain = ReporterSettings {
             connect: None,
             ..settings
         };

@@ -7,11 +7,17 @@
 //!   (RELX_COOKIE only reaches the script's own rpc helpers);
 //! - anything else: only the exported variables.
 
+mod subcommands;
+mod traps;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub use self::subcommands::{Call, Op, classify, subcommand_for};
+pub use self::traps::{Traps, traps, with_inet6};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Mix,

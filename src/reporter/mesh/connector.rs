@@ -17,12 +17,11 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
-use super::DistError;
 use super::dial::{Dial, SyncCause, name_and_ip};
-use super::epmd;
-use super::relay::{self, NodeEvent};
-use super::rpc::{self, atom};
-use super::session::{EVENTS_QUEUED, PendingCall, Session, SessionOptions};
+use crate::dist::{
+    DistError, EVENTS_QUEUED, NodeEvent, PendingCall, Session, SessionOptions, atom, decode_bool,
+    epmd, start_relay,
+};
 use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 use erl_dist::term::{Pid, Term};
@@ -263,7 +262,7 @@ impl Connector {
                 states[i] = PeerState::Connecting;
                 continue;
             };
-            let outcome = reply.and_then(|r| rpc::decode_bool(r, "net_kernel:connect_node/1"));
+            let outcome = reply.and_then(|r| decode_bool(r, "net_kernel:connect_node/1"));
             if let Err(e @ DistError::Closed { .. }) = &outcome {
                 lost = Some(e.clone());
             }
@@ -378,7 +377,7 @@ impl Connector {
             let outcome = call
                 .wait_until(deadline)
                 .await
-                .and_then(|r| rpc::decode_bool(r, "erlang:disconnect_node/1"));
+                .and_then(|r| decode_bool(r, "erlang:disconnect_node/1"));
             match outcome {
                 Ok(true) => {
                     info!(local = %self.local_node, peer = %node, "disconnected peer that left");
@@ -408,7 +407,7 @@ impl Connector {
         if !due {
             return;
         }
-        match relay::start(session).await {
+        match start_relay(session).await {
             Ok(pid) => {
                 debug!(local = %self.local_node, relay = %pid, "relay started: dropped peers are re-dialed as soon as the VM notices");
                 self.relay = Relay::Running(pid);

@@ -1,6 +1,15 @@
-//! `--connect`: after each poll and each relay event, ask the distribution
-//! client to mesh the release with the reported peers, log what changed per
-//! peer and hand the states to the peers file.
+//! `--connect`, the mesh policy: after each poll and each relay event, make
+//! the release connected to the reported peers through the distribution
+//! client (`crate::dist`, the protocol only), log what changed per peer and
+//! hand the states to the peers file.
+//!
+//! - this file: what the reporter calls ([`Mesh`]) and the per-peer log;
+//! - [`connector`]: the session to the local node, its relay, the syncs
+//!   (whom to dial, prune, leave);
+//! - [`dial`]: one peer's dialing policy (backoff, quick drops, probes).
+
+mod connector;
+mod dial;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -8,43 +17,33 @@ use std::time::Duration;
 
 use tracing::{debug, info};
 
+pub use self::connector::{Connector, LocalState, SyncReport};
+pub use self::dial::SyncCause;
 use super::ConnectSettings;
-use crate::dist::{Connector, LocalState, SyncCause, SyncReport};
 use crate::naming;
 use crate::peer::PeerState;
 
-pub struct Connect {
+pub struct Mesh {
     connector: Connector,
     local: Option<LocalState>,
     peers: BTreeMap<String, PeerState>,
 }
 
-/// The hidden node beamup's reporter appears as: unique per container (one
-/// reporter per VM, pids differ between restarts) and on the own address, so
-/// a long-names node accepts it.
-pub fn hidden_node_name(own_address: IpAddr) -> String {
-    format!(
-        "beamup-{}@{}",
-        std::process::id(),
-        naming::host_part(own_address)
-    )
-}
-
-impl Connect {
+impl Mesh {
     pub fn new(settings: &ConnectSettings, own_address: IpAddr, interval: Duration) -> Self {
         // Half an interval for connect_node replies: a vanished peer (still
         // listed while leave-after counts) must not delay the next poll.
         let wait = (interval / 2).max(Duration::from_millis(200));
         let connector = Connector::new(
             settings.local_node.clone(),
-            hidden_node_name(own_address),
+            naming::hidden_node_name(own_address),
             settings.cookie.clone(),
             // Leaving the cluster disconnects every peer: the connector's
             // disconnecting side serves both flags.
             settings.prune || settings.leave_when_unlisted,
         )
         .with_connect_wait(wait);
-        Connect {
+        Mesh {
             connector,
             local: None,
             peers: BTreeMap::new(),
@@ -157,7 +156,7 @@ mod tests {
             prune: false,
             leave_when_unlisted: false,
         };
-        let mut c = Connect::new(
+        let mut c = Mesh::new(
             &settings,
             "10.0.0.1".parse().expect("ip"),
             Duration::from_secs(1),
@@ -212,18 +211,6 @@ mod tests {
             assert_eq!(c.absorb(r), changed, "step {i}");
             assert_eq!(c.state("a").name(), a, "step {i}");
             assert_eq!(c.state("b").name(), b, "step {i}");
-        }
-    }
-
-    #[test]
-    fn hidden_name_on_own_address() {
-        let pid = std::process::id();
-        let table = [
-            ("10.0.0.1", format!("beamup-{pid}@10.0.0.1")),
-            ("fd00:0::1", format!("beamup-{pid}@fd00::1")),
-        ];
-        for (ip, want) in table {
-            assert_eq!(hidden_node_name(ip.parse().expect("ip")), want);
         }
     }
 }

@@ -1,0 +1,212 @@
+//! The default action, `beamup [OPTIONS] -- COMMAND`, as a list of steps (as
+//! tini's `main` reads): find the program → borrow a running node's identity
+//! for a command meant for it → resolve the config (the only step that does
+//! discovery I/O) → write the rendered files → record the boot → fork the
+//! reporter → exec the release (or, with `--init`, stay PID 1 and supervise
+//! it). A failure before the exec leaves no reporter behind and no release
+//! started with a wrong or missing name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::cli::Flags;
+use crate::config::{self, Config, Inputs, Mode, RenderedFile, Value};
+use crate::environment::Environment;
+use crate::exit_codes::{ExitCode, Failure, OrExit as _};
+use crate::release;
+use crate::state::{self, BootState, CookieOrigin};
+use crate::{cookie, operate, process, reporter, safe_file};
+
+/// Boots the release `command` names; returns only when it does not exec
+/// (`--init`: the release's exit status), or fails.
+pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32, Failure> {
+    let program = program_to_exec(command, env)?;
+    // The start script is read once: for the call's kind here, for the
+    // release's traps and files in `config::resolve`.
+    let release = release::detect(&program);
+    // `bin/my_app rpc|remote|stop|...`: a command for the running node gets
+    // its identity, and no reporter, no rendering, no address lookup.
+    let call = release::classify(release.kind, command);
+    if let Some(running) = operate::running_node(call, env)? {
+        return Err(operate::exec_as(&running, &program, command, env));
+    }
+    let config = config::resolve(Inputs {
+        flags,
+        command,
+        program: Some(&program),
+        release: &release,
+        env,
+        mode: Mode::Exec,
+    })?;
+    write_files(&config.files)?;
+    check_peers_file(&config)?;
+    tracing::info!(
+        node = %config.node,
+        source = %config.source,
+        release = ?config.release,
+        "starting {}",
+        cookie::redact_args(&config.command, config.cookie.as_ref()).join(" ")
+    );
+    let launch = process::Launch::new(&program, &config.command, &config.exec_env(env))?;
+    // A command for a node that is not running here (e.g. `eval`) runs
+    // without a reporter and leaves the boot record alone.
+    let reporter = if call.boots() {
+        record_boot(&config, &program, flags, env);
+        reporter_body(&config)
+    } else {
+        None
+    };
+    if flags.opts.init {
+        // beamup stays PID 1: it runs and supervises the release and the reporter.
+        process::init::supervise(&launch, reporter.as_ref().map(|r| r as &dyn Fn()))
+    } else {
+        Err(fork_reporter_and_exec(&launch, reporter))
+    }
+}
+
+/// The release command's program, resolved on PATH; a missing or
+/// non-executable command is reported before anything else.
+fn program_to_exec(command: &[String], env: &Environment) -> Result<PathBuf, Failure> {
+    let Some(program) = command.first() else {
+        return Err(Failure::msg(
+            ExitCode::Usage,
+            "no command to exec: give the release command after `--`, e.g. \
+             beamup -- /app/bin/my_app start",
+        ));
+    };
+    process::resolve_program(program, env.raw_path())
+}
+
+/// Writes the rendered files, each mode 0600 (vm.args may carry the
+/// cookie), through `safe_file`: checked directories, no symlink followed, a
+/// reader never sees half a file.
+fn write_files(files: &[RenderedFile]) -> Result<(), Failure> {
+    for f in files {
+        safe_file::write(&f.dest, f.content.expose().as_bytes(), 0o600)
+            .with_context(|| {
+                format!(
+                    "while writing {} (from {})",
+                    f.dest.display(),
+                    f.source.display()
+                )
+            })
+            .or_exit(ExitCode::Config)?;
+    }
+    Ok(())
+}
+
+/// The peers file's directory must be usable before the release starts: the
+/// reporter would otherwise fail on its own, after the exec.
+fn check_peers_file(config: &Config) -> Result<(), Failure> {
+    match config.reporter.peers_file.as_ref() {
+        Some(path) if config.discovery.is_active() => {
+            reporter::check_peers_file_dir(path).or_exit(ExitCode::Config)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Exec mode: the reporter is forked just before the exec, so a failure to
+/// find or render anything never leaves one behind; the release takes over
+/// beamup's PID. Returns only on failure.
+fn fork_reporter_and_exec(launch: &process::Launch, reporter: Option<impl FnOnce()>) -> Failure {
+    if let Some(reporter) = reporter {
+        match process::fork_reporter(reporter) {
+            Ok(pid) => tracing::debug!(reporter = pid.as_raw(), "reporter forked"),
+            Err(failure) => return failure,
+        }
+    }
+    launch.exec()
+}
+
+/// The reporter child's body, when there is something to discover. A `Fn`:
+/// `--init` runs it again in each restarted reporter.
+fn reporter_body(config: &Config) -> Option<impl Fn() + use<>> {
+    config.discovery.is_active().then(|| {
+        let discovery = config.discovery.clone();
+        let settings = config.reporter.clone();
+        move || reporter::run_child(discovery.clone(), settings.clone())
+    })
+}
+
+/// Records the boot of the release `config` describes (in its render
+/// directory), just before the fork/exec.
+fn record_boot(config: &Config, program: &Path, flags: &Flags, env: &Environment) {
+    let cookie = cookie_origin(config, flags.opts.cookie_file.as_deref());
+    state::write_boot(
+        &env.render_dir(&config.node),
+        &boot_state(config, program, cookie),
+    );
+}
+
+/// The record of what `config` decided, for the process about to exec.
+fn boot_state(config: &Config, program: &Path, cookie: CookieOrigin) -> BootState {
+    let pid = std::process::id() as i32;
+    BootState {
+        node: config.node.clone(),
+        address: config.address.to_string(),
+        source: config.source.clone(),
+        basename: config.basename.clone(),
+        command: config.command.clone(),
+        program: program.to_path_buf(),
+        kind: config.release,
+        vm_args: config
+            .files
+            .iter()
+            .map(|f| f.dest.clone())
+            .find(|d| d.file_name().is_some_and(|n| n == "vm.args")),
+        inet6: inet6_place(config),
+        exports: config
+            .exports
+            .iter()
+            .filter(|e| matches!(e.value, Value::Plain(_)))
+            .map(|e| (e.name.clone(), e.expose().to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        cookie,
+        reporter: config.discovery.is_active(),
+        started: state::unix_ms() / 1000,
+        pid,
+        pid_start: state::process_start(pid),
+    }
+}
+
+/// The origin of the cookie the release got at boot, from the one cookie
+/// rule (`crate::cookie`): a cookie beamup handed to the release came from
+/// --cookie-file or from the variable its origin names (`RELEASE_COOKIE`,
+/// `RELX_COOKIE`); any other is the release's own.
+fn cookie_origin(config: &Config, cookie_file: Option<&Path>) -> CookieOrigin {
+    match (&config.cookie, cookie_file) {
+        (Some(c), Some(path)) if c.exported => {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            CookieOrigin::File(path)
+        }
+        (Some(c), None) if c.exported => CookieOrigin::Env(c.origin.clone()),
+        _ => CookieOrigin::Release,
+    }
+}
+
+/// Where config put `-proto_dist inet6_tcp` for an IPv6 node.
+fn inet6_place(config: &Config) -> Option<String> {
+    if !config.address.is_ipv6() {
+        return None;
+    }
+    let exported = ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"]
+        .into_iter()
+        .find(|name| {
+            config
+                .exports
+                .iter()
+                .any(|e| e.name == *name && e.expose().contains("inet6_tcp"))
+        });
+    let in_vm_args = config
+        .files
+        .iter()
+        .any(|f| f.content.expose().contains("-proto_dist inet6_tcp"));
+    Some(match (exported, in_vm_args) {
+        (Some(name), _) => name.to_string(),
+        (None, true) => "vm.args".to_string(),
+        (None, false) => "the environment or the release's env.sh".to_string(),
+    })
+}
