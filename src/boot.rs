@@ -16,7 +16,7 @@ use crate::config::{self, Config, Inputs, Mode, RenderedFile, Value};
 use crate::environment::Environment;
 use crate::exit_codes::{ExitCode, Failure, OrExit as _};
 use crate::release;
-use crate::state::{self, BootState, CookieOrigin};
+use crate::state::{self, BootState, CookieOrigin, DiscoveryAtBoot};
 use crate::{cookie, operate, process, reporter, safe_file};
 
 /// Boots the release `command` names; returns only when it does not exec
@@ -39,6 +39,7 @@ pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32,
         release: &release,
         env,
         mode: Mode::Exec,
+        booted: None,
     })?;
     write_files(&config.files)?;
     check_peers_file(&config)?;
@@ -166,6 +167,18 @@ fn boot_state(config: &Config, program: &Path, cookie: CookieOrigin) -> BootStat
             .collect::<BTreeMap<_, _>>(),
         cookie,
         reporter: config.discovery.is_active(),
+        discovery: config.discovery.is_active().then(|| DiscoveryAtBoot {
+            query: config.discovery.query.clone(),
+            record: config.discovery.record,
+            dns_server: config.discovery.dns_server,
+            dns_timeout_ms: config.discovery.timeout.as_millis() as u64,
+            dns_attempts: config.discovery.attempts,
+            static_peers: config.discovery.static_peers.clone(),
+            interval_ms: config.reporter.interval.as_millis() as u64,
+            leave_after: config.reporter.leave_after,
+            connect: config.reporter.connect.is_some(),
+            peers_file: config.reporter.peers_file.clone(),
+        }),
         started: state::unix_ms() / 1000,
         pid,
         pid_start: state::process_start(pid),

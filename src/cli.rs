@@ -16,7 +16,7 @@ pub use crate::discovery::RecordKind;
 use crate::exit_codes::{ExitCode, Failure};
 pub use crate::logging::LogFormat;
 pub use crate::platform::Platform;
-pub use crate::reporter::PeersFormat;
+pub use crate::peer::PeersFormat;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -391,8 +391,12 @@ impl Command {
 pub fn parse(
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
 ) -> Result<Command, Failure> {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             // --help and --version exit 0, usage errors 2 (clap's codes).
             let _ = e.print();
@@ -402,9 +406,11 @@ pub fn parse(
             return Ok(Command::Exit(e.exit_code()));
         }
     };
+    // The options are flattened into the subcommand's own matches.
+    let given = Given::of(matches.subcommand().map_or(&matches, |(_, m)| m));
     Ok(match cli.subcommand {
         None => Command::Boot {
-            flags: Flags::check(cli.opts)?,
+            flags: Flags::check(cli.opts, given)?,
             command: cli.command,
         },
         Some(Sub::Inspect {
@@ -412,12 +418,12 @@ pub fn parse(
             opts,
             command,
         }) => Command::Inspect {
-            flags: Flags::check(opts)?,
+            flags: Flags::check(opts, given)?,
             command,
             json,
         },
         Some(Sub::Peers { watch, opts }) => Command::Peers {
-            flags: Flags::check(opts)?,
+            flags: Flags::check(opts, given)?,
             watch,
         },
         Some(Sub::Doctor {
@@ -425,12 +431,52 @@ pub fn parse(
             opts,
             command,
         }) => Command::Doctor {
-            flags: Flags::check(opts)?,
+            flags: Flags::check(opts, given)?,
             command,
             json,
         },
         Some(Sub::Ops(op)) => Command::Ops(op),
     })
+}
+
+/// Which options were given (on the command line or as `BEAMUP_*`
+/// variables) rather than left at their defaults. Next to a running node,
+/// `doctor` and `peers` take the rest from its boot record: the node's CMD
+/// often holds them as flags, which `docker exec` does not see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Given {
+    /// `--ip` (the own address).
+    pub ip: bool,
+    /// `--query` or `--peers`: what to discover.
+    pub discovery: bool,
+    pub record: bool,
+    pub dns_server: bool,
+    pub dns_timeout: bool,
+    pub dns_attempts: bool,
+    pub interval: bool,
+    pub leave_after: bool,
+}
+
+impl Given {
+    fn of(matches: &clap::ArgMatches) -> Given {
+        use clap::parser::ValueSource;
+        let given = |id: &str| {
+            matches!(
+                matches.try_get_raw(id).ok().and(matches.value_source(id)),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        Given {
+            ip: given("ip"),
+            discovery: given("query") || given("peers"),
+            record: given("record"),
+            dns_server: given("dns_server"),
+            dns_timeout: given("dns_timeout"),
+            dns_attempts: given("dns_attempts"),
+            interval: given("interval"),
+            leave_after: given("leave_after"),
+        }
+    }
 }
 
 /// `beamup /app/bin/my_app start` (the `--` forgotten): clap only says the
@@ -465,10 +511,12 @@ pub struct Flags {
     pub templates: Vec<(PathBuf, PathBuf)>,
     /// `--peers`: validated node names.
     pub static_peers: Vec<String>,
+    /// Which options were given rather than defaulted.
+    pub given: Given,
 }
 
 impl Flags {
-    pub fn check(opts: Opts) -> Result<Flags, Failure> {
+    pub fn check(opts: Opts, given: Given) -> Result<Flags, Failure> {
         let usage = |e: String| Failure::msg(ExitCode::Usage, e);
         if opts.leave_after == 0 {
             return Err(usage("--leave-after must be at least 1".into()));
@@ -522,6 +570,7 @@ impl Flags {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| usage(format!("--peers: {e}")))?,
             opts,
+            given,
         })
     }
 }

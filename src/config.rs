@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::address::{self, Source};
-use crate::cli::{Flags, Opts, Platform};
+use crate::cli::{Flags, Given, Opts, Platform};
 use crate::cookie;
 use crate::discovery::{self, RecordKind};
 use crate::environment::Environment;
@@ -22,6 +22,7 @@ use crate::platform::{self, Preset};
 use crate::release::{self, Kind, Release};
 use crate::reporter;
 use crate::secret::Secret;
+use crate::state::{BootState, DiscoveryAtBoot};
 use crate::template;
 
 /// One exported variable. Only the cookie is a [`Secret`].
@@ -34,7 +35,12 @@ pub struct Export {
 #[derive(Debug, Clone)]
 pub enum Value {
     Plain(String),
+    /// The cookie itself.
     Secret(Secret),
+    /// Options that carry a `-setcookie` (e.g. the user's
+    /// `ELIXIR_ERL_OPTIONS` with beamup's `-proto_dist` added): shown with
+    /// the cookie redacted, never recorded.
+    HoldsCookie { value: Secret, shown: String },
 }
 
 impl Export {
@@ -43,6 +49,7 @@ impl Export {
         match &self.value {
             Value::Plain(v) => v,
             Value::Secret(_) => "<redacted>",
+            Value::HoldsCookie { shown, .. } => shown,
         }
     }
 
@@ -50,7 +57,7 @@ impl Export {
     pub fn expose(&self) -> &str {
         match &self.value {
             Value::Plain(v) => v,
-            Value::Secret(s) => s.expose(),
+            Value::Secret(s) | Value::HoldsCookie { value: s, .. } => s.expose(),
         }
     }
 }
@@ -107,6 +114,10 @@ pub struct Inputs<'a> {
     pub release: &'a Release,
     pub env: &'a Environment,
     pub mode: Mode,
+    /// `doctor` and `peers` next to a running node: its boot record, whose
+    /// address, name part and discovery settings stand in for options not
+    /// given (`cli::Given`).
+    pub booted: Option<&'a BootState>,
 }
 
 /// Flags + environment → the resolved config, in the README's order: flags →
@@ -120,6 +131,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         release: inputs_release,
         env,
         mode,
+        booted,
     } = inputs;
     let mut warnings: Vec<String> = Vec::new();
     let opts = &flags.opts;
@@ -133,10 +145,17 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     }
     let query_template = opts.query.clone().or_else(|| preset.query.clone());
     // Usage errors before any network I/O.
-    check_something_to_discover(opts, mode, &query_template, &flags.static_peers)?;
+    let at_boot = booted
+        .and_then(|b| b.discovery.as_ref())
+        .filter(|_| !flags.given.discovery);
+    let discovers = query_template.is_some() || !flags.static_peers.is_empty() || at_boot.is_some();
+    check_something_to_discover(opts, mode, discovers)?;
     refuse_cookie_in_query(opts, &query_template)?;
-    let basename = basename(opts, &preset, env, command)?;
-    let found = own_address(flags, &preset, &query_template, env)?;
+    let basename = basename(opts, booted, &preset, env, command)?;
+    let found = match booted.filter(|_| !flags.given.ip).and_then(recorded_address) {
+        Some(found) => found,
+        None => own_address(flags, &preset, &query_template, env)?,
+    };
     let node = naming::node_name(&basename, found.address);
     let release = release::traps(inputs_release, env, &node, found.address, &mut warnings);
     let mut exports = base_exports(&node, &basename, &found, &release, env);
@@ -161,7 +180,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         None => None,
     };
     let reporter = reporter_settings(flags, env, &node, cookie.as_ref())?;
-    let discovery = discovery::Settings {
+    let mut discovery = discovery::Settings {
         query: query.clone(),
         record: record_kind(opts.record, found.address),
         dns_server: flags.dns_server,
@@ -172,6 +191,10 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         own_node: node.clone(),
         own_address: found.address,
     };
+    let mut reporter = reporter;
+    if let Some(at_boot) = at_boot {
+        as_booted(&mut discovery, &mut reporter, at_boot, &flags.given);
+    }
     if let Some(c) = &cookie {
         tracing::debug!(origin = %c.origin, "cookie");
     }
@@ -204,6 +227,7 @@ pub fn resolve_dry(
     command: &[String],
     env: &Environment,
     mode: Mode,
+    booted: Option<&BootState>,
 ) -> Result<Config, Failure> {
     let program = command
         .first()
@@ -218,23 +242,18 @@ pub fn resolve_dry(
         release: &release,
         env,
         mode,
+        booted,
     })
 }
 
-fn check_something_to_discover(
-    opts: &Opts,
-    mode: Mode,
-    query_template: &Option<String>,
-    static_peers: &[String],
-) -> Result<(), Failure> {
-    let something_to_discover = query_template.is_some() || !static_peers.is_empty();
-    if opts.connect && !something_to_discover {
+fn check_something_to_discover(opts: &Opts, mode: Mode, discovers: bool) -> Result<(), Failure> {
+    if opts.connect && !discovers {
         return Err(Failure::msg(
             ExitCode::Usage,
             "--connect needs peers to connect to: give --query or --peers",
         ));
     }
-    if mode == Mode::Peers && !something_to_discover {
+    if mode == Mode::Peers && !discovers {
         return Err(Failure::msg(
             ExitCode::Usage,
             "nothing to discover: give --query (or BEAMUP_QUERY) or --peers",
@@ -243,10 +262,52 @@ fn check_something_to_discover(
     Ok(())
 }
 
-/// --basename, else the preset's, else RELEASE_NAME, else `<name>` of a
-/// `<root>/bin/<name>` command.
+/// The running node's address, as its boot record holds it (a lookup now
+/// could find another, or none from a `docker exec` environment).
+fn recorded_address(booted: &BootState) -> Option<address::OwnAddress> {
+    Some(address::OwnAddress {
+        address: booted.address.parse().ok()?,
+        source: format!("{} (the boot record)", booted.source),
+        extras: Vec::new(),
+    })
+}
+
+/// The running node's discovery as it booted, for every option the command
+/// did not give itself (given options still win).
+fn as_booted(
+    discovery: &mut discovery::Settings,
+    reporter: &mut reporter::ReporterSettings,
+    at_boot: &DiscoveryAtBoot,
+    given: &Given,
+) {
+    discovery.query = at_boot.query.clone();
+    discovery.static_peers = at_boot.static_peers.clone();
+    if !given.record {
+        discovery.record = at_boot.record;
+    }
+    if !given.dns_server {
+        discovery.dns_server = at_boot.dns_server;
+    }
+    if !given.dns_timeout {
+        discovery.timeout = Duration::from_millis(at_boot.dns_timeout_ms);
+    }
+    if !given.dns_attempts {
+        discovery.attempts = at_boot.dns_attempts.max(1);
+    }
+    if !given.interval {
+        reporter.interval = Duration::from_millis(at_boot.interval_ms);
+    }
+    if !given.leave_after {
+        reporter.leave_after = at_boot.leave_after.max(1);
+    }
+}
+
+/// --basename, else the running node's (its boot record), else the
+/// preset's, else RELEASE_NAME, else `<name>` of a `<root>/bin/<name>`
+/// command.
 fn basename(
     opts: &Opts,
+    booted: Option<&BootState>,
     preset: &Preset,
     env: &Environment,
     command: &[String],
@@ -254,6 +315,7 @@ fn basename(
     let basename = opts
         .basename
         .clone()
+        .or_else(|| booted.map(|b| b.basename.clone()))
         .or_else(|| preset.basename.clone())
         .or_else(|| env.get("RELEASE_NAME").map(str::to_string))
         .or_else(|| {
@@ -602,7 +664,13 @@ impl Exports {
         });
     }
     fn set(&mut self, name: &str, value: &str) {
-        self.put(name, Value::Plain(value.to_string()))
+        let shown = cookie::redact(value, None);
+        if shown == value {
+            self.put(name, Value::Plain(value.to_string()))
+        } else {
+            let value = Secret::new(value);
+            self.put(name, Value::HoldsCookie { value, shown })
+        }
     }
     fn set_secret(&mut self, name: &str, value: &Secret) {
         self.put(name, Value::Secret(value.clone()))
@@ -655,5 +723,11 @@ mod tests {
         assert_eq!(names, ["RELEASE_COOKIE", "A"]);
         assert_eq!(e.0[0].shown(), "<redacted>");
         assert_eq!(e.get("A"), Some("2"));
+        // Options carrying a -setcookie are shown without it.
+        e.set("ERL_AFLAGS", "-setcookie monster -proto_dist inet6_tcp");
+        let flags = e.0.iter().find(|x| x.name == "ERL_AFLAGS").expect("set");
+        assert_eq!(flags.shown(), "-setcookie <redacted> -proto_dist inet6_tcp");
+        assert_eq!(flags.expose(), "-setcookie monster -proto_dist inet6_tcp");
+        assert!(!format!("{flags:?}").contains("monster"));
     }
 }

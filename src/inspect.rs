@@ -20,7 +20,7 @@ pub fn inspect(
     json: bool,
     env: &Environment,
 ) -> Result<i32, Failure> {
-    let config = config::resolve_dry(flags, command, env, Mode::Inspect)?;
+    let config = config::resolve_dry(flags, command, env, Mode::Inspect, None)?;
     if json {
         println!("{}", to_json(&config));
     } else {

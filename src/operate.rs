@@ -122,6 +122,10 @@ fn release_command(
     Err(exec_as(&found, &program, &command, env))
 }
 
+/// The variables beamup may put `-proto_dist inet6_tcp` into for an IPv6
+/// node (`BootState::inet6` names the one it used).
+const INET6_VARIABLES: [&str; 2] = ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"];
+
 /// The variables that give a command the running node's identity: the
 /// recorded exports, and the cookie read again from its origin.
 fn identity(s: &BootState, env: &Environment) -> Result<Vec<(String, Secret)>, Failure> {
@@ -130,6 +134,15 @@ fn identity(s: &BootState, env: &Environment) -> Result<Vec<(String, Secret)>, F
         .iter()
         .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
         .collect();
+    // Options holding a -setcookie are not recorded (the cookie never is):
+    // the container's own value comes back with the `-proto_dist` beamup
+    // added to it at boot.
+    if let Some(var) = s.inet6.as_deref().filter(|v| INET6_VARIABLES.contains(v))
+        && !s.exports.contains_key(var)
+    {
+        let value = crate::release::with_inet6(env.get(var));
+        vars.push((var.to_string(), Secret::new(value)));
+    }
     match s.cookie.clone() {
         CookieOrigin::File(path) => {
             let cookie = crate::cookie::from_file(&path)?.value;
@@ -163,13 +176,26 @@ fn shell_exports(s: &BootState, env: &Environment) -> Result<String, Failure> {
     for (name, value) in &s.exports {
         out.push_str(&format!("export {name}={}\n", single_quoted(value)));
     }
+    // Options holding a -setcookie were not recorded: the container's own
+    // value gets the `-proto_dist` beamup added at boot.
+    if let Some(var) = s.inet6.as_deref().filter(|v| INET6_VARIABLES.contains(v))
+        && !s.exports.contains_key(var)
+    {
+        out.push_str(&format!(
+            "case \" ${{{var}-}} \" in *inet6_tcp*) ;; *) export {var}=\"${{{var}:+${var} }}-proto_dist inet6_tcp\" ;; esac\n"
+        ));
+    }
     match s.cookie.clone() {
         CookieOrigin::File(path) => {
             // Checked now, so a missing secret is an error here, not an empty cookie.
             crate::cookie::from_file(&path)?;
             let path = single_quoted(&path.to_string_lossy());
             for name in ["RELEASE_COOKIE", "RELX_COOKIE"] {
-                out.push_str(&format!("export {name}=\"$(cat -- {path})\"\n"));
+                // The cookie is one word, trimmed for the release at boot:
+                // the same bytes here, whatever blanks or CR the file has.
+                out.push_str(&format!(
+                    "export {name}=\"$(tr -d ' \\t\\r\\n' < {path})\"\n"
+                ));
             }
         }
         _ => {
@@ -379,6 +405,34 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
+    /// `beamup env` hands a shell exactly the cookie the release got at boot
+    /// (trimmed of blanks and CR), and an IPv6 node's options whose value
+    /// was not recorded (it holds a -setcookie) get `-proto_dist` back.
+    #[test]
+    fn env_lines_give_the_shell_the_boot_cookie() {
+        let dir = std::env::temp_dir().join(format!("beamup-envcookie-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("cookie");
+        std::fs::write(&file, " sekrit\r\n").expect("write");
+        let mut s = boot(true);
+        s.cookie = CookieOrigin::File(file.clone());
+        s.inet6 = Some("ELIXIR_ERL_OPTIONS".into());
+        let env = crate::environment::Environment::default();
+        let lines = shell_exports(&s, &env).expect("exports");
+        assert!(!lines.contains("sekrit"), "{lines}");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("{lines}\nprintf '%s|%s' \"$RELEASE_COOKIE\" \"$ELIXIR_ERL_OPTIONS\"")])
+            .env("ELIXIR_ERL_OPTIONS", "-setcookie x +S 1")
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{lines}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "sekrit|-setcookie x +S 1 -proto_dist inet6_tcp"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
     fn boot(reporter: bool) -> BootState {
         BootState {
             node: "demo@10.0.0.1".into(),
@@ -393,6 +447,7 @@ mod tests {
             exports: Default::default(),
             cookie: CookieOrigin::Release,
             reporter,
+            discovery: None,
             started: 0,
             pid: 10,
             pid_start: Some(1),

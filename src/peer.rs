@@ -1,6 +1,6 @@
 //! A peer and its state, as beamup reports it: the one type the distribution
 //! client fills in (`--connect`), the reporter logs transitions of, and the
-//! peers file writes.
+//! peers file writes (in a [`PeersFormat`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,17 @@ pub struct PeerStatus {
     #[serde(flatten)]
     pub state: PeerState,
 }
+
+/// `--peers-format`: one node per line, JSON, or Erlang terms for `file:consult/1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeersFormat {
+    #[default]
+    Lines,
+    Json,
+    Erlang,
+}
+
 
 #[cfg(test)]
 mod tests {

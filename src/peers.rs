@@ -16,7 +16,10 @@ use crate::reporter::Membership;
 /// `+node` / `-node` on changes (a leave after `--leave-after` missed polls,
 /// like the reporter).
 pub fn peers(flags: &Flags, watch: bool, env: &Environment) -> Result<i32, Failure> {
-    let config = config::resolve_dry(flags, &[], env, Mode::Peers)?;
+    // Next to a running node (`docker exec c beamup peers`), what it discovers.
+    let booted = crate::state::running_here(env).map(|found| found.state);
+    let command = booted.as_ref().map_or(&[][..], |b| b.command.as_slice());
+    let config = config::resolve_dry(flags, command, env, Mode::Peers, booted.as_ref())?;
     let runtime = match crate::process::runtime(true) {
         Ok(runtime) => runtime,
         Err(e) => {

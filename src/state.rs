@@ -18,12 +18,14 @@
 //! never through a symlink, size-capped.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::discovery::RecordKind;
 use crate::environment::Environment;
 use crate::exit_codes::{ExitCode, Failure};
 use crate::peer::{PeerState, PeerStatus};
@@ -105,6 +107,11 @@ pub struct BootState {
     pub cookie: CookieOrigin,
     /// Whether a reporter was forked (something to discover).
     pub reporter: bool,
+    /// What the node discovers, as resolved at boot (None: nothing), so
+    /// `doctor` and `peers` next to it need no flags: its CMD often holds
+    /// them, and `docker exec` sees only the image's environment.
+    #[serde(default)]
+    pub discovery: Option<DiscoveryAtBoot>,
     /// Unix seconds.
     pub started: u64,
     /// The release's PID: beamup's own, which the exec keeps.
@@ -133,8 +140,35 @@ impl BootState {
         if let Some(bad) = self.exports.keys().find(|k| !crate::template::is_name(k)) {
             bail!("`{bad}` is not a variable name");
         }
+        if let Some(d) = &self.discovery {
+            if let Some(q) = d.query.as_deref().filter(|q| !naming::is_dns_name(q)) {
+                bail!("the query `{}` is not a DNS name", q.escape_debug());
+            }
+            if let Some(bad) = d.static_peers.iter().find(|p| naming::parse_node(p).is_err()) {
+                bail!("the peer `{}` is not a node name", bad.escape_debug());
+            }
+        }
         Ok(())
     }
+}
+
+/// The discovery settings of a booted node (see [`BootState::discovery`]).
+/// Never holds the cookie (the query may not name it: `config` refuses that).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryAtBoot {
+    /// The rendered DNS query.
+    pub query: Option<String>,
+    pub record: RecordKind,
+    pub dns_server: Option<SocketAddr>,
+    pub dns_timeout_ms: u64,
+    pub dns_attempts: usize,
+    /// `--peers`.
+    pub static_peers: Vec<String>,
+    pub interval_ms: u64,
+    pub leave_after: u32,
+    /// `--connect`.
+    pub connect: bool,
+    pub peers_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +355,12 @@ pub fn find(env: &Environment, node: Option<&str>) -> Result<Located, Failure> {
     }
 }
 
+/// The boot record of the node running here, if there is exactly one
+/// alive (what `doctor` and `peers` without a release command look for).
+pub fn running_here(env: &Environment) -> Option<Located> {
+    find(env, None).ok().filter(|found| found.state.alive())
+}
+
 /// Every readable boot record directly under `base` (`$TMPDIR/beamup`).
 fn scan(base: &Path) -> Vec<Located> {
     // The base is checked like every directory beamup writes through (a
@@ -420,6 +460,18 @@ mod tests {
             exports: BTreeMap::from([("RELEASE_NODE".to_string(), node.to_string())]),
             cookie: CookieOrigin::File("/run/secrets/cookie".into()),
             reporter: true,
+            discovery: Some(DiscoveryAtBoot {
+                query: Some("demo.svc.test".into()),
+                record: RecordKind::AAndAaaa,
+                dns_server: Some("10.0.0.53:53".parse().expect("addr")),
+                dns_timeout_ms: 2000,
+                dns_attempts: 2,
+                static_peers: vec!["demo@10.0.0.9".into()],
+                interval_ms: 5000,
+                leave_after: 3,
+                connect: true,
+                peers_file: None,
+            }),
             started: 1,
             pid: std::process::id() as i32,
             pid_start: process_start(std::process::id() as i32),
@@ -566,6 +618,8 @@ mod tests {
         assert_eq!(v["kind"], "mix");
         assert_eq!(v["cookie"], "file:/run/secrets/cookie");
         assert_eq!(v["exports"]["RELEASE_NODE"], "demo@10.0.0.1");
+        assert_eq!(v["discovery"]["record"], "a+aaaa");
+        assert_eq!(v["discovery"]["query"], "demo.svc.test");
     }
 
     #[test]

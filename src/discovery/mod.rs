@@ -19,11 +19,15 @@ use crate::resolver::RESOLV_CONF;
 
 /// Which records the DNS query asks for (resolved from `--record` and the
 /// own address' family by `config`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     A,
     Aaaa,
     #[value(name = "a+aaaa")]
+    #[serde(rename = "a+aaaa")]
     AAndAaaa,
     Srv,
 }

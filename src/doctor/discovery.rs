@@ -21,10 +21,20 @@ pub async fn check(id: &Identity) -> DiscoveryCheck {
     let settings = &id.discovery;
     let mut checks = Vec::new();
     let mut peers = BTreeSet::new();
-    if !settings.is_active() {
+    if !settings.is_active() && id.discovery_known {
         checks.push(Check::skipped(
             "query",
-            "nothing to discover: no --query (BEAMUP_QUERY, a platform preset) and no --peers",
+            "nothing to discover: the node was booted with no --query (BEAMUP_QUERY, a platform \
+             preset) and no --peers",
+        ));
+    } else if !settings.is_active() {
+        checks.push(Check::failed(
+            "query",
+            "cannot tell what this node discovers: no node booted through beamup runs here and \
+             no --query or --peers was given",
+            "unknown discovery",
+            "run doctor next to the node (`docker exec <container> beamup doctor`, with the \
+             container's environment), or give the same --query / --peers as at boot",
         ));
     }
     if let Some(query) = &settings.query {

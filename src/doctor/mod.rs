@@ -36,7 +36,7 @@ use crate::dist::{DistError, Session, SessionOptions, epmd};
 use crate::environment::Environment;
 use crate::exit_codes::{ExitCode, Failure};
 use crate::secret::Secret;
-use crate::state::{self, BootState, CookieOrigin};
+use crate::state::{self, CookieOrigin, Located};
 
 /// Bound on every network step (an epmd request, a TCP connect, the
 /// handshake, a call): a peer that does not answer costs this once, since
@@ -59,6 +59,13 @@ pub struct Identity {
     pub cookie_origin: Option<String>,
     /// The query, record type, DNS server and static peers as at boot.
     pub discovery: Settings,
+    /// Whether doctor knows what this node discovers: its boot record says
+    /// so, or the command gave discovery options. Without either, "nothing
+    /// to discover" would be a guess, and doctor says so.
+    pub discovery_known: bool,
+    /// Peers the node's reporter reports (its live status): checked too, so
+    /// one the reporter knows and the VM is not connected to is a ✗.
+    pub reported_peers: Vec<String>,
 }
 
 impl Identity {
@@ -71,6 +78,8 @@ impl Identity {
             cookie: config.cookie.as_ref().map(|c| c.value.clone()),
             cookie_origin: config.cookie.as_ref().map(|c| c.origin.clone()),
             discovery: config.discovery.clone(),
+            discovery_known: config.discovery.is_active(),
+            reported_peers: Vec::new(),
         }
     }
 
@@ -80,8 +89,14 @@ impl Identity {
     /// (which was resolved with the recorded release command).
     ///
     /// [`from_config`]: Identity::from_config
-    pub fn from_state(config: &Config, boot: &BootState) -> Identity {
+    pub fn from_state(config: &Config, running: &Located) -> Identity {
+        let boot = &running.state;
         let mut identity = Identity::from_config(config);
+        identity.discovery_known = true;
+        identity.reported_peers = match state::read_status(&running.dir) {
+            Ok(Some(live)) => live.peers.into_iter().map(|p| p.node).collect(),
+            _ => Vec::new(),
+        };
         if let Ok(address) = boot.address.parse::<IpAddr>() {
             identity.address = address;
             identity.node = boot.node.clone();
@@ -378,24 +393,21 @@ pub fn doctor(
     json: bool,
     env: &Environment,
 ) -> Result<i32, Failure> {
-    let boot = if command.is_empty() {
-        state::find(env, None)
-            .ok()
-            .map(|found| found.state)
-            .filter(BootState::alive)
-    } else {
-        None
-    };
-    let command = boot.as_ref().map_or(command, |b| b.command.as_slice());
-    let config = config::resolve_dry(flags, command, env, Mode::Doctor)?;
-    Ok(report(&config, boot.as_ref(), json).code())
+    let running = command
+        .is_empty()
+        .then(|| state::running_here(env))
+        .flatten();
+    let boot = running.as_ref().map(|found| &found.state);
+    let command = boot.map_or(command, |b| b.command.as_slice());
+    let config = config::resolve_dry(flags, command, env, Mode::Doctor, boot)?;
+    Ok(report(&config, running.as_ref(), json).code())
 }
 
 /// Runs every check, prints the report (text or JSON) to stdout, returns
 /// the exit code (0 all good, 1 something failed).
-fn report(config: &Config, boot: Option<&BootState>, json: bool) -> ExitCode {
-    let identity = match boot {
-        Some(boot) => Identity::from_state(config, boot),
+fn report(config: &Config, running: Option<&Located>, json: bool) -> ExitCode {
+    let identity = match running {
+        Some(running) => Identity::from_state(config, running),
         None => Identity::from_config(config),
     };
     let report = match crate::process::runtime(true) {
@@ -418,7 +430,13 @@ fn report(config: &Config, boot: Option<&BootState>, json: bool) -> ExitCode {
 pub async fn examine(identity: &Identity) -> Report {
     let (local, found) = tokio::join!(local::check(identity), discovery::check(identity));
     let mut sections = vec![local.section.clone(), found.section];
-    let peers: Vec<&String> = found.peers.iter().collect();
+    // What discovery answers, what the reporter reports and what the VM is
+    // connected to: a peer in any of them is checked.
+    let mut peers = found.peers.clone();
+    peers.extend(identity.reported_peers.iter().cloned());
+    peers.extend(local.nodes.iter().flatten().cloned());
+    peers.remove(&identity.node);
+    let peers: Vec<&String> = peers.iter().collect();
     for chunk in peers.chunks(PEERS_AT_ONCE) {
         let checks = chunk
             .iter()

@@ -19,7 +19,8 @@ use tracing::{debug, error, info, warn};
 pub use self::hysteresis::Membership;
 pub use self::jitter::Jitter;
 pub use self::peers_file::check_dir as check_peers_file_dir;
-pub use self::peers_file::{PeersFormat, render};
+pub use self::peers_file::render;
+use crate::peer::PeersFormat;
 
 use self::mesh::SyncCause;
 use crate::discovery::{self, Discovery, Poll, PollError};

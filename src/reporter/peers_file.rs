@@ -9,17 +9,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::peer::PeerStatus;
+use crate::peer::{PeerStatus, PeersFormat};
 use crate::safe_file;
-
-/// `--peers-format`: one node per line, JSON, or Erlang terms for `file:consult/1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
-pub enum PeersFormat {
-    #[default]
-    Lines,
-    Json,
-    Erlang,
-}
 
 /// The peers file's mode: readable by everyone (no secret inside).
 pub const MODE: u32 = 0o644;
