@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# beamup in one command: `bash scripts/demo.sh` (as root; needs cargo, erlang, elixir,
-# dnsmasq-base, iproute2: `bash scripts/test.sh --install-only` installs them).
+# beamup in one command: `bash scripts/demo.sh` (as root, with Rust installed by rustup).
 #
-# Builds beamup and the demo mix release, makes one "container" (a network namespace
-# with its own address and hostname), shows what beamup decides (`beamup inspect`),
-# boots the release through beamup there, asks the node who it is, and stops it with
-# SIGTERM as `docker stop` would. Everything it creates is removed on every exit path.
+# First installs what it needs and is missing, and only that (`scripts/prerequisites.sh
+# demo`: erlang, elixir, dnsmasq-base, iproute2, gcc, util-linux, hostname; it says how to
+# get cargo if there is none). Then builds beamup and the demo mix release, makes one
+# "container" (a network namespace with its own address and hostname), shows what beamup
+# decides (`beamup inspect`), boots the release through beamup there, asks the node who it
+# is, and stops it with SIGTERM as `docker stop` would. Everything it creates is removed on
+# every exit path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -20,10 +22,11 @@ fail() {
 }
 
 [ "$(id -u)" -eq 0 ] || { echo "scripts/demo.sh: run as root (it creates a network namespace)" >&2; exit 1; }
-for cmd in cargo mix erl ip unshare dnsmasq; do
-  command -v "$cmd" >/dev/null 2>&1 \
-    || { echo "scripts/demo.sh: missing $cmd: run 'bash scripts/test.sh --install-only'" >&2; exit 1; }
-done
+say "0. prerequisites: install what is missing (scripts/prerequisites.sh demo)"
+bash scripts/prerequisites.sh demo || {
+  printf '\nVERDICT: FAILED: prerequisites missing (see above)\n'
+  exit 1
+}
 
 # Names carry our pid (bu<pid>-...), like the test harness: a later test run removes
 # them if this script is ever killed before its trap runs.
@@ -35,7 +38,7 @@ vm_pid=""
 exec 3>&1
 cleanup() {
   local rc=$?
-  [ -n "$vm_pid" ] && kill -KILL "$vm_pid" 2>/dev/null || true
+  if [ -n "$vm_pid" ]; then kill -KILL "$vm_pid" 2>/dev/null || true; fi
   local n
   for n in "$ns" "$sw"; do
     if [ -e "/run/netns/$n" ]; then
@@ -149,7 +152,7 @@ vm_pid=""
 echo "    exited with status $stop_rc"
 
 if [ "$answer_node" = "$node" ] && [ "$answer_long" = "true" ] \
-   && [ "$answer_greet" = '{:ok, [[~c"hello-from-demo"]]}' -o "$answer_greet" = "{:ok, [['hello-from-demo']]}" ] \
+   && { [ "$answer_greet" = '{:ok, [[~c"hello-from-demo"]]}' ] || [ "$answer_greet" = "{:ok, [['hello-from-demo']]}" ]; } \
    && [ "$peers" = "demo@10.213.77.11" ] && [ "$stop_rc" -eq 0 ]; then
   verdict_done=1
   printf '\nVERDICT: OK: %s booted through beamup with long names and its rendered vm.args, found its peer by DNS, and stopped cleanly on SIGTERM\n' "$node"

