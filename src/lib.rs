@@ -34,6 +34,7 @@ pub mod safe_file;
 pub mod secret;
 pub mod state;
 pub mod template;
+pub mod untrusted;
 
 use std::ffi::OsString;
 

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::http::Client;
-use super::rancher::snippet;
 use super::{Context, parse_address, unusable};
 
 const VARS: [&str; 2] = [
@@ -32,7 +31,7 @@ pub async fn lookup(url: Option<&str>, ctx: &Context<'_>) -> Result<IpAddr, Stri
     let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
         format!(
             "GET {base} answered `{}`, which is not JSON ({e})",
-            snippet(&body)
+            crate::untrusted::shown_max(body.trim(), 60)
         )
     })?;
     let first = json
@@ -41,7 +40,12 @@ pub async fn lookup(url: Option<&str>, ctx: &Context<'_>) -> Result<IpAddr, Stri
         .and_then(|v| v.as_str())
         .ok_or_else(|| format!("GET {base}: the JSON has no Networks[0].IPv4Addresses[0]"))?;
     let address = parse_address(first)
-        .ok_or_else(|| format!("GET {base}: `{first}` is not an IP address"))?;
+        .ok_or_else(|| {
+            format!(
+                "GET {base}: `{}` is not an IP address",
+                crate::untrusted::shown(first)
+            )
+        })?;
     if let Some(why) = unusable(address, ctx.family, false) {
         return Err(format!("GET {base}: {why}"));
     }

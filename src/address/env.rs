@@ -14,7 +14,12 @@ pub fn lookup(var: &str, ctx: &Context<'_>) -> Result<IpAddr, String> {
         return Err(format!("{var} is set but empty"));
     }
     let address =
-        parse_address(value).ok_or_else(|| format!("{var}=`{value}` is not an IP address"))?;
+        parse_address(value).ok_or_else(|| {
+        format!(
+            "{var}=`{}` is not an IP address",
+            crate::untrusted::shown(value)
+        )
+    })?;
     // The user named this variable, so a loopback address is taken (a laptop
     // setup); `auto` never offers one on its own.
     if let Some(why) = unusable(address, ctx.family, true) {

@@ -51,18 +51,9 @@ fn service_name(url: &str, answer: Result<String, String>) -> String {
     String::new()
 }
 
-pub(super) fn snippet(body: &str) -> String {
-    let one_line: String = body
-        .trim()
-        .chars()
-        .take(60)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if body.trim().chars().count() > 60 {
-        format!("{one_line}...")
-    } else {
-        one_line
-    }
+/// A one-line piece of an answer, for a message.
+fn snippet(body: &str) -> String {
+    crate::untrusted::shown_max(body.trim(), 60)
 }
 
 #[cfg(test)]

@@ -22,8 +22,17 @@ use futures_io::{AsyncRead, AsyncWrite};
 use tracing::warn;
 
 /// Far above any reply beamup asks for (`erlang:nodes()` of a thousand nodes
-/// is ~30 KiB), far below what would hurt.
-pub const MAX_FRAME: usize = 8 << 20;
+/// is ~30 KiB, the relay's parsed program a few KiB), far below what would
+/// hurt.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Elements (tuple, list and map entries, fun variables) all the terms of
+/// one frame may announce together. eetf builds a `Term` of ~56 bytes for
+/// each before anything checks it, so a frame of a few MiB of one-byte
+/// elements would cost hundreds of MiB: this keeps a frame under ~1 MiB of
+/// decoded terms, ten times the largest reply beamup asks for
+/// (`erlang:nodes()` of 1,024 peers; the relay's parsed program, ~3,000).
+pub const MAX_ELEMENTS: usize = 16 * 1024;
 
 /// Deepest term nesting accepted: a `{badrpc, {'EXIT', {Reason, Stack}}}`
 /// reply is about ten levels deep.
@@ -173,19 +182,26 @@ pub fn check_frame(body: &[u8]) -> Result<(), String> {
     if tag != PASS_THROUGH {
         return Ok(());
     }
+    let mut elements = 0;
     while !rest.is_empty() {
-        let mut walk = Walk { bytes: rest };
+        let mut walk = Walk {
+            bytes: rest,
+            elements,
+        };
         if walk.u8()? != VERSION {
             return Err("a term without the version byte 131".into());
         }
         walk.term(0)?;
         rest = walk.bytes;
+        elements = walk.elements;
     }
     Ok(())
 }
 
 struct Walk<'a> {
     bytes: &'a [u8],
+    /// Elements announced so far in this frame (see [`MAX_ELEMENTS`]).
+    elements: usize,
 }
 
 impl Walk<'_> {
@@ -221,6 +237,12 @@ impl Walk<'_> {
             return Err(format!(
                 "a term announces {n} elements where {} bytes are left",
                 self.bytes.len()
+            ));
+        }
+        self.elements = self.elements.saturating_add(n);
+        if self.elements > MAX_ELEMENTS {
+            return Err(format!(
+                "a message of more than {MAX_ELEMENTS} elements (beamup's replies hold far fewer)"
             ));
         }
         (0..n).try_for_each(|_| self.term(depth))
@@ -486,6 +508,33 @@ mod tests {
         for (what, frame_body) in accepted {
             assert_eq!(check_frame(&frame_body), Ok(()), "{what}");
         }
+    }
+
+    /// A list of `n` small integers (2 bytes each): within the frame cap
+    /// long before it is within the element cap.
+    fn int_list(n: u32) -> Vec<u8> {
+        let mut t = vec![108];
+        t.extend_from_slice(&n.to_be_bytes());
+        for _ in 0..n {
+            t.extend_from_slice(&[97, 1]);
+        }
+        t.push(106);
+        t
+    }
+
+    #[test]
+    fn element_counts_are_capped_per_frame() {
+        // 200,000 elements fit in 400 KB: eetf would build ~11 MiB of terms.
+        let big = body(&int_list(200_000));
+        assert!(big.len() < MAX_FRAME);
+        let e = check_frame(&big).expect_err("over the element cap");
+        assert!(e.contains("elements"), "{e}");
+        // Two terms of one frame add up.
+        let half = int_list(MAX_ELEMENTS as u32 / 2 + 1);
+        let two = [&body(&half)[..], &[VERSION][..], &half[..]].concat();
+        assert!(check_frame(&two).is_err());
+        // `erlang:nodes()` of 1,024 peers is far below it.
+        assert_eq!(check_frame(&body(&int_list(1_100))), Ok(()));
     }
 
     #[tokio::test]

@@ -130,8 +130,13 @@ pub(crate) fn event_of(message: &Message) -> Option<NodeEvent> {
         .collect();
     match atoms?.as_slice() {
         [TAG, "ready"] => Some(NodeEvent::Ready),
-        [TAG, "nodeup", node] => Some(NodeEvent::Up((*node).to_owned())),
-        [TAG, "nodedown", node] => Some(NodeEvent::Down((*node).to_owned())),
+        // A node name the VM reports is logged and dialed: it must be one.
+        [TAG, "nodeup", node] if crate::naming::parse_node(node).is_ok() => {
+            Some(NodeEvent::Up((*node).to_owned()))
+        }
+        [TAG, "nodedown", node] if crate::naming::parse_node(node).is_ok() => {
+            Some(NodeEvent::Down((*node).to_owned()))
+        }
         _ => None,
     }
 }

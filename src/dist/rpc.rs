@@ -121,7 +121,7 @@ pub fn check_badrpc(result: Term) -> Result<Term, DistError> {
         && let [Term::Atom(tag), reason] = t.elements.as_slice()
         && tag.name == "badrpc"
     {
-        return Err(DistError::Rpc(reason.to_string()));
+        return Err(DistError::Rpc(crate::untrusted::shown(&reason.to_string())));
     }
     Ok(result)
 }

@@ -578,8 +578,14 @@ fn classify_handshake(
         HandshakeError::OngoingHandshake => {
             refused("it answered nok (it is connecting to us at the same time)")
         }
-        HandshakeError::Io(e) => DistError::Io(format!("handshake with {local_node}: {e}")),
-        other => DistError::Protocol(format!("handshake with {local_node}: {other}")),
+        HandshakeError::Io(e) => DistError::Io(format!(
+            "handshake with {local_node}: {}",
+            crate::untrusted::shown(&e.to_string())
+        )),
+        other => DistError::Protocol(format!(
+            "handshake with {local_node}: {}",
+            crate::untrusted::shown(&other.to_string())
+        )),
     }
 }
 
