@@ -57,8 +57,9 @@ a failed check (doctor), 2 usage, 3 configuration, 4 no address found, 5 discove
 ";
 
 const DOCTOR_HELP: &str = "\
-Run it next to the node: it takes the node's identity from the record beamup wrote at boot,
-else from the same flags (or BEAMUP_* variables) as at boot:
+Run it next to the node: it takes the node's identity and what it discovers from the record
+beamup wrote at boot (flags given here still win), else from the same flags (or BEAMUP_*
+variables) as at boot:
   docker exec c beamup doctor
   kubectl exec pod -- beamup doctor --json
 
@@ -116,7 +117,8 @@ pub enum Sub {
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
-    /// Resolve the discovery query once and print the peers' node names to stdout.
+    /// Resolve the discovery query once and print the peers' node names to stdout (next to a
+    /// running node, what it discovers unless flags say otherwise).
     Peers {
         /// Keep polling and print a line for every change (`+node` joined, `-node` left).
         #[arg(long)]

@@ -26,6 +26,12 @@ use crate::peer::{PeerState, PeerStatus};
 use crate::secret::Secret;
 use erl_dist::term::{Pid, Term};
 
+/// connect_node calls one sync starts. Each makes the peer's name an atom in
+/// the VM (never freed, and the table is finite), so a burst of new names
+/// (a changing or hostile answer) is spread over syncs. Far above a real
+/// cluster's churn; a 48-node mesh dials 47 at most.
+pub const MAX_DIALS_PER_SYNC: usize = 256;
+
 /// How long waiting for the VM is normal before it is worth one warning.
 const BOOT_GRACE: Duration = Duration::from_secs(60);
 const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -326,11 +332,24 @@ impl Connector {
                 backing_off.push(i);
                 continue;
             }
+            if in_flight.len() >= MAX_DIALS_PER_SYNC {
+                // Due, and dialed at the next sync: a burst of new names is
+                // spread over syncs instead of becoming a burst of atoms.
+                states.push(dial.last.clone().unwrap_or(PeerState::Unknown));
+                continue;
+            }
             states.push(PeerState::Unknown);
             match start_connect(session, peer) {
                 Ok(call) => in_flight.push((i, call)),
                 Err(e) => states[i] = PeerState::Failed(e.to_string()),
             }
+        }
+        if in_flight.len() >= MAX_DIALS_PER_SYNC {
+            debug!(
+                local = %self.local_node,
+                limit = MAX_DIALS_PER_SYNC,
+                "more peers to dial than one sync starts; the rest at the next sync"
+            );
         }
         (states, in_flight, backing_off)
     }
