@@ -328,6 +328,30 @@ pub struct Opts {
     )]
     pub dns_attempts: usize,
 
+    /// The most distinct SRV targets one answer may name, 1..=4096; a larger answer is a failed
+    /// poll (the last good peers stay).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "BEAMUP_MAX_SRV_TARGETS",
+        default_value_t = crate::discovery::DEFAULT_MAX_SRV_TARGETS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=crate::discovery::MAX_SRV_TARGETS_LIMIT as u64)
+    )]
+    pub max_srv_targets: usize,
+
+    /// The most addresses one DNS answer may hold (A and AAAA together, all SRV targets'
+    /// together), 1..=65536; a larger answer is a failed poll (the last good peers stay).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "BEAMUP_MAX_PEERS",
+        default_value_t = crate::discovery::DEFAULT_MAX_PEERS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=crate::discovery::MAX_PEERS_LIMIT as u64)
+    )]
+    pub max_peers: usize,
+
     /// A static list of peer nodes (name@host, comma-separated).
     #[arg(
         long,

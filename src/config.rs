@@ -226,6 +226,8 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         dns_server: flags.dns_server,
         timeout: flags.dns_timeout,
         attempts: opts.dns_attempts.max(1),
+        max_srv_targets: opts.max_srv_targets,
+        max_peers: opts.max_peers,
         static_peers: flags.static_peers,
         basename: basename.clone(),
         own_node: node.clone(),
