@@ -460,3 +460,69 @@ fn ipv6_and_srv_through_the_binary() {
         want
     );
 }
+
+#[test]
+fn an_over_cap_answer_keeps_the_last_good_peers() {
+    // Issue 16: an answer of thousands became thousands of peers, log lines
+    // and a status file of megabytes. Over --max-peers (default 1,024) it is
+    // a failed poll: the last good set stays in the peers and status files,
+    // one warning per poll names the count, the cap and the flag.
+    require(&["dnsmasq", "erl", "elixir"]);
+    let mut net = Net::new("cap");
+    let a = net.add_host("a", true, false);
+    let b = net.add_host("b", true, false);
+    let c = net.add_host("c", true, false);
+    let good = zone(&[&a, &b, &c]);
+    net.start_dns(&good);
+    let dir = TempDir::new("overcap");
+    let (proc_a, file_a) = boot(&a, dir.path(), &[]);
+    let want = sorted(vec![node(&b), node(&c)]);
+    wait_until(LONG, "a's peers file to list b and c", || {
+        read_lines(&file_a) == want
+    });
+
+    let mut big = good.clone();
+    for i in 0..1100 {
+        big.a.push((
+            "demo.svc.test".into(),
+            format!("10.50.{}.{}", i / 250, i % 250 + 1)
+                .parse()
+                .expect("ip"),
+        ));
+    }
+    let warnings = |p: &Proc| {
+        p.log()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("at least 1103 addresses"))
+            .count()
+    };
+    net.set_dns(&big);
+    wait_until(LONG, "a to log two over-cap polls", || {
+        warnings(&proc_a) >= 2
+    });
+    let log = proc_a.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("at least 1103 addresses"))
+        .expect("warning");
+    for needle in ["1024", "--max-peers", "keeping the last known peers"] {
+        assert!(warning.contains(needle), "no `{needle}` in {warning}");
+    }
+    assert_eq!(read_lines(&file_a), want, "the peers file changed");
+    assert!(
+        !log.contains("10.50."),
+        "an over-cap peer was reported:\n{log}"
+    );
+    let status = std::fs::read_to_string(dir.path().join("a.tmp").join("beamup.status.json"))
+        .expect("status file");
+    assert!(
+        status.len() < 4096 && !status.contains("10.50.") && status.contains(&node(&b)),
+        "{status}"
+    );
+    // Back under the cap: a good poll again, the set unchanged.
+    let recovered = |p: &Proc| p.log().matches("peer discovery works again").count();
+    net.set_dns(&good);
+    wait_until(LONG, "a to recover", || recovered(&proc_a) >= 1);
+    assert_eq!(read_lines(&file_a), want);
+    assert!(proc_a.alive());
+}
