@@ -173,6 +173,8 @@ fn boot_state(config: &Config, program: &Path, cookie: CookieOrigin) -> BootStat
             dns_server: config.discovery.dns_server,
             dns_timeout_ms: config.discovery.timeout.as_millis() as u64,
             dns_attempts: config.discovery.attempts,
+            max_srv_targets: config.discovery.max_srv_targets,
+            max_peers: config.discovery.max_peers,
             static_peers: config.discovery.static_peers.clone(),
             interval_ms: config.reporter.interval.as_millis() as u64,
             leave_after: config.reporter.leave_after,

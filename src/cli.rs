@@ -297,6 +297,30 @@ pub struct Opts {
     )]
     pub dns_attempts: usize,
 
+    /// The most distinct SRV targets one answer may name, 1..=4096; a larger answer is a failed
+    /// poll (the last good peers stay).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "BEAMUP_MAX_SRV_TARGETS",
+        default_value_t = crate::discovery::DEFAULT_MAX_SRV_TARGETS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=crate::discovery::MAX_SRV_TARGETS_LIMIT as u64)
+    )]
+    pub max_srv_targets: usize,
+
+    /// The most addresses one DNS answer may hold (A and AAAA together, all SRV targets'
+    /// together), 1..=65536; a larger answer is a failed poll (the last good peers stay).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "BEAMUP_MAX_PEERS",
+        default_value_t = crate::discovery::DEFAULT_MAX_PEERS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=crate::discovery::MAX_PEERS_LIMIT as u64)
+    )]
+    pub max_peers: usize,
+
     /// A static list of peer nodes (name@host, comma-separated).
     #[arg(
         long,
@@ -455,6 +479,8 @@ pub struct Given {
     pub dns_server: bool,
     pub dns_timeout: bool,
     pub dns_attempts: bool,
+    pub max_srv_targets: bool,
+    pub max_peers: bool,
     pub interval: bool,
     pub leave_after: bool,
 }
@@ -475,6 +501,8 @@ impl Given {
             dns_server: given("dns_server"),
             dns_timeout: given("dns_timeout"),
             dns_attempts: given("dns_attempts"),
+            max_srv_targets: given("max_srv_targets"),
+            max_peers: given("max_peers"),
             interval: given("interval"),
             leave_after: given("leave_after"),
         }

@@ -186,6 +186,8 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         dns_server: flags.dns_server,
         timeout: flags.dns_timeout,
         attempts: opts.dns_attempts.max(1),
+        max_srv_targets: opts.max_srv_targets,
+        max_peers: opts.max_peers,
         static_peers: flags.static_peers.clone(),
         basename: basename.clone(),
         own_node: node.clone(),
@@ -293,6 +295,12 @@ fn as_booted(
     }
     if !given.dns_attempts {
         discovery.attempts = at_boot.dns_attempts.max(1);
+    }
+    if !given.max_srv_targets {
+        discovery.max_srv_targets = at_boot.max_srv_targets.max(1);
+    }
+    if !given.max_peers {
+        discovery.max_peers = at_boot.max_peers.max(1);
     }
     if !given.interval {
         reporter.interval = Duration::from_millis(at_boot.interval_ms);

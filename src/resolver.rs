@@ -51,6 +51,28 @@ pub enum Hosts {
     First,
 }
 
+/// A resolver configuration, read once: [`Configured::resolver`] builds
+/// resolvers from it without reading any file again.
+#[derive(Clone)]
+pub struct Configured {
+    config: ResolverConfig,
+    opts: ResolverOpts,
+    /// Where it asks, e.g. `127.0.0.1:53 (from /etc/resolv.conf)`.
+    pub servers: String,
+    /// Set when the fallback nameservers are used: the caller logs it.
+    pub warning: Option<String>,
+}
+
+impl Configured {
+    /// A new resolver with its own connections: nothing (no cache, no TCP
+    /// connection) is shared with resolvers built before.
+    pub fn resolver(&self) -> Result<TokioResolver, NetError> {
+        TokioResolver::builder_with_config(self.config.clone(), TokioRuntimeProvider::default())
+            .with_options(self.opts.clone())
+            .build()
+    }
+}
+
 /// Reads the system configuration from `resolv_conf` (search domains, ndots,
 /// edns0) unless `dns_server` overrides the nameserver; timeout, attempts
 /// and whether /etc/hosts is read first always come from the caller. The one
@@ -64,6 +86,23 @@ pub fn build(
     attempts: usize,
     hosts: Hosts,
 ) -> Result<Built, NetError> {
+    let configured = configure(resolv_conf, dns_server, timeout, attempts, hosts);
+    Ok(Built {
+        resolver: configured.resolver()?,
+        servers: configured.servers,
+        warning: configured.warning,
+    })
+}
+
+/// [`build`]'s configuration step alone (reads `resolv_conf`, builds no
+/// resolver).
+pub fn configure(
+    resolv_conf: &Path,
+    dns_server: Option<SocketAddr>,
+    timeout: Duration,
+    attempts: usize,
+    hosts: Hosts,
+) -> Configured {
     let system = std::fs::read(resolv_conf)
         .map_err(|e| e.to_string())
         .and_then(|data| system_conf::parse_resolv_conf(data).map_err(|e| e.to_string()));
@@ -108,14 +147,12 @@ pub fn build(
     };
 
     let servers = describe(&config, &origin);
-    let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-        .with_options(opts)
-        .build()?;
-    Ok(Built {
-        resolver,
+    Configured {
+        config,
+        opts,
         servers,
         warning,
-    })
+    }
 }
 
 fn fallback_warning(resolv_conf: &Path, reason: &str) -> String {

@@ -162,6 +162,9 @@ pub struct DiscoveryAtBoot {
     pub dns_server: Option<SocketAddr>,
     pub dns_timeout_ms: u64,
     pub dns_attempts: usize,
+    /// `--max-srv-targets`, `--max-peers`.
+    pub max_srv_targets: usize,
+    pub max_peers: usize,
     /// `--peers`.
     pub static_peers: Vec<String>,
     pub interval_ms: u64,
@@ -466,6 +469,8 @@ mod tests {
                 dns_server: Some("10.0.0.53:53".parse().expect("addr")),
                 dns_timeout_ms: 2000,
                 dns_attempts: 2,
+                max_srv_targets: 256,
+                max_peers: 1024,
                 static_peers: vec!["demo@10.0.0.9".into()],
                 interval_ms: 5000,
                 leave_after: 3,

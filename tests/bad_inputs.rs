@@ -290,6 +290,18 @@ fn bad_inputs_fail_clearly_and_never_exec() {
             vec!["--dns-attempts", "1..=10"],
         ),
         (
+            vec!["--ip", ok, "--max-peers", "0", "--", &program],
+            vec![],
+            2,
+            vec!["--max-peers", "1..=65536"],
+        ),
+        (
+            vec!["--ip", ok, "--", &program],
+            vec![("BEAMUP_MAX_SRV_TARGETS", "100000")],
+            2,
+            vec!["--max-srv-targets", "1..=4096"],
+        ),
+        (
             vec![
                 "--ip",
                 ok,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use beamup::discovery::{Discovery, PollError, RecordKind, Settings};
+use beamup::discovery::{Capped, Discovery, PollError, RecordKind, Settings};
 
 /// A directory removed on drop (also when the test panics).
 struct TempDir(PathBuf);
@@ -117,6 +117,18 @@ impl Dnsmasq {
 
     /// Replaces the hosts file and waits until dnsmasq has re-read it.
     fn set_hosts(&self, hosts: &str) {
+        assert!(
+            self.rewrite_hosts(hosts),
+            "dnsmasq did not re-read its hosts file: {}",
+            self.log_text()
+        );
+    }
+
+    /// Replaces the hosts file, sends SIGHUP, and tells whether dnsmasq said
+    /// it re-read the file within 10 s. dnsmasq 2.90 puts the re-read off
+    /// while a client holds a TCP connection to it open (checked here): a
+    /// client that keeps its connection never gets the new records.
+    fn rewrite_hosts(&self, hosts: &str) -> bool {
         let reads = |text: &str| {
             text.matches(&format!("read {}", self.hosts.display()))
                 .count()
@@ -131,14 +143,11 @@ impl Dnsmasq {
         assert!(status.success());
         for _ in 0..200 {
             if reads(&self.log_text()) > before {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "dnsmasq did not re-read its hosts file: {}",
-            self.log_text()
-        );
+        false
     }
 
     fn stop(&mut self) {
@@ -168,6 +177,8 @@ fn settings(query: &str, record: RecordKind, server: SocketAddr, own: &str) -> S
         dns_server: Some(server),
         timeout: Duration::from_secs(1),
         attempts: 2,
+        max_srv_targets: beamup::discovery::DEFAULT_MAX_SRV_TARGETS,
+        max_peers: beamup::discovery::DEFAULT_MAX_PEERS,
         static_peers: Vec::new(),
         basename: "demo".into(),
         own_node: beamup::naming::node_name("demo", own_address),
@@ -474,4 +485,311 @@ ff02::1 mixed.test
         poll(&discovery).expect("poll"),
         nodes(&["demo@10.9.0.40", "demo@10.9.0.41", "demo@fd00::40"])
     );
+}
+
+/// `count` A records of `name`, from 10.`second`.0.1 on (none of them loopback).
+fn many_hosts(name: &str, second: u8, count: usize) -> String {
+    (0..count)
+        .map(|i| format!("10.{second}.{}.{} {name}\n", i / 250, i % 250 + 1))
+        .collect()
+}
+
+/// `beamup peers` against `dns` (own address 10.9.0.1 from the environment,
+/// so no namespace is needed).
+fn peers_command(dns: &Dnsmasq, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_beamup"));
+    cmd.args([
+        "peers",
+        "--ip",
+        "env:BEAMUP_TEST_OWN_IP",
+        "--basename",
+        "demo",
+    ])
+    .arg("--dns-server")
+    .arg(dns.addr.to_string())
+    .args(args)
+    .env("BEAMUP_TEST_OWN_IP", "10.9.0.1")
+    .env_remove("BEAMUP_LOG");
+    run_bounded(cmd, Duration::from_secs(60))
+}
+
+/// Runs `cmd` to its end, killing it after `limit` (a hung poll fails the test
+/// instead of hanging it).
+fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn beamup");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("beamup output")
+}
+
+#[test]
+fn tcp_sized_answer_changed_between_polls_is_seen() {
+    // 150 A records do not fit a UDP answer: each poll goes over TCP, and
+    // dnsmasq answers a TCP connection from a child forked when it opened,
+    // holding the records of that moment. A resolver that kept its
+    // connection across polls would print the first set forever (issue 16).
+    let dns = Dnsmasq::start(
+        "tcpchange",
+        "127.0.0.60",
+        None,
+        &many_hosts("big.test", 77, 150),
+        &[],
+    );
+    let discovery =
+        Discovery::new(settings("big.test", RecordKind::A, dns.addr, "10.9.0.1")).expect("new");
+    // One runtime for every poll, as the reporter and `peers --watch` have:
+    // a connection the resolver keeps lives as long as the runtime.
+    let runtime = runtime();
+    // Each poll is followed by a short interval on the same runtime, during
+    // which its tasks (a connection's, if kept) go on running.
+    let poll = |round: &str| {
+        runtime.block_on(async {
+            let peers = tokio::time::timeout(Duration::from_secs(20), discovery.poll())
+                .await
+                .unwrap_or_else(|_| panic!("poll {round} did not end"))
+                .unwrap_or_else(|e| panic!("poll {round}: {e}"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            peers
+        })
+    };
+    let first = poll("first");
+    assert_eq!(first.len(), 150);
+    assert!(first.contains("demo@10.77.0.1"), "{first:?}");
+    for (round, second) in [78u8, 79, 77].into_iter().enumerate() {
+        let reread = dns.rewrite_hosts(&many_hosts("big.test", second, 150));
+        let peers = poll(&round.to_string());
+        assert!(
+            reread,
+            "dnsmasq put its re-read off: a TCP connection stayed open"
+        );
+        assert_eq!(peers.len(), 150, "poll {round}");
+        assert!(
+            peers
+                .iter()
+                .all(|p| p.starts_with(&format!("demo@10.{second}."))),
+            "poll {round} still shows an old answer: {:?}",
+            peers.iter().take(3).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn peers_watch_sees_a_changed_tcp_answer() {
+    // The issue's reproduction: `beamup peers --watch --interval 1s` while the
+    // server's 150-record answer is rotated.
+    let dns = Dnsmasq::start(
+        "watchtcp",
+        "127.0.0.61",
+        None,
+        &many_hosts("big.test", 77, 150),
+        &[],
+    );
+    let dir = TempDir::new("watchtcp-out");
+    let out_path = dir.0.join("stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_beamup"))
+        .args(["peers", "--watch", "--interval", "1s", "--leave-after", "1"])
+        .args(["--ip", "env:BEAMUP_TEST_OWN_IP", "--basename", "demo"])
+        .args(["--query", "big.test", "--dns-server"])
+        .arg(dns.addr.to_string())
+        .env("BEAMUP_TEST_OWN_IP", "10.9.0.1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn beamup peers --watch");
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let wait_for = |needle: &str| {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if read().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    let first = wait_for("+demo@10.77.0.150\n");
+    let reread = dns.rewrite_hosts(&many_hosts("big.test", 78, 150));
+    let joined = first && wait_for("+demo@10.78.0.150\n");
+    let left = joined && wait_for("-demo@10.77.0.150\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = read();
+    assert!(first, "the first answer was never printed:\n{text}");
+    assert!(
+        joined && left,
+        "the rotated answer was never seen (dnsmasq re-read its file: {reread}; {} lines):\n{}",
+        text.lines().count(),
+        text.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn over_cap_answers_fail_the_poll_with_the_cap_in_the_message() {
+    // 1,100 A records (over the default 1,024), 300 SRV targets (over the
+    // default 256) and 30 SRV targets of 40 addresses each (1,200 addresses
+    // in all): each is a failed poll, exit 5, and the message names the
+    // count, the cap and the flag that raises it.
+    let mut hosts = many_hosts("big.test", 77, 1100);
+    for target in 0..30 {
+        for i in 0..40 {
+            hosts.push_str(&format!("10.80.{target}.{} t{target}.wide.test\n", i + 1));
+        }
+    }
+    for target in 0..300 {
+        hosts.push_str(&format!(
+            "10.81.{}.{} t{target}.many.test\n",
+            target / 250,
+            target % 250 + 1
+        ));
+    }
+    let mut extra: Vec<String> = (0..300)
+        .map(|t| format!("--srv-host=_epmd._tcp.many.test,t{t}.many.test,4369"))
+        .collect();
+    extra.extend((0..30).map(|t| format!("--srv-host=_epmd._tcp.wide.test,t{t}.wide.test,4369")));
+    let dns = Dnsmasq::start("overcap", "127.0.0.62", None, &hosts, &extra);
+
+    // (arguments, what the message must name)
+    let table: [(&[&str], &[&str]); 3] = [
+        (&["--query", "big.test"], &["1100", "1024", "--max-peers"]),
+        (
+            &["--record", "srv", "--query", "_epmd._tcp.many.test"],
+            &["300 SRV targets", "256", "--max-srv-targets"],
+        ),
+        (
+            &["--record", "srv", "--query", "_epmd._tcp.wide.test"],
+            &["1024", "--max-peers"],
+        ),
+    ];
+    for (args, needles) in table {
+        let out = peers_command(&dns, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed peers");
+        for needle in needles {
+            assert!(
+                stderr.contains(needle),
+                "{args:?}: no `{needle}` in {stderr}"
+            );
+        }
+    }
+
+    // Raised caps let the same answers through.
+    let table: [(&[&str], usize); 3] = [
+        (&["--query", "big.test", "--max-peers", "1100"], 1100),
+        (
+            &[
+                "--record",
+                "srv",
+                "--query",
+                "_epmd._tcp.many.test",
+                "--max-srv-targets",
+                "300",
+            ],
+            300,
+        ),
+        (
+            &[
+                "--record",
+                "srv",
+                "--query",
+                "_epmd._tcp.wide.test",
+                "--max-peers",
+                "1200",
+            ],
+            1200,
+        ),
+    ];
+    for (args, want) in table {
+        let out = peers_command(&dns, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            want,
+            "{args:?}"
+        );
+    }
+    // An answer exactly at the cap is a good one.
+    let out = peers_command(&dns, &["--query", "big.test", "--max-peers", "1101"]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn caps_are_typed_failures_of_the_poll() {
+    let dns = Dnsmasq::start(
+        "caps",
+        "127.0.0.63",
+        None,
+        HOSTS,
+        &[
+            "--srv-host=_epmd._tcp.svc.test,n1.test,4369".into(),
+            "--srv-host=_epmd._tcp.svc.test,n2.test,4369".into(),
+            "--srv-host=_epmd._tcp.svc.test,n2.test,4370".into(),
+            "--srv-host=_epmd._tcp.svc.test,gone.test,4369".into(),
+        ],
+    );
+    let with_caps = |query: &str, kind, srv_targets, peers| {
+        let mut s = settings(query, kind, dns.addr, "10.9.0.1");
+        s.max_srv_targets = srv_targets;
+        s.max_peers = peers;
+        poll(&Discovery::new(s).expect("discovery"))
+    };
+    let too_large = |query: &str, what, count, cap| {
+        Err(PollError::TooLarge {
+            query: query.into(),
+            what,
+            count,
+            cap,
+        })
+    };
+    // 3 A and 3 AAAA records: each family fits 3, both together do not.
+    assert_eq!(
+        with_caps("web.test", RecordKind::A, 256, 3).map(|p| p.len()),
+        Ok(2)
+    );
+    assert_eq!(
+        with_caps("web.test", RecordKind::A, 256, 2),
+        too_large("web.test", Capped::Addresses, 3, 2)
+    );
+    assert_eq!(
+        with_caps("web.test", RecordKind::AAndAaaa, 256, 5),
+        too_large("web.test", Capped::Addresses, 6, 5)
+    );
+    // SRV: three distinct targets (n2 twice, on two ports), then their
+    // addresses (n1 and n2 have one each, gone.test none).
+    let srv = "_epmd._tcp.svc.test";
+    assert_eq!(
+        with_caps(srv, RecordKind::Srv, 3, 2).map(|p| p.len()),
+        Ok(2)
+    );
+    assert_eq!(
+        with_caps(srv, RecordKind::Srv, 2, 1024),
+        too_large(srv, Capped::SrvTargets, 3, 2)
+    );
+    let err = with_caps(srv, RecordKind::Srv, 3, 1).expect_err("over --max-peers");
+    assert!(
+        matches!(
+            err,
+            PollError::TooLarge {
+                what: Capped::Addresses,
+                count: 2,
+                cap: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    for needle in [srv, "at least 2 addresses", "1", "--max-peers"] {
+        assert!(text.contains(needle), "no `{needle}` in {text}");
+    }
 }

@@ -460,3 +460,167 @@ fn ipv6_and_srv_through_the_binary() {
         want
     );
 }
+
+#[test]
+fn an_over_cap_answer_keeps_the_last_good_peers() {
+    // Issue 16: an answer of thousands became thousands of peers, log lines
+    // and a status file of megabytes. Over --max-peers (default 1,024) it is
+    // a failed poll: the last good set stays in the peers and status files,
+    // one warning per poll names the count, the cap and the flag.
+    require(&["dnsmasq", "erl", "elixir"]);
+    let mut net = Net::new("cap");
+    let a = net.add_host("a", true, false);
+    let b = net.add_host("b", true, false);
+    let c = net.add_host("c", true, false);
+    let good = zone(&[&a, &b, &c]);
+    net.start_dns(&good);
+    let dir = TempDir::new("overcap");
+    let (proc_a, file_a) = boot(&a, dir.path(), &[]);
+    let want = sorted(vec![node(&b), node(&c)]);
+    wait_until(LONG, "a's peers file to list b and c", || {
+        read_lines(&file_a) == want
+    });
+
+    let mut big = good.clone();
+    for i in 0..1100 {
+        big.a.push((
+            "demo.svc.test".into(),
+            format!("10.50.{}.{}", i / 250, i % 250 + 1)
+                .parse()
+                .expect("ip"),
+        ));
+    }
+    let warnings = |p: &Proc| {
+        p.log()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("at least 1103 addresses"))
+            .count()
+    };
+    net.set_dns(&big);
+    wait_until(LONG, "a to log two over-cap polls", || {
+        warnings(&proc_a) >= 2
+    });
+    let log = proc_a.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("at least 1103 addresses"))
+        .expect("warning");
+    for needle in ["1024", "--max-peers", "keeping the last known peers"] {
+        assert!(warning.contains(needle), "no `{needle}` in {warning}");
+    }
+    assert_eq!(read_lines(&file_a), want, "the peers file changed");
+    assert!(
+        !log.contains("10.50."),
+        "an over-cap peer was reported:\n{log}"
+    );
+    let status = std::fs::read_to_string(dir.path().join("a.tmp").join("beamup.status.json"))
+        .expect("status file");
+    assert!(
+        status.len() < 4096 && !status.contains("10.50.") && status.contains(&node(&b)),
+        "{status}"
+    );
+    // Back under the cap: a good poll again, the set unchanged.
+    let recovered = |p: &Proc| p.log().matches("peer discovery works again").count();
+    net.set_dns(&good);
+    wait_until(LONG, "a to recover", || recovered(&proc_a) >= 1);
+    assert_eq!(read_lines(&file_a), want);
+    assert!(proc_a.alive());
+}
+
+#[test]
+fn over_cap_answers_add_no_atoms_to_the_vm() {
+    // Issue 16: with --connect every discovered node name became an atom in
+    // the release's VM (atoms are never freed), so an answer of thousands
+    // that changes at every poll would fill the atom table in ~10 polls.
+    // Over the cap nothing reaches the VM: its atom count stays flat.
+    require(&["dnsmasq", "erl", "elixir"]);
+    let mut net = Net::new("atoms");
+    let a = net.add_host("a", true, false);
+    let b = net.add_host("b", true, false);
+    let good = zone(&[&a, &b]);
+    net.start_dns(&good);
+    let dir = TempDir::new("atoms");
+    let extra = ["--connect", "--peers-format", "json"];
+    let (proc_a, file_a) = boot(&a, dir.path(), &extra);
+    let (_proc_b, _) = boot(&b, dir.path(), &extra);
+    let connected = |file: &Path| {
+        common::peer_states(file)
+            .into_iter()
+            .map(|(node, (state, _))| (node, state))
+            .collect::<Vec<_>>()
+    };
+    let want = vec![(node(&b), "connected".to_string())];
+    wait_until(LONG, "a's peers file to show b connected", || {
+        connected(&file_a) == want
+    });
+    let env = [("RELEASE_NODE", node(&a))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let atoms = || -> i64 {
+        let out = common::rpc_erl(&a, &mix_release(), &env, "erlang:system_info(atom_count).");
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("atom_count: {out}"))
+    };
+    // What asking costs by itself (the rpc's own hidden node, ...).
+    let before = atoms();
+    let calibrated = atoms();
+    let per_ask = calibrated - before;
+
+    // Polls that ended, good (`poll ok`, at debug level) or failed.
+    let ended = |p: &Proc| {
+        let log = p.log();
+        log.matches("poll ok").count() + log.matches("peer discovery failed").count()
+    };
+    for round in 0..10u8 {
+        // A different answer at every poll: 1,100 + round new addresses
+        // besides a and b.
+        let mut big = good.clone();
+        let extra = 1100 + usize::from(round);
+        for i in 0..extra {
+            big.a.push((
+                "demo.svc.test".into(),
+                format!("10.{}.{}.{}", 50 + round, i / 250, i % 250 + 1)
+                    .parse()
+                    .expect("ip"),
+            ));
+        }
+        net.set_dns(&big);
+        // Two more polls: the second one began after the new answer.
+        let mark = ended(&proc_a);
+        wait_until(LONG, &format!("round {round}'s polls"), || {
+            ended(&proc_a) >= mark + 2
+        });
+    }
+    let after = atoms();
+    let grown = after - calibrated - per_ask;
+    eprintln!(
+        "atom_count: {before} before, {calibrated} after one more rpc, {after} after 10 over-cap polls \
+         (+{grown} beyond the rpc's own)"
+    );
+    assert!(
+        grown < 100,
+        "the VM's atom count grew by {grown} over 10 polls of over-cap answers \
+         ({calibrated} -> {after}); a's log ends:\n{}",
+        proc_a
+            .log()
+            .lines()
+            .rev()
+            .take(10)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(connected(&file_a), want, "a's peers changed");
+    for round in 0..10 {
+        let count = 1100 + round + 2;
+        assert!(
+            proc_a
+                .log()
+                .contains(&format!("at least {count} addresses")),
+            "no over-cap warning for round {round}"
+        );
+    }
+    assert!(
+        !proc_a.log().contains("10.50."),
+        "an over-cap peer was used"
+    );
+}

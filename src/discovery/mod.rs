@@ -42,6 +42,11 @@ pub struct Settings {
     pub dns_server: Option<SocketAddr>,
     pub timeout: Duration,
     pub attempts: usize,
+    /// `--max-srv-targets`: distinct SRV targets one answer may name.
+    pub max_srv_targets: usize,
+    /// `--max-peers`: addresses one answer may hold (A and AAAA together,
+    /// or all SRV targets' together). `--peers` is not counted.
+    pub max_peers: usize,
     /// `--peers`: validated node names.
     pub static_peers: Vec<String>,
     /// The name part used for discovered addresses.
@@ -58,6 +63,51 @@ impl Settings {
     }
 }
 
+/// The default of `--max-srv-targets`. One target is one node; few full
+/// meshes of Erlang nodes go past a couple of hundred (each node holds a
+/// connection to every other), and each target whose address the server
+/// did not send along costs a lookup (16 at once), so 256 bounds a poll to
+/// 16 rounds of lookups.
+pub const DEFAULT_MAX_SRV_TARGETS: usize = 256;
+/// The largest `--max-srv-targets`: more SRV records than fit in a 64 KiB
+/// DNS message anyway.
+pub const MAX_SRV_TARGETS_LIMIT: usize = 4096;
+/// The default of `--max-peers`: 4× the SRV default, room for any mesh
+/// Erlang distribution runs well, while an answer of thousands (a
+/// wildcard, a hostile or misconfigured server) never becomes thousands of
+/// node names, log lines, peers-file lines and atoms in the VM (atoms are
+/// never freed: issue 16).
+pub const DEFAULT_MAX_PEERS: usize = 1024;
+/// The largest `--max-peers`: 1/16 of the VM's default atom table
+/// (1,048,576).
+pub const MAX_PEERS_LIMIT: usize = 65_536;
+
+/// What an answer held too many of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capped {
+    SrvTargets,
+    Addresses,
+}
+
+impl Capped {
+    /// The flag that raises the cap.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Capped::SrvTargets => "--max-srv-targets",
+            Capped::Addresses => "--max-peers",
+        }
+    }
+}
+
+impl std::fmt::Display for Capped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Capped::SrvTargets => "SRV targets",
+            Capped::Addresses => "addresses",
+        })
+    }
+}
+
 /// Why a poll failed. A failed poll never changes the reported peer set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PollError {
@@ -67,6 +117,21 @@ pub enum PollError {
     NxDomain { query: String },
     #[error("looking up `{query}` failed: {reason}")]
     Failed { query: String, reason: String },
+    /// The answer held more than a cap allows: nothing of it is used (no
+    /// node name is built from it).
+    #[error(
+        "`{query}` answered with at least {count} {what}, more than the {cap} beamup takes from \
+         one answer, so none of them is used; if the service really is that large, raise {}",
+        .what.flag()
+    )]
+    TooLarge {
+        query: String,
+        what: Capped,
+        /// At least this many: SRV targets' addresses stop being counted
+        /// once over the cap.
+        count: usize,
+        cap: usize,
+    },
 }
 
 /// Builds the resolver once and polls with it.
@@ -88,11 +153,16 @@ impl Discovery {
         let dns = match &settings.query {
             None => None,
             Some(query) => {
+                let caps = dns::Caps {
+                    srv_targets: settings.max_srv_targets,
+                    addresses: settings.max_peers,
+                };
                 let (dns, warning) = dns::Dns::build(
                     resolv_conf,
                     settings.dns_server,
                     settings.timeout,
                     settings.attempts,
+                    caps,
                 )
                 .with_context(|| format!("while building the DNS resolver for `{query}`"))?;
                 if let Some(warning) = &warning {
@@ -203,6 +273,8 @@ mod tests {
             dns_server: None,
             timeout: Duration::from_secs(1),
             attempts: 1,
+            max_srv_targets: DEFAULT_MAX_SRV_TARGETS,
+            max_peers: DEFAULT_MAX_PEERS,
             static_peers: static_peers.iter().map(|p| p.to_string()).collect(),
             basename: "demo".into(),
             own_node: naming::node_name("demo", own_address),

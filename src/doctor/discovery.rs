@@ -157,6 +157,16 @@ fn lookup_failed(e: &PollError, servers: &str) -> Check {
              tasks.<service>; Kubernetes: the headless service <svc>.<ns>.svc.cluster.local; \
              Compose: the service name) and the search domains in /etc/resolv.conf",
         ),
+        PollError::TooLarge { what, .. } => Check::failed(
+            "answer",
+            e.to_string(),
+            "the answer is larger than beamup takes from one answer",
+            format!(
+                "check that --query names this service only (not a wildcard or a whole \
+                 zone); if the service really is that large, raise {}",
+                what.flag()
+            ),
+        ),
         PollError::Failed { .. } => Check::failed(
             "answer",
             e.to_string(),

@@ -390,7 +390,7 @@ impl Reporter {
                 peers,
                 "{e}; keeping the last known peers"
             ),
-            PollError::Failed { .. } => warn!(
+            PollError::Failed { .. } | PollError::TooLarge { .. } => warn!(
                 poll = self.polls,
                 peers, "peer discovery failed: {e}; keeping the last known peers"
             ),
@@ -479,6 +479,8 @@ mod tests {
             dns_server: None,
             timeout: Duration::from_secs(1),
             attempts: 1,
+            max_srv_targets: discovery::DEFAULT_MAX_SRV_TARGETS,
+            max_peers: discovery::DEFAULT_MAX_PEERS,
             static_peers: static_peers.iter().map(|p| p.to_string()).collect(),
             basename: "demo".into(),
             own_node: "demo@10.0.0.1".into(),

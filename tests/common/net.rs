@@ -468,7 +468,9 @@ impl Net {
     /// Stops dnsmasq (queries then time out); `set_dns`/`start_dns` start it again.
     pub fn stop_dns(&mut self) {
         if let Some(mut child) = self.dnsmasq.take() {
-            let _ = kill(pid_of(child.id()), Signal::SIGKILL);
+            // The whole process group: dnsmasq serves each TCP connection
+            // from a forked child, which would keep the port bound.
+            let _ = kill(Pid::from_raw(-pid_of(child.id()).as_raw()), Signal::SIGKILL);
             let _ = child.wait();
         }
     }
