@@ -15,8 +15,8 @@ use crate::address::Source;
 pub use crate::discovery::RecordKind;
 use crate::exit_codes::{ExitCode, Failure};
 pub use crate::logging::LogFormat;
-pub use crate::platform::Platform;
 pub use crate::peer::PeersFormat;
+pub use crate::platform::Platform;
 
 const EXAMPLES: &str = "\
 Examples:
