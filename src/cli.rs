@@ -460,9 +460,14 @@ pub struct Given {
 impl Given {
     fn of(matches: &clap::ArgMatches) -> Given {
         use clap::parser::ValueSource;
+        // `and_then`: `value_source` of an id the command does not have
+        // (`status` has no `--ip`) is a panic in debug builds.
         let given = |id: &str| {
             matches!(
-                matches.try_get_raw(id).ok().and(matches.value_source(id)),
+                matches
+                    .try_get_raw(id)
+                    .ok()
+                    .and_then(|_| matches.value_source(id)),
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             )
         };
