@@ -129,7 +129,9 @@ fn names_to_claim(config: &Config, boots: bool, env: &Environment) -> Vec<Name> 
             initial: Vec::new(),
         })
         .collect();
-    let reporter = config.discovery.is_active();
+    // The reporter's files only when a reporter is forked: a command that
+    // does not boot the node (e.g. `eval`) runs without one.
+    let reporter = boots && config.discovery.is_active();
     if let (true, Some(path)) = (reporter, &config.reporter.peers_file) {
         // A valid file in every format (the release may `file:consult` it at
         // once): the empty peer set until the first poll.
