@@ -20,8 +20,9 @@
 //!   opened directory, synced, and renamed into place: a reader sees the old
 //!   or the new content, never half, and a symlink planted at the final name
 //!   is replaced, never followed;
-//! - every name beamup writes after the exec (the peers file, the live
-//!   status) is claimed at boot, before the exec ([`claim`]): created
+//! - every name beamup writes (the rendered files, the boot record, and the
+//!   peers file and live status the reporter writes only after the exec) is
+//!   claimed at boot, before the exec ([`claim`]): created
 //!   exclusively when free, so that in a sticky shared directory (`RELEASE_TMP
 //!   =/tmp`, a 1777 emptyDir) no other user can take it later; an entry there
 //!   that another user owns, or that is not a file (a directory, a FIFO), is
