@@ -1,7 +1,8 @@
 //! The default action, `beamup [OPTIONS] -- COMMAND`, as a list of steps (as
 //! tini's `main` reads): find the program → borrow a running node's identity
 //! for a command meant for it → resolve the config (the only step that does
-//! discovery I/O) → write the rendered files → record the boot → fork the
+//! discovery I/O) → claim every file name the node will write → write the
+//! rendered files → record the boot → fork the
 //! reporter → exec the release (or, with `--init`, stay PID 1 and supervise
 //! it). A failure before the exec leaves no reporter behind and no release
 //! started with a wrong or missing name.
@@ -41,8 +42,8 @@ pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32,
         mode: Mode::Exec,
         booted: None,
     })?;
+    claim_names(&names_to_claim(&config, call.boots(), env))?;
     write_files(&config.files)?;
-    check_peers_file(&config)?;
     tracing::info!(
         node = %config.node,
         source = %config.source,
@@ -98,15 +99,93 @@ fn write_files(files: &[RenderedFile]) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The peers file's directory must be usable before the release starts: the
-/// reporter would otherwise fail on its own, after the exec.
-fn check_peers_file(config: &Config) -> Result<(), Failure> {
-    match config.reporter.peers_file.as_ref() {
-        Some(path) if config.discovery.is_active() => {
-            reporter::check_peers_file_dir(path).or_exit(ExitCode::Config)
-        }
-        _ => Ok(()),
+/// A name beamup writes, before or after the exec, and what it is claimed
+/// with.
+struct Name {
+    path: PathBuf,
+    /// What the name is, for the error: `--peers-file /tmp/peers.config`.
+    what: String,
+    mode: u32,
+    initial: Vec<u8>,
+}
+
+/// Every name this boot writes: the rendered files and the boot record now;
+/// the peers file and the live status later, from the reporter. In a shared
+/// sticky directory (`RELEASE_TMP=/tmp`, Dockerfile.example's setup) another
+/// user could otherwise hold one first, and a non-root beamup could never
+/// replace it (issue 16).
+fn names_to_claim(config: &Config, boots: bool, env: &Environment) -> Vec<Name> {
+    let mut names: Vec<Name> = config
+        .files
+        .iter()
+        .map(|f| Name {
+            path: f.dest.clone(),
+            what: format!(
+                "{} (rendered from {})",
+                f.dest.display(),
+                f.source.display()
+            ),
+            mode: 0o600,
+            initial: Vec::new(),
+        })
+        .collect();
+    // The reporter's files only when a reporter is forked: a command that
+    // does not boot the node (e.g. `eval`) runs without one.
+    let reporter = boots && config.discovery.is_active();
+    if let (true, Some(path)) = (reporter, &config.reporter.peers_file) {
+        // A valid file in every format (the release may `file:consult` it at
+        // once): the empty peer set until the first poll.
+        let empty = reporter::render(
+            config.reporter.peers_format,
+            &config.node,
+            &[],
+            state::unix_ms() / 1000,
+        );
+        names.push(Name {
+            path: path.clone(),
+            what: format!("--peers-file {}", path.display()),
+            mode: reporter::PEERS_FILE_MODE,
+            initial: empty.into_bytes(),
+        });
     }
+    if boots {
+        let dir = env.render_dir(&config.node);
+        names.push(Name {
+            path: state::state_path(&dir),
+            what: format!("the boot record {}", state::state_path(&dir).display()),
+            mode: 0o600,
+            initial: Vec::new(),
+        });
+        if let (true, Some(path)) = (reporter, &config.reporter.status_file) {
+            // Empty: `beamup status` reads it as "not written yet".
+            names.push(Name {
+                path: path.clone(),
+                what: format!("the live status {}", path.display()),
+                mode: 0o600,
+                initial: Vec::new(),
+            });
+        }
+    }
+    names
+}
+
+/// Claims `names` before anything else is written and before the exec: all
+/// are checked first, so a refused one leaves nothing half-claimed; then
+/// each free one is created exclusively (`safe_file::claim`), and no other
+/// user can take it while the node runs. Another user's entry or a directory
+/// at a name is exit 3 naming the path, its owner and the fix.
+fn claim_names(names: &[Name]) -> Result<(), Failure> {
+    for name in names {
+        safe_file::check_claim(&name.path)
+            .with_context(|| name.what.clone())
+            .or_exit(ExitCode::Config)?;
+    }
+    for name in names {
+        safe_file::claim(&name.path, name.mode, &name.initial)
+            .with_context(|| name.what.clone())
+            .or_exit(ExitCode::Config)?;
+    }
+    Ok(())
 }
 
 /// Exec mode: the reporter is forked just before the exec, so a failure to

@@ -15,8 +15,8 @@ use crate::address::Source;
 pub use crate::discovery::RecordKind;
 use crate::exit_codes::{ExitCode, Failure};
 pub use crate::logging::LogFormat;
-pub use crate::platform::Platform;
 pub use crate::peer::PeersFormat;
+pub use crate::platform::Platform;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -488,9 +488,14 @@ pub struct Given {
 impl Given {
     fn of(matches: &clap::ArgMatches) -> Given {
         use clap::parser::ValueSource;
+        // `and_then`: `value_source` of an id the command does not have
+        // (`status` has no `--ip`) is a panic in debug builds.
         let given = |id: &str| {
             matches!(
-                matches.try_get_raw(id).ok().and(matches.value_source(id)),
+                matches
+                    .try_get_raw(id)
+                    .ok()
+                    .and_then(|_| matches.value_source(id)),
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             )
         };

@@ -40,7 +40,10 @@ pub enum Value {
     /// Options that carry a `-setcookie` (e.g. the user's
     /// `ELIXIR_ERL_OPTIONS` with beamup's `-proto_dist` added): shown with
     /// the cookie redacted, never recorded.
-    HoldsCookie { value: Secret, shown: String },
+    HoldsCookie {
+        value: Secret,
+        shown: String,
+    },
 }
 
 impl Export {
@@ -152,7 +155,10 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     check_something_to_discover(opts, mode, discovers)?;
     refuse_cookie_in_query(opts, &query_template)?;
     let basename = basename(opts, booted, &preset, env, command)?;
-    let found = match booted.filter(|_| !flags.given.ip).and_then(recorded_address) {
+    let found = match booted
+        .filter(|_| !flags.given.ip)
+        .and_then(recorded_address)
+    {
         Some(found) => found,
         None => own_address(flags, &preset, &query_template, env)?,
     };

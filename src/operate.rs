@@ -329,6 +329,12 @@ pub fn evaluate(
             live.reporter_pid, s.node, live.interval_ms
         ));
     }
+    if let Some(e) = &live.peers_file_error {
+        return not(format!(
+            "the reporter of {} cannot write its --peers-file: {e}",
+            s.node
+        ));
+    }
     let counted = live.counted();
     let what = if live.connect {
         "connected"
@@ -421,7 +427,10 @@ mod tests {
         let lines = shell_exports(&s, &env).expect("exports");
         assert!(!lines.contains("sekrit"), "{lines}");
         let out = std::process::Command::new("sh")
-            .args(["-c", &format!("{lines}\nprintf '%s|%s' \"$RELEASE_COOKIE\" \"$ELIXIR_ERL_OPTIONS\"")])
+            .args([
+                "-c",
+                &format!("{lines}\nprintf '%s|%s' \"$RELEASE_COOKIE\" \"$ELIXIR_ERL_OPTIONS\""),
+            ])
             .env("ELIXIR_ERL_OPTIONS", "-setcookie x +S 1")
             .output()
             .expect("sh");
@@ -481,6 +490,7 @@ mod tests {
                     },
                 })
                 .collect(),
+            peers_file_error: None,
         }
     }
 
@@ -491,6 +501,8 @@ mod tests {
         let release_only = |pid: i32, _: Option<u64>| pid == 10;
         let none = |_: i32, _: Option<u64>| false;
         let meshed = live(true, &["connected", "connected"], now - 500, true);
+        let mut held = meshed.clone();
+        held.peers_file_error = Some("/tmp/peers.config is owned by uid 1001".into());
         // (state, live, min, alive, ready, needle)
         type Alive = fn(i32, Option<u64>) -> bool;
         type Row<'a> = (BootState, Option<LiveStatus>, usize, Alive, bool, &'a str);
@@ -558,6 +570,14 @@ mod tests {
                 all,
                 false,
                 "not written its status yet",
+            ),
+            (
+                boot(true),
+                Some(held),
+                0,
+                all,
+                false,
+                "cannot write its --peers-file: /tmp/peers.config is owned by uid 1001",
             ),
             (boot(false), None, 0, all, true, "no reporter"),
             (boot(false), None, 1, all, false, "no reporter"),

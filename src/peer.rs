@@ -58,7 +58,6 @@ pub enum PeersFormat {
     Erlang,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

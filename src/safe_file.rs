@@ -19,7 +19,16 @@
 //!   unpredictable name (`O_CREAT|O_EXCL|O_NOFOLLOW`) inside the already
 //!   opened directory, synced, and renamed into place: a reader sees the old
 //!   or the new content, never half, and a symlink planted at the final name
-//!   is replaced, never followed.
+//!   is replaced, never followed;
+//! - every name beamup writes (the rendered files, the boot record, and the
+//!   peers file and live status the reporter writes only after the exec) is
+//!   claimed at boot, before the exec ([`claim`]): created
+//!   exclusively when free, so that in a sticky shared directory (`RELEASE_TMP
+//!   =/tmp`, a 1777 emptyDir) no other user can take it later; an entry there
+//!   that another user owns, or that is not a file (a directory, a FIFO), is
+//!   refused with its owner and the fix, never used nor silently left in
+//!   place (issue 16: a non-root beamup cannot rename over another user's
+//!   file in a sticky directory, so it would never be replaced).
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
@@ -31,7 +40,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, open, openat, renameat};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
-use nix::unistd::{UnlinkatFlags, geteuid, unlinkat};
+use nix::unistd::{Uid, UnlinkatFlags, User, geteuid, unlinkat};
 
 /// Writes `contents` to `path` atomically with file mode `mode`, creating
 /// missing directories ([`dir_mode_for`]). Refuses directories others could
@@ -57,12 +66,147 @@ fn write_file(path: &Path, contents: &[u8], mode: u32, sync: bool) -> anyhow::Re
     let (tmp, file) = create_temp(&dirfd, &name)
         .with_context(|| format!("while creating a temporary file in {}", dir.display()))?;
     let result = fill(file, contents, mode, sync)
-        .and_then(|()| renameat(&dirfd, tmp.as_str(), &dirfd, name.as_str()).map_err(Into::into))
+        .and_then(|()| {
+            renameat(&dirfd, tmp.as_str(), &dirfd, name.as_str())
+                .map_err(|e| why_not_replaced(e, &dirfd, &name, path))
+        })
         .with_context(|| format!("while writing {}", path.display()));
     if result.is_err() {
         let _ = unlinkat(&dirfd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
     }
     result
+}
+
+/// A failed rename into `name`, explained by what holds the name when that
+/// is the cause (another user's file in a sticky directory: EPERM; a
+/// directory: EISDIR), so the reporter's warning says whose it is and what
+/// to do rather than a bare errno.
+fn why_not_replaced(e: Errno, dirfd: &OwnedFd, name: &str, path: &Path) -> anyhow::Error {
+    let held = fstat(dirfd).and_then(|dir| {
+        fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW).map(|entry| (dir, entry))
+    });
+    match held.map(|(dir, entry)| ours_to_replace(&entry, &dir, path)) {
+        Ok(Err(why)) => why.context(e),
+        _ => e.into(),
+    }
+}
+
+/// Claims `path` for beamup at boot, so that nobody else can take the name
+/// before beamup writes it (the reporter writes the peers file and the live
+/// status only after the exec). A free name is created exclusively
+/// (`O_CREAT|O_EXCL|O_NOFOLLOW`, missing directories as [`write`] makes
+/// them) holding `initial`, mode `mode`; a name already holding beamup's own
+/// file (from an earlier boot) is kept as it is. In a directory others may
+/// write to (sticky, like /tmp), an entry another user owns is refused: beamup
+/// would hand its content to the release (or `beamup status`), and a
+/// non-root beamup cannot replace it; anywhere, an entry that is not a file
+/// or a symlink is refused (a directory stops even root's rename). The
+/// error names the path, the owner and the fix.
+pub fn claim(path: &Path, mode: u32, initial: &[u8]) -> anyhow::Result<()> {
+    let (dir, name) = split(path)?;
+    let dirfd = open_dir(&dir, Some(dir_mode_for(mode)))?;
+    let dir_stat = fstat(&dirfd).with_context(|| format!("while checking {}", dir.display()))?;
+    for _ in 0..4 {
+        match openat(
+            &dirfd,
+            name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        ) {
+            Ok(fd) => {
+                return fill(File::from(fd), initial, mode, false)
+                    .with_context(|| format!("while creating {}", path.display()));
+            }
+            Err(Errno::EEXIST) => {
+                match fstatat(&dirfd, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    Ok(entry) => return ours_to_replace(&entry, &dir_stat, path),
+                    // Removed in between: try again.
+                    Err(Errno::ENOENT) => continue,
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("while checking {}", path.display()));
+                    }
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("while creating {}", path.display())),
+        }
+    }
+    bail!("{} keeps changing while beamup claims it", path.display())
+}
+
+/// [`claim`]'s checks without creating anything: the directories on the way
+/// (those that exist) and the entry at the name, if any. Run over every name
+/// first, so a boot that [`claim`] would refuse halfway creates nothing.
+pub fn check_claim(path: &Path) -> anyhow::Result<()> {
+    let (dir, name) = split(path)?;
+    let dirfd = match open_dir(&dir, None) {
+        Ok(fd) => fd,
+        // Made by beamup itself when claimed.
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let dir_stat = fstat(&dirfd).with_context(|| format!("while checking {}", dir.display()))?;
+    match fstatat(&dirfd, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(entry) => ours_to_replace(&entry, &dir_stat, path),
+        Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("while checking {}", path.display())),
+    }
+}
+
+/// Whether the entry at `path` (in a directory `dir`) is beamup's to
+/// replace: a file or a symlink (replaced by the rename, never followed),
+/// and, where others may create entries (a sticky directory: any other one
+/// is refused before), beamup's own.
+fn ours_to_replace(entry: &FileStat, dir: &FileStat, path: &Path) -> anyhow::Result<()> {
+    let kind = file_type(entry);
+    let fix = "or point RELEASE_TMP/TMPDIR (or the file's path) at a directory only beamup's \
+               user can write to";
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFLNK {
+        let (what, rm) = match kind {
+            SFlag::S_IFDIR => ("a directory", "rm -r --"),
+            SFlag::S_IFIFO => ("a FIFO", "rm --"),
+            SFlag::S_IFSOCK => ("a socket", "rm --"),
+            _ => ("a device", "rm --"),
+        };
+        bail!(
+            "{} is {what} (owned by {}) where beamup writes a file: remove it (`{rm} {}`, as its \
+             owner or root), {fix}",
+            path.display(),
+            user(entry.st_uid),
+            path.display(),
+        );
+    }
+    let others_may_create = dir.st_mode & 0o022 != 0;
+    if others_may_create && entry.st_uid != geteuid().as_raw() {
+        bail!(
+            "{} is owned by {}, not by beamup's user ({}), in a directory others can write to: \
+             another user holds this name, and beamup neither uses their file nor takes the name \
+             over; remove it (`rm -- {}`, as uid {} or root) before beamup starts, {fix}",
+            path.display(),
+            user(entry.st_uid),
+            user(geteuid().as_raw()),
+            path.display(),
+            entry.st_uid,
+        );
+    }
+    Ok(())
+}
+
+/// `uid 1001 (app)`, or `uid 1001` when no user of that uid is known.
+fn user(uid: u32) -> String {
+    match User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("uid {uid} ({})", u.name.escape_debug()),
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// A missing file or directory somewhere in `e`'s chain.
+pub fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<Errno>() == Some(&Errno::ENOENT)
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    })
 }
 
 /// The stop signals blocked while it lives, then delivered.
@@ -462,6 +606,56 @@ mod tests {
         let err = write(&shared.join("beamup/node/vm.args"), b"x", 0o600).expect_err("refused");
         assert!(format!("{err:#}").contains("does not follow it"), "{err:#}");
         assert_eq!(std::fs::read_dir(&victim).expect("ls").count(), 0);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+    /// Issue 16: a name is claimed once and stays beamup's; in a sticky
+    /// shared directory another user's entry is refused with its owner, a
+    /// directory at the name anywhere; in a directory only beamup may write
+    /// to, an entry owned by someone else is not a plant (only root or the
+    /// directory's owner could have put it there) and is replaced as before.
+    #[test]
+    fn claims_free_names_and_refuses_names_others_hold() {
+        let dir = scratch("claim");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        let mine = dir.join("new/peers");
+        check_claim(&mine).expect("a free name in a missing directory");
+        claim(&mine, 0o644, b"{peers, []}.\n").expect("claim");
+        assert_eq!(std::fs::read(&mine).expect("read"), b"{peers, []}.\n");
+        assert_eq!(mode(&mine), 0o644);
+        assert_eq!(mode(&dir.join("new")), 0o755);
+        write(&mine, b"second", 0o644).expect("write");
+        claim(&mine, 0o644, b"").expect("claimed again: ours, kept");
+        assert_eq!(std::fs::read(&mine).expect("read"), b"second");
+
+        let nobody = || Some(nix::unistd::Uid::from_raw(65534));
+        let shared = dir.join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let planted = shared.join("vm.args");
+        std::fs::write(&planted, "-eval planted").expect("plant");
+        nix::unistd::chown(&planted, nobody(), None).expect("chown (as root)");
+        for err in [
+            check_claim(&planted).expect_err("planted"),
+            claim(&planted, 0o600, b"").expect_err("planted"),
+        ] {
+            let err = format!("{err:#}");
+            assert!(err.contains("vm.args is owned by uid 65534"), "{err}");
+            assert!(err.contains("`rm -- "), "{err}");
+        }
+        assert_eq!(std::fs::read(&planted).expect("read"), b"-eval planted");
+        let a_dir = shared.join("beamup.status.json");
+        std::fs::create_dir(&a_dir).expect("mkdir");
+        let err = format!("{:#}", claim(&a_dir, 0o600, b"").expect_err("a directory"));
+        assert!(err.contains("beamup.status.json is a directory"), "{err}");
+        assert!(err.contains("rm -r --"), "{err}");
+
+        let private = dir.join("private");
+        std::fs::create_dir(&private).expect("mkdir");
+        let left = private.join("vm.args");
+        std::fs::write(&left, "old").expect("old");
+        nix::unistd::chown(&left, nobody(), None).expect("chown");
+        claim(&left, 0o600, b"").expect("not contested");
+        write(&left, b"new", 0o600).expect("replaced");
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -144,7 +144,11 @@ impl BootState {
             if let Some(q) = d.query.as_deref().filter(|q| !naming::is_dns_name(q)) {
                 bail!("the query `{}` is not a DNS name", q.escape_debug());
             }
-            if let Some(bad) = d.static_peers.iter().find(|p| naming::parse_node(p).is_err()) {
+            if let Some(bad) = d
+                .static_peers
+                .iter()
+                .find(|p| naming::parse_node(p).is_err())
+            {
                 bail!("the peer `{}` is not a node name", bad.escape_debug());
             }
         }
@@ -199,6 +203,10 @@ pub struct LiveStatus {
     /// `discovered` without --connect; `connected`, `connecting`, `failed`
     /// (with a `detail`) or `unknown` with it: the peers file's entries.
     pub peers: Vec<PeerStatus>,
+    /// Why the reporter cannot write `--peers-file` (e.g. another user's
+    /// file holds the name), while it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers_file_error: Option<String>,
 }
 
 impl LiveStatus {
@@ -275,12 +283,14 @@ pub fn write_status(path: &Path, status: &LiveStatus) -> anyhow::Result<()> {
 }
 
 /// Reads the reporter's live status next to a boot record; None when the
-/// reporter has not written one (yet).
+/// reporter has not written one (yet): no file, or the empty file the boot
+/// claimed the name with (`crate::boot`).
 pub fn read_status(dir: &Path) -> anyhow::Result<Option<LiveStatus>> {
     let path = status_path(dir);
     match safe_file::read(&path, MAX_STATUS) {
+        Ok(text) if text.is_empty() => Ok(None),
         Ok(text) => parse(&text, &path).map(Some),
-        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) if safe_file::is_not_found(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -405,14 +415,6 @@ fn load(dir: &Path) -> anyhow::Result<Located> {
     Ok(Located {
         dir: dir.to_path_buf(),
         state,
-    })
-}
-
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::ENOENT)
-            || c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
     })
 }
 
@@ -602,6 +604,7 @@ mod tests {
                 node: "demo@10.0.0.2".into(),
                 state: PeerState::Failed("timeout".into()),
             }],
+            peers_file_error: None,
         };
         let round_trip = |l: &LiveStatus| {
             serde_json::from_str::<LiveStatus>(&serde_json::to_string(l).ok()?).ok()
@@ -658,6 +661,7 @@ mod tests {
                 peer(PeerState::Failed("down".into())),
                 peer(PeerState::Connecting),
             ],
+            peers_file_error: None,
         };
         assert_eq!(live.counted(), 1);
         live.connect = false;

@@ -7,13 +7,25 @@
 //! the fix, never exec'ing the release. A sticky root-owned directory (a
 //! `RELEASE_TMP=/tmp`, as Dockerfile.example sets) keeps working, and
 //! `beamup inspect` writes nothing.
+//!
+//! Names held by another user (issue 16, item 4), the way Dockerfile.example
+//! runs beamup: two unprivileged users made with `useradd` for the test (a
+//! planter and beamup's own user, both non-root; removed with `userdel`
+//! whatever happens), a sticky 1777 directory as `RELEASE_TMP` and the peers
+//! file's directory. A name the planter holds first stops the boot (exit 3,
+//! the path, the owner, the fix, nothing exec'd); names beamup claimed at
+//! boot cannot be taken later, and the reporter's writes go on.
 
 mod common;
 
 use std::fs;
+use std::net::UdpSocket;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{TempDir, beamup_bin, require_root, wait_until};
@@ -35,6 +47,7 @@ impl World {
         let dir = TempDir::new(&format!("files-{tag}"));
         let w = World { dir };
         fs::create_dir_all(w.path("rel/bin")).expect("mkdir");
+        fs::create_dir_all(w.path("out")).expect("mkdir");
         w.file(
             "rel/bin/demo",
             &format!("#!/bin/sh\ntouch {}\n", w.marker().display()),
@@ -62,8 +75,9 @@ impl World {
         p
     }
 
+    /// In `out/`, which a test may hand to the user beamup runs as.
     fn marker(&self) -> PathBuf {
-        self.path("exec-happened")
+        self.path("out/exec-happened")
     }
 
     /// `beamup [args] --vm-args <template> -- rel/bin/demo` with `env`.
@@ -298,10 +312,15 @@ fn the_peers_file_is_never_written_through_a_planted_symlink() {
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().expect("spawn beamup");
+    // Claimed at boot (the empty set: an empty file in this format), then
+    // written by the reporter's first poll.
     wait_until(
         Duration::from_secs(30),
         "the peers file to be written",
-        || fs::symlink_metadata(&peers_file).is_ok_and(|m| m.is_file()),
+        || {
+            fs::symlink_metadata(&peers_file).is_ok_and(|m| m.is_file())
+                && fs::read_to_string(&peers_file).is_ok_and(|t| !t.is_empty())
+        },
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -412,4 +431,387 @@ fn inspect_writes_nothing_and_shows_the_rendered_text_redacted() {
         0,
         "inspect created the render directory"
     );
+}
+
+/// A user made for one test with `useradd` (no home, no shell), removed with
+/// `userdel` on Drop, also when the test panics. Named `bu<pid><tag>`, so
+/// tests running at once (and other test runs) never share one.
+struct Account {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl Account {
+    fn new(tag: &str) -> Account {
+        let name = format!("bu{}{tag}", std::process::id());
+        // /etc/passwd's lock may be held by another useradd a moment.
+        retry(&format!("useradd {name}"), || {
+            Command::new("useradd")
+                .args(["--system", "--no-create-home", "--user-group"])
+                .args(["--shell", "/usr/sbin/nologin", &name])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        // Made first, so a failure below still removes the user.
+        let mut account = Account {
+            name: name.clone(),
+            uid: 0,
+            gid: 0,
+        };
+        let user = nix::unistd::User::from_name(&name)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("useradd made no user {name}"));
+        account.uid = user.uid.as_raw();
+        account.gid = user.gid.as_raw();
+        account
+    }
+
+    /// `cmd`, run as this user (no supplementary groups: std drops them).
+    fn run<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.uid(self.uid).gid(self.gid)
+    }
+
+    /// `uid 1001 (bu42p)`, as beamup names an owner.
+    fn shown(&self) -> String {
+        format!("uid {} ({})", self.uid, self.name)
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        // Nothing left running as the user here: every process the tests
+        // start as it is waited for or killed before the Account drops.
+        retry(&format!("userdel {}", self.name), || {
+            Command::new("userdel")
+                .arg(&self.name)
+                .status()
+                .is_ok_and(|s| s.success())
+                || nix::unistd::User::from_name(&self.name).is_ok_and(|u| u.is_none())
+        });
+    }
+}
+
+fn retry(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..50 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if !std::thread::panicking() {
+        panic!("{what} kept failing");
+    }
+}
+
+/// `script` run by `sh` as `who` with `args` ($1...): whether it succeeded.
+fn sh_as(who: &Account, script: &str, args: &[&Path]) -> bool {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(script).arg("sh").args(args);
+    who.run(&mut cmd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The planter and beamup's user, and a world whose release marker beamup's
+/// user can write: a fake release exec'd by beamup runs as that user.
+struct Shared {
+    w: World,
+    planter: Account,
+    runner: Account,
+}
+
+impl Shared {
+    fn new(tag: &str) -> Shared {
+        let w = World::new(tag);
+        let planter = Account::new(&format!("{tag}p"));
+        let runner = Account::new(&format!("{tag}r"));
+        chown(&w.path("out"), Some(Uid::from_raw(runner.uid)), None).expect("chown");
+        w.file(
+            "rel/bin/demo",
+            &format!(
+                "#!/bin/sh\ntouch {}\nexec sleep 120\n",
+                w.marker().display()
+            ),
+            0o755,
+        );
+        Shared { w, planter, runner }
+    }
+
+    /// A fresh sticky 1777 directory, root's (a machine's /tmp, an emptyDir
+    /// with `medium: Memory`).
+    fn sticky(&self, name: &str) -> PathBuf {
+        self.w.dir(name, 0o1777)
+    }
+
+    /// beamup as its user, RELEASE_TMP and the peers file in `shared`.
+    fn beamup(&self, shared: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(beamup_bin());
+        cmd.args(["--ip", "cidr:127.0.0.0/8", "--interval", "1s"])
+            .arg("--vm-args")
+            .arg(self.w.path("vm.args.tmpl"))
+            .arg("--peers-file")
+            .arg(shared.join("peers.config"))
+            .args(["--peers-format", "erlang"])
+            .args(args)
+            .arg("--")
+            .arg(self.w.path("rel/bin/demo"));
+        clean_env(&mut cmd);
+        cmd.env("RELEASE_TMP", shared);
+        self.runner.run(&mut cmd);
+        cmd
+    }
+}
+
+/// Names the planter holds first in a sticky shared directory: each stops
+/// the boot with exit 3, naming the path, its owner (uid and user name),
+/// beamup's user and the fix; nothing is exec'd, no reporter runs, and the
+/// planted entry is left as it was. Before issue 16 a planted peers file or
+/// live status was silently kept (the boot went on and the reporter warned
+/// EPERM every interval), and a planted vm.args stopped the boot with a bare
+/// EPERM.
+#[test]
+fn names_another_user_holds_in_a_sticky_dir_stop_the_boot() {
+    let s = Shared::new("hold");
+    let cases = [
+        (
+            "vm.args",
+            "-eval 'os:cmd(\"touch /tmp/pwned\")'\n",
+            "vm.args",
+        ),
+        (
+            "peers.config",
+            "{peers, ['evil@10.6.6.6']}.\n",
+            "--peers-file",
+        ),
+        ("beamup.status.json", "{}", "the live status"),
+        ("beamup.state.json", "{}", "the boot record"),
+    ];
+    for (i, (name, planted, what)) in cases.into_iter().enumerate() {
+        let shared = s.sticky(&format!("shared{i}"));
+        let path = shared.join(name);
+        assert!(
+            sh_as(
+                &s.planter,
+                "printf '%s' \"$2\" > \"$1\"",
+                &[&path, Path::new(planted)]
+            ),
+            "the planter could not plant {}",
+            path.display()
+        );
+        let out = common::output_timeout(
+            s.beamup(&shared, &["--peers", "demo@127.0.0.2"]),
+            Duration::from_secs(30),
+        );
+        assert_refused(
+            &s.w,
+            &out,
+            &[
+                what,
+                &format!("{} is owned by {}", path.display(), s.planter.shown()),
+                &format!("not by beamup's user ({})", s.runner.shown()),
+                &format!(
+                    "`rm -- {}`, as uid {} or root",
+                    path.display(),
+                    s.planter.uid
+                ),
+                "RELEASE_TMP/TMPDIR",
+            ],
+        );
+        assert_eq!(fs::read_to_string(&path).expect("planted"), planted);
+        // Every name was checked before any was claimed: nothing of beamup's.
+        let names: Vec<_> = fs::read_dir(&shared).expect("ls").collect();
+        assert_eq!(names.len(), 1, "beamup wrote next to {name}: {names:?}");
+    }
+
+    // A directory at a name stops even a writer allowed to replace files.
+    let shared = s.sticky("shared-dir");
+    let path = shared.join("vm.args");
+    assert!(sh_as(&s.planter, "mkdir \"$1\"", &[&path]));
+    let out = common::output_timeout(s.beamup(&shared, &[]), Duration::from_secs(30));
+    assert_refused(
+        &s.w,
+        &out,
+        &[
+            &format!(
+                "{} is a directory (owned by {}) where beamup writes a file",
+                path.display(),
+                s.planter.shown()
+            ),
+            &format!("`rm -r -- {}`", path.display()),
+        ],
+    );
+}
+
+/// beamup's names claimed at boot: once the release runs, the planter can
+/// neither replace, remove nor create any of them (vm.args, the boot record,
+/// the live status, and the peers file, which the reporter writes only after
+/// its first successful poll); the reporter's writes go on, and `beamup
+/// status` (as `docker exec` runs it: the same user, the same RELEASE_TMP)
+/// becomes ready. The DNS server answers SERVFAIL until the planter has
+/// tried, so the reporter has written no peers yet: before issue 16 the
+/// planter's peers file won and the release read its peers for good.
+#[test]
+fn names_claimed_at_boot_cannot_be_taken_later() {
+    let s = Shared::new("claim");
+    let shared = s.sticky("shared");
+    let dns = FakeDns::start();
+    let server = dns.addr();
+    let mut cmd = s.beamup(&shared, &["--query", "peers.test", "--dns-server", &server]);
+    let log = s.w.file("beamup.log", "", 0o644);
+    cmd.stdout(Stdio::null())
+        .stderr(fs::File::create(&log).expect("log"));
+    let release = Running(cmd.spawn().expect("spawn beamup"));
+    wait_until(Duration::from_secs(30), "the release to be exec'd", || {
+        s.w.marker().exists()
+    });
+    let peers = shared.join("peers.config");
+    let names = [
+        shared.join("vm.args"),
+        peers.clone(),
+        shared.join("beamup.state.json"),
+        shared.join("beamup.status.json"),
+    ];
+    for path in &names {
+        let attempts = [
+            "rm -f -- \"$1\"",
+            "mv -f -- \"$1\" \"$1.x\"",
+            "printf planted > \"$1\"",
+            "ln -sf /etc/passwd \"$1\"",
+        ];
+        for attempt in attempts {
+            assert!(
+                !sh_as(&s.planter, attempt, &[path]),
+                "the planter took {} with `{attempt}`:\n{}",
+                path.display(),
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let meta = fs::symlink_metadata(path).expect("a claimed name");
+        assert!(meta.is_file(), "{}", path.display());
+        assert_eq!(meta.uid(), s.runner.uid, "{} changed hands", path.display());
+    }
+    assert_eq!(
+        fs::read_to_string(&peers).expect("peers"),
+        "{node, 'demo@127.0.0.1'}.\n{peers, []}.\n",
+        "the claimed peers file holds the empty set until the first poll"
+    );
+
+    dns.answer();
+    let written = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        fs::read_to_string(&peers).is_ok_and(|t| t.contains("{peers, ['demo@10.77.0.2']}"))
+    });
+    assert!(
+        written,
+        "the reporter did not write the peers in 30 s:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(fs::metadata(&peers).expect("peers").uid(), s.runner.uid);
+    // `docker exec c beamup status`: beamup's user, the container's RELEASE_TMP.
+    let mut said = String::new();
+    let ready = (0..60).any(|_| {
+        let mut cmd = Command::new(beamup_bin());
+        cmd.args(["status", "--min-peers", "1"]);
+        clean_env(&mut cmd);
+        cmd.env("RELEASE_TMP", &shared);
+        s.runner.run(&mut cmd);
+        let out = common::output_timeout(cmd, Duration::from_secs(30));
+        said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.success() || {
+            std::thread::sleep(Duration::from_millis(500));
+            false
+        }
+    });
+    assert!(ready, "`beamup status` never became ready: {said}");
+    assert!(said.starts_with("ready: 1 of 1 peers discovered"), "{said}");
+    drop(release);
+}
+
+/// A spawned beamup (the release after its exec), killed and reaped on
+/// Drop; its reporter dies with it (PR_SET_PDEATHSIG).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A DNS server on loopback that answers SERVFAIL until [`FakeDns::answer`],
+/// then `peers.test A 10.77.0.2` (a peer need not be reachable to be
+/// discovered; a loopback one would be skipped) (and an empty answer to anything else).
+struct FakeDns {
+    socket: UdpSocket,
+    answering: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeDns {
+    fn start() -> FakeDns {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let dns = FakeDns {
+            socket: socket.try_clone().expect("clone"),
+            answering: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (answering, stop) = (dns.answering.clone(), dns.stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(reply) = reply(&buf[..n], answering.load(Ordering::Relaxed)) {
+                    let _ = socket.send_to(&reply, from);
+                }
+            }
+        });
+        dns
+    }
+
+    fn addr(&self) -> String {
+        self.socket.local_addr().expect("addr").to_string()
+    }
+
+    fn answer(&self) {
+        self.answering.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for FakeDns {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The reply to one query (RFC 1035 4.1): its id and question echoed;
+/// SERVFAIL, or an A record for an A question.
+fn reply(query: &[u8], answering: bool) -> Option<Vec<u8>> {
+    let mut end = 12;
+    while *query.get(end)? != 0 {
+        end += 1 + usize::from(query[end]);
+    }
+    let question = query.get(12..end + 5)?;
+    let is_a = question[question.len() - 4..question.len() - 2] == [0, 1];
+    let answers = u8::from(answering && is_a);
+    let rcode = if answering { 0 } else { 2 };
+    let mut out = vec![query[0], query[1], 0x80 | (query[2] & 1), 0x80 | rcode];
+    out.extend([0, 1, 0, answers, 0, 0, 0, 0]);
+    out.extend(question);
+    if answers == 1 {
+        out.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 10, 77, 0, 2]);
+    }
+    Some(out)
 }

@@ -18,7 +18,7 @@ use tracing::{debug, error, info, warn};
 
 pub use self::hysteresis::Membership;
 pub use self::jitter::Jitter;
-pub use self::peers_file::check_dir as check_peers_file_dir;
+pub use self::peers_file::MODE as PEERS_FILE_MODE;
 pub use self::peers_file::render;
 use crate::peer::PeersFormat;
 
@@ -147,6 +147,10 @@ struct Live {
     last_poll: Option<state::LastPoll>,
     /// A failed write was logged (once, not every interval).
     warned: bool,
+    /// Why the last write of the peers file failed, until one succeeds: the
+    /// live status carries it, so `beamup status` is not ready while the
+    /// release reads a stale (or someone else's) peers file.
+    peers_file_error: Option<String>,
 }
 
 impl Reporter {
@@ -185,6 +189,7 @@ impl Reporter {
                     start: state::process_start(pid),
                     last_poll: None,
                     warned: false,
+                    peers_file_error: None,
                 }
             }),
         }
@@ -406,15 +411,23 @@ impl Reporter {
         let updated = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        match peers_file::write(path, *format, &self.own_node, &entries, updated) {
+        let result = peers_file::write(path, *format, &self.own_node, &entries, updated);
+        let error = match result {
             Ok(()) => {
                 self.dirty = false;
                 debug!(path = %path.display(), peers = entries.len(), "peers file written");
+                None
             }
-            // Kept dirty: the next interval tries again.
+            // Kept dirty: the next interval tries again. The error names what
+            // holds the name (another user's file: `safe_file`).
             Err(e) => {
-                warn!(error = %format!("{e:#}"), "cannot write --peers-file; retrying next interval")
+                let error = format!("{e:#}");
+                warn!(%error, "cannot write --peers-file; it keeps its old content, `beamup status` is not ready; retrying next interval");
+                Some(error)
             }
+        };
+        if let Some(live) = self.live.as_mut() {
+            live.peers_file_error = error;
         }
     }
 
@@ -450,6 +463,7 @@ impl Reporter {
             connect: self.connect.is_some(),
             local: self.connect.as_ref().map(mesh::Mesh::local_text),
             peers: self.entries(),
+            peers_file_error: live.peers_file_error.clone(),
         };
         let result = state::write_status(&live.path, &status);
         let Some(live) = self.live.as_mut() else {

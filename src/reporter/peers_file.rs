@@ -7,8 +7,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use crate::peer::{PeerStatus, PeersFormat};
 use crate::safe_file;
 
@@ -25,19 +23,6 @@ pub fn write(
 ) -> anyhow::Result<()> {
     let text = render(format, own_node, peers, updated_unix);
     safe_file::write(path, text.as_bytes(), MODE)
-}
-
-/// Checked at boot, before the exec: a `--peers-file` in a directory others
-/// could tamper with stops beamup (exit 3) instead of leaving the reporter
-/// warning every interval behind a running release.
-pub fn check_dir(path: &Path) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    safe_file::open_dir(dir, Some(safe_file::dir_mode_for(MODE)))
-        .map(drop)
-        .with_context(|| format!("--peers-file {}", path.display()))
 }
 
 pub fn render(
