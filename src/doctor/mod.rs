@@ -63,9 +63,12 @@ pub struct Identity {
     /// so, or the command gave discovery options. Without either, "nothing
     /// to discover" would be a guess, and doctor says so.
     pub discovery_known: bool,
-    /// Peers the node's reporter reports (its live status): checked too, so
-    /// one the reporter knows and the VM is not connected to is a ✗.
-    pub reported_peers: Vec<String>,
+    /// With the node's own discovery (no `--query`/`--peers` given to
+    /// doctor): the peers its reporter reports (its live status), checked
+    /// with those in the VM's `nodes()`, so a peer the reporter knows and the
+    /// VM is not connected to is a ✗. None: doctor checks what the flags
+    /// given to it discover, nothing else.
+    pub reported_peers: Option<Vec<String>>,
 }
 
 impl Identity {
@@ -79,7 +82,7 @@ impl Identity {
             cookie_origin: config.cookie.as_ref().map(|c| c.origin.clone()),
             discovery: config.discovery.clone(),
             discovery_known: config.discovery.is_active(),
-            reported_peers: Vec::new(),
+            reported_peers: None,
         }
     }
 
@@ -89,14 +92,16 @@ impl Identity {
     /// (which was resolved with the recorded release command).
     ///
     /// [`from_config`]: Identity::from_config
-    pub fn from_state(config: &Config, running: &Located) -> Identity {
+    pub fn from_state(config: &Config, running: &Located, cross_check: bool) -> Identity {
         let boot = &running.state;
         let mut identity = Identity::from_config(config);
         identity.discovery_known = true;
-        identity.reported_peers = match state::read_status(&running.dir) {
-            Ok(Some(live)) => live.peers.into_iter().map(|p| p.node).collect(),
-            _ => Vec::new(),
-        };
+        if cross_check {
+            identity.reported_peers = Some(match state::read_status(&running.dir) {
+                Ok(Some(live)) => live.peers.into_iter().map(|p| p.node).collect(),
+                _ => Vec::new(),
+            });
+        }
         if let Ok(address) = boot.address.parse::<IpAddr>() {
             identity.address = address;
             identity.node = boot.node.clone();
@@ -400,14 +405,17 @@ pub fn doctor(
     let boot = running.as_ref().map(|found| &found.state);
     let command = boot.map_or(command, |b| b.command.as_slice());
     let config = config::resolve_dry(flags, command, env, Mode::Doctor, boot)?;
-    Ok(report(&config, running.as_ref(), json).code())
+    // Flags given to doctor ask "what would this discover": only the node's
+    // own discovery is cross-checked with its reporter and its VM.
+    let cross_check = !flags.given.discovery;
+    Ok(report(&config, running.as_ref(), cross_check, json).code())
 }
 
 /// Runs every check, prints the report (text or JSON) to stdout, returns
 /// the exit code (0 all good, 1 something failed).
-fn report(config: &Config, running: Option<&Located>, json: bool) -> ExitCode {
+fn report(config: &Config, running: Option<&Located>, cross_check: bool, json: bool) -> ExitCode {
     let identity = match running {
-        Some(running) => Identity::from_state(config, running),
+        Some(running) => Identity::from_state(config, running, cross_check),
         None => Identity::from_config(config),
     };
     let report = match crate::process::runtime(true) {
@@ -433,9 +441,11 @@ pub async fn examine(identity: &Identity) -> Report {
     // What discovery answers, what the reporter reports and what the VM is
     // connected to: a peer in any of them is checked.
     let mut peers = found.peers.clone();
-    peers.extend(identity.reported_peers.iter().cloned());
-    peers.extend(local.nodes.iter().flatten().cloned());
-    peers.remove(&identity.node);
+    if let Some(reported) = &identity.reported_peers {
+        peers.extend(reported.iter().cloned());
+        peers.extend(local.nodes.iter().flatten().cloned());
+        peers.remove(&identity.node);
+    }
     let peers: Vec<&String> = peers.iter().collect();
     for chunk in peers.chunks(PEERS_AT_ONCE) {
         let checks = chunk
