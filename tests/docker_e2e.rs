@@ -16,6 +16,10 @@
 //!   deploy`, its cookie from a swarm secret. Initializes a single-node swarm on 127.0.0.1 if the
 //!   engine is in none, and leaves it again (only then).
 //! - `compose_example_cluster`: `examples/compose/docker-compose.yml` with `--scale demo=3`.
+//! - `otp29_example_build_and_network_alias_cluster` (issue 17): Dockerfile.example on Debian
+//!   unstable's base images (`DEBIAN_SUITE=sid docker/base-images.sh`: OTP 29, Elixir 1.20); three
+//!   containers under one alias mesh, `beamup rpc` and `bin/demo rpc` answer cleanly, `docker
+//!   stop` exits 0.
 //! - `examples_use_only_variables_beamup_knows` (not ignored, no Docker): every `BEAMUP_*`
 //!   variable in examples/ and Dockerfile.example is one beamup knows.
 //!
