@@ -20,10 +20,13 @@
 //! healthy (exit 0) and with another cookie (exit 1, the cookie named as the cause);
 //! SIGTERM to `--init` beamup stops the release gracefully (exit 0).
 //!
-//! The time budget (see [`Depth`]): the full scenario for all four (mix, relx) x (IPv4,
-//! IPv6) on the newest (sid) and the oldest (bookworm) toolchain, the smoke (boot, name,
-//! mesh, `beamup rpc`) on the middle one (trixie) for mix/IPv4 and relx/IPv6. OTP 25 is
-//! also what every other test runs on the machine itself.
+//! The time budget: one cell of the full scenario costs about 5-10 s once the roots and the
+//! releases are cached (two VM boots, a dozen rpc VMs of ~0.3 s), so every cell runs all of it:
+//! 3 toolchains x (mix, relx) x (IPv4, IPv6), about 2 minutes in all. Cutting the middle
+//! toolchain to a smoke would save ~30 s, less than one root's cold build; the cold cost is the
+//! roots (debootstrap, once per machine) and the release builds (once per root).
+//! [`otp27_and_otp29_nodes_mesh_in_one_cluster`] adds a cluster of two versions, as during a
+//! rolling upgrade (OTP supports distribution with the two previous majors).
 //!
 //! One scenario at a time ([`serial`]): each boots two VMs and a dozen rpc VMs on a
 //! two-core machine.
@@ -60,18 +63,11 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// How much of the scenario a (toolchain, kind, family) cell runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Depth {
-    /// Boot, name, long names, mesh, `beamup rpc`.
-    Smoke,
-    /// Everything in the module docs.
-    Full,
-}
-
 /// A release running behind beamup on one chrooted host.
 struct Member {
     host: Host,
+    /// The release it runs (its toolchain's build).
+    release: Release,
     node: String,
     /// The container's own variables (`docker exec` has them, not beamup's exports).
     container_env: Vec<(String, String)>,
@@ -146,9 +142,66 @@ fn boot(host: &Host, release: &Release, cookie: &Cookie, init: bool) -> Member {
         .into_owned();
     Member {
         host: host.clone(),
+        release: release.clone(),
         node: format!("demo@{}", host.addr()),
         container_env: vec![("TMPDIR".into(), tmpdir), ("RELEASE_TMP".into(), tmp)],
         vm: host.spawn(cmd),
+    }
+}
+
+/// Asks `m`'s node an Erlang expression (see `common::rpc_erl`).
+fn ask(m: &Member, cookie: &Cookie, expr: &str) -> String {
+    let env = [
+        ("RELEASE_NODE", m.node.as_str()),
+        ("RELEASE_COOKIE", cookie.value.as_str()),
+    ];
+    rpc_erl(&m.host, &m.release, &env, expr)
+}
+
+/// Waits until `m`'s node answers rpc (it registered with its epmd and is reachable).
+fn wait_up(m: &Member, cookie: &Cookie) {
+    let env = [
+        ("RELEASE_NODE", m.node.as_str()),
+        ("RELEASE_COOKIE", cookie.value.as_str()),
+    ];
+    wait_node(&m.host, &m.release, &m.vm, &env);
+}
+
+/// Waits until every member's `nodes()` is exactly the other members.
+fn wait_mesh(members: &[&Member], cookie: &Cookie, what: &str) {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let views: Vec<(String, String)> = members
+            .iter()
+            .map(|m| {
+                let mut others: Vec<&str> = members
+                    .iter()
+                    .filter(|o| o.node != m.node)
+                    .map(|o| o.node.as_str())
+                    .collect();
+                others.sort();
+                let want = format!(
+                    "[{}]",
+                    others
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                // `~p` folds a long list over lines: compare without the spaces.
+                let got = ask(m, cookie, "lists:sort(nodes())").replace(' ', "");
+                (want, got)
+            })
+            .collect();
+        if views.iter().all(|(want, got)| want == got) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: (want, got) per member: {views:?}\nfirst member's log:\n{}",
+            members[0].vm.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -204,7 +257,7 @@ fn doctor(m: &Member, release: &Release, cookie: &Cookie) -> (i32, String) {
     (out.status.code().unwrap_or(-1), report)
 }
 
-fn scenario(suite: &str, kind: ReleaseKind, v4: bool, depth: Depth) {
+fn scenario(suite: &str, kind: ReleaseKind, v4: bool) {
     let _serial = serial();
     let tc = toolchain(suite);
     let started = Instant::now();
@@ -220,25 +273,11 @@ fn scenario(suite: &str, kind: ReleaseKind, v4: bool, depth: Depth) {
     let b = net.add_host("b", v4, !v4).in_root(&tc);
     net.start_dns(&Zone::service("demo", DOMAIN, &[&a, &b]));
     let cookie = Cookie::new();
-    let full = depth == Depth::Full;
-    let ma = boot(&a, &release, &cookie, full);
+    let ma = boot(&a, &release, &cookie, true);
     let mb = boot(&b, &release, &cookie, false);
-    let env = |m: &Member| {
-        vec![
-            ("RELEASE_NODE", m.node.clone()),
-            ("RELEASE_COOKIE", cookie.value.clone()),
-        ]
-    };
-    let ask = |m: &Member, expr: &str| {
-        let env = env(m);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        rpc_erl(&m.host, &release, &env, expr)
-    };
-    for m in [&ma, &mb] {
-        let env = env(m);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        wait_node(&m.host, &release, &m.vm, &env);
-    }
+    let ask = |m: &Member, expr: &str| ask(m, &cookie, expr);
+    wait_up(&ma, &cookie);
+    wait_up(&mb, &cookie);
     let booted = started.elapsed();
 
     // --- the toolchain is the one of the root, the name is the address --------------
@@ -254,21 +293,7 @@ fn scenario(suite: &str, kind: ReleaseKind, v4: bool, depth: Depth) {
     }
 
     // --- mesh ---------------------------------------------------------------------------
-    let mesh = |what: &str| {
-        let deadline = Instant::now() + LONG;
-        loop {
-            let (na, nb) = (ask(&ma, "nodes()"), ask(&mb, "nodes()"));
-            if na == format!("['{}']", mb.node) && nb == format!("['{}']", ma.node) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: a sees {na}, b sees {nb}\na's log:\n{}",
-                ma.vm.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let mesh = |what: &str| wait_mesh(&[&ma, &mb], &cookie, what);
     mesh("the two nodes to mesh");
     let meshed = started.elapsed();
 
@@ -279,21 +304,6 @@ fn scenario(suite: &str, kind: ReleaseKind, v4: bool, depth: Depth) {
     };
     let out = ok(&ma.beamup(&["rpc", expr]), "beamup rpc");
     assert!(out.contains(&ma.node), "beamup rpc printed {out:?}");
-
-    if !full {
-        println!(
-            "MEASURE {suite} (OTP {}, Elixir {}, rebar3 {}) {kind:?} {}: smoke; booted \
-             {:.1} s, meshed {:.1} s, done {:.1} s",
-            tc.otp,
-            tc.elixir,
-            tc.rebar3,
-            if v4 { "IPv4" } else { "IPv6" },
-            booted.as_secs_f64(),
-            meshed.as_secs_f64(),
-            started.elapsed().as_secs_f64()
-        );
-        return;
-    }
 
     // --- a forced disconnect healed by the relay, not by a poll --------------------------
     let heal = ask(&ma, &heal_expr(&mb.node));
@@ -391,7 +401,7 @@ fn scenario(suite: &str, kind: ReleaseKind, v4: bool, depth: Depth) {
     assert!(log.contains("release exited status=0"), "{log}");
     wait_until(LONG, "b to see a leave", || ask(&mb, "nodes()") == "[]");
     println!(
-        "MEASURE {suite} (OTP {}, Elixir {}, rebar3 {}) {kind:?} {}: full; booted {:.1} s, \
+        "MEASURE {suite} (OTP {}, Elixir {}, rebar3 {}) {kind:?} {}: booted {:.1} s, \
          meshed {:.1} s, relay heal {heal_ms} ms, done {:.1} s",
         tc.otp,
         tc.elixir,
@@ -435,50 +445,106 @@ fn each_root_has_its_toolchain_and_runs_beamup() {
 
 #[test]
 fn sid_otp29_mix_ipv4() {
-    scenario("sid", ReleaseKind::Mix, true, Depth::Full);
+    scenario("sid", ReleaseKind::Mix, true);
 }
 
 #[test]
 fn sid_otp29_mix_ipv6() {
-    scenario("sid", ReleaseKind::Mix, false, Depth::Full);
+    scenario("sid", ReleaseKind::Mix, false);
 }
 
 #[test]
 fn sid_otp29_relx_ipv4() {
-    scenario("sid", ReleaseKind::Relx, true, Depth::Full);
+    scenario("sid", ReleaseKind::Relx, true);
 }
 
 #[test]
 fn sid_otp29_relx_ipv6() {
-    scenario("sid", ReleaseKind::Relx, false, Depth::Full);
+    scenario("sid", ReleaseKind::Relx, false);
 }
 
 #[test]
-fn trixie_otp27_mix_ipv4_smoke() {
-    scenario("trixie", ReleaseKind::Mix, true, Depth::Smoke);
+fn trixie_otp27_mix_ipv4() {
+    scenario("trixie", ReleaseKind::Mix, true);
 }
 
 #[test]
-fn trixie_otp27_relx_ipv6_smoke() {
-    scenario("trixie", ReleaseKind::Relx, false, Depth::Smoke);
+fn trixie_otp27_mix_ipv6() {
+    scenario("trixie", ReleaseKind::Mix, false);
+}
+
+#[test]
+fn trixie_otp27_relx_ipv4() {
+    scenario("trixie", ReleaseKind::Relx, true);
+}
+
+#[test]
+fn trixie_otp27_relx_ipv6() {
+    scenario("trixie", ReleaseKind::Relx, false);
 }
 
 #[test]
 fn bookworm_otp25_mix_ipv4() {
-    scenario("bookworm", ReleaseKind::Mix, true, Depth::Full);
+    scenario("bookworm", ReleaseKind::Mix, true);
 }
 
 #[test]
 fn bookworm_otp25_mix_ipv6() {
-    scenario("bookworm", ReleaseKind::Mix, false, Depth::Full);
+    scenario("bookworm", ReleaseKind::Mix, false);
 }
 
 #[test]
 fn bookworm_otp25_relx_ipv4() {
-    scenario("bookworm", ReleaseKind::Relx, true, Depth::Full);
+    scenario("bookworm", ReleaseKind::Relx, true);
 }
 
 #[test]
 fn bookworm_otp25_relx_ipv6() {
-    scenario("bookworm", ReleaseKind::Relx, false, Depth::Full);
+    scenario("bookworm", ReleaseKind::Relx, false);
+}
+
+/// A cluster of two versions, as during a rolling upgrade: an OTP 27 / Elixir 1.18 mix node
+/// and an OTP 29 relx node (rebar3 3.28), IPv6-only, each through its own toolchain's beamup
+/// boot, mesh; a forced disconnect between them is healed by the relay on either side.
+#[test]
+fn otp27_and_otp29_nodes_mesh_in_one_cluster() {
+    let _serial = serial();
+    let (old, new) = (toolchain("trixie"), toolchain("sid"));
+    let (old_release, new_release) = (old.mix_release(), new.relx_release());
+    let mut net = Net::new("tcmixed");
+    let a = net.add_host("a", false, true).in_root(&old);
+    let b = net.add_host("b", false, true).in_root(&new);
+    net.start_dns(&Zone::service("demo", DOMAIN, &[&a, &b]));
+    let cookie = Cookie::new();
+    let ma = boot(&a, &old_release, &cookie, false);
+    let mb = boot(&b, &new_release, &cookie, false);
+    wait_up(&ma, &cookie);
+    wait_up(&mb, &cookie);
+    assert_eq!(
+        ask(&ma, &cookie, "erlang:system_info(otp_release)"),
+        "\"27\""
+    );
+    assert_eq!(
+        ask(&mb, &cookie, "erlang:system_info(otp_release)"),
+        "\"29\""
+    );
+    wait_mesh(&[&ma, &mb], &cookie, "an OTP 27 and an OTP 29 node to mesh");
+    for (from, to) in [(&ma, &mb), (&mb, &ma)] {
+        let heal = ask(from, &cookie, &heal_expr(&to.node));
+        let heal_ms: i64 = heal.parse().unwrap_or_else(|_| {
+            panic!(
+                "disconnect_node in {}: {heal}\nits log:\n{}",
+                from.host.name,
+                from.vm.log()
+            )
+        });
+        assert!(
+            heal_ms <= HEAL_BOUND_MS,
+            "{} -> {}: healed only after {heal_ms} ms",
+            from.host.name,
+            to.host.name
+        );
+        wait_mesh(&[&ma, &mb], &cookie, "the mesh after the heal");
+    }
+    drop(net);
 }
