@@ -16,8 +16,9 @@
 # its images: unchanged inputs reuse the root (a warm run costs a few stat calls), changed inputs
 # build a new one and remove the outdated ones. A root is built in <suite>-<hash>.part-<pid> and
 # renamed into place only once complete (rename(2) is atomic), so a half-built root is never taken
-# as done; leftovers of killed builds are removed. One build at a time (flock), so concurrent test
-# runs wait for each other instead of building twice.
+# as done; leftovers of killed builds are removed. Missing roots are built in parallel; one run of
+# the script at a time (flock), so concurrent test runs wait for each other instead of building
+# twice.
 #
 # Usage: scripts/toolchain-roots.sh [SUITE...]   build what is missing (default: all three),
 #                                                print SUITE=/path lines on stdout
@@ -123,6 +124,10 @@ build() {
 }
 
 start=$SECONDS
+# The missing roots are built in parallel: debootstrap mostly waits on the mirror and on dpkg,
+# so three at once take little longer than the slowest one.
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; exit 130' INT TERM
 for suite in "${suites[@]}"; do
     final=$(root_path "$suite")
     # Leftovers: half-built roots of dead builds, roots of outdated inputs.
@@ -135,10 +140,16 @@ for suite in "${suites[@]}"; do
     if [ -f "$final/beamup-toolchain" ]; then
         log "reusing $final"
     else
-        t=$SECONDS
-        build "$suite" "$final"
-        log "built $final in $((SECONDS - t)) s"
+        (
+            t=$SECONDS
+            build "$suite" "$final"
+            log "built $final in $((SECONDS - t)) s"
+        ) &
+        pids+=("$!")
     fi
-    printf '%s=%s\n' "$suite" "$final"
 done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+[ "$failed" -eq 0 ] || die "building a root failed (its messages are above)"
+for suite in "${suites[@]}"; do printf '%s=%s\n' "$suite" "$(root_path "$suite")"; done
 log "done in $((SECONDS - start)) s"
