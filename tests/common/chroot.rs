@@ -167,10 +167,19 @@ impl Toolchain {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Keyed by the root's name, which carries its content hash: a new root, new builds.
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("beamup-fixtures")
-            .join(root_name);
+        // Keyed by the root's name, which carries its content hash: a new root, new builds;
+        // the builds of this suite's outdated roots go (the script removed those roots).
+        let fixtures = Path::new(env!("CARGO_TARGET_TMPDIR")).join("beamup-fixtures");
+        if let Ok(entries) = std::fs::read_dir(&fixtures) {
+            let prefix = format!("{}-", self.suite);
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && name != root_name {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let base = fixtures.join(&root_name);
         let home = base.join("home");
         std::fs::create_dir_all(&home)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", home.display()));
