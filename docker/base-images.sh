@@ -21,6 +21,10 @@
 #        docker/base-images.sh --tags     only print the tags the current inputs would get
 # Env:   DEBIAN_MIRROR (default http://deb.debian.org/debian), DEBIAN_SUITE (default bookworm),
 #        BEAMUP_RUST_SYSROOT (default: `rustc --print sysroot`).
+#        Another suite (sid: OTP 29 / Elixir 1.20, issue 17) gets its own repositories
+#        (beamup-base-runner-sid, beamup-base-elixir-sid), so the suites' images never prune each
+#        other, and no Rust image (the Rust stage does not depend on the suite; only bookworm's is
+#        built and printed).
 # Needs: root, docker, debootstrap (apt-get install debootstrap), a rustup toolchain with
 #        x86_64-unknown-linux-musl (rustup target add x86_64-unknown-linux-musl).
 set -euo pipefail
@@ -44,14 +48,22 @@ fi
     || die "toolchain $sysroot lacks the $musl_target target: rustup target add $musl_target"
 rust_version=$("$sysroot/bin/rustc" -vV)
 
+# What differs between suites: Debian 13 and unstable renamed libssl3 to libssl3t64 (the 64-bit
+# time_t transition), and unstable has no -updates or -security archive.
+case "$suite" in
+    bookworm) repo_suffix='' libssl=libssl3 ;;
+    *) repo_suffix="-$suite" libssl=libssl3t64 ;;
+esac
+
 hash_of() { sha256sum | cut -c1-12; }
 common_inputs=$(cat "$0" "$here"/*.Dockerfile; printf '%s\n%s\n' "$mirror" "$suite")
-runner_tag="beamup-base-runner:$(printf '%s' "$common_inputs" | hash_of)"
-elixir_tag="beamup-base-elixir:$(printf '%s' "$common_inputs" | hash_of)"
+runner_tag="beamup-base-runner$repo_suffix:$(printf '%s' "$common_inputs" | hash_of)"
+elixir_tag="beamup-base-elixir$repo_suffix:$(printf '%s' "$common_inputs" | hash_of)"
 rust_tag="beamup-base-rust:$(printf '%s\n%s' "$common_inputs" "$rust_version" | hash_of)"
 
 print_tags() {
-    printf 'RUNNER_IMAGE=%s\nBUILDER_IMAGE=%s\nRUST_BUILDER_IMAGE=%s\n' "$runner_tag" "$elixir_tag" "$rust_tag"
+    printf 'RUNNER_IMAGE=%s\nBUILDER_IMAGE=%s\n' "$runner_tag" "$elixir_tag"
+    if [ -z "$repo_suffix" ]; then printf 'RUST_BUILDER_IMAGE=%s\n' "$rust_tag"; fi
 }
 if [ "${1:-}" = "--tags" ]; then print_tags; exit 0; fi
 
@@ -81,7 +93,7 @@ build_runner() {
     log "debootstrap $suite from $mirror (minbase + BEAM runtime libraries)"
     # libtinfo6/zlib1g/libstdc++6 are what beam.smp links, libssl3 is what crypto.so links
     # (see `ldd erts-*/bin/beam.smp`); minbase already has all but libssl3.
-    debootstrap --variant=minbase --include=libssl3,libtinfo6,zlib1g,libstdc++6 \
+    debootstrap --variant=minbase --include="$libssl,libtinfo6,zlib1g,libstdc++6" \
         "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
         || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
 
@@ -104,8 +116,16 @@ APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/a
 Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
 APT::Install-Recommends "false";
 CFG
-    printf 'deb %s %s main\ndeb %s %s-updates main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
-        "$mirror" "$suite" "$mirror" "$suite" "$suite" >"$rootfs/etc/apt/sources.list"
+    if [ "$suite" = sid ] || [ "$suite" = unstable ]; then
+        printf 'deb %s %s main\n' "$mirror" "$suite" >"$rootfs/etc/apt/sources.list"
+        # unstable's Release file is valid for a week only (stable's has no Valid-Until); on a
+        # machine whose clock runs past that, as the test machines' may, `apt-get update` in
+        # the image builds would refuse it. These images are test stand-ins, never shipped.
+        printf 'Acquire::Check-Valid-Until "false";\n' >"$rootfs/etc/apt/apt.conf.d/99beamup-valid-until"
+    else
+        printf 'deb %s %s main\ndeb %s %s-updates main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
+            "$mirror" "$suite" "$mirror" "$suite" "$suite" >"$rootfs/etc/apt/sources.list"
+    fi
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/var/log/* "$rootfs"/tmp/*
     # The container runtime provides these; the host's copies must not leak into the image.
     : >"$rootfs/etc/resolv.conf"
@@ -123,7 +143,7 @@ CFG
 
 build_elixir() {
     log "building $elixir_tag (apt-get inside docker build)"
-    docker build --quiet --build-arg "BASE_IMAGE=$runner_tag" -t "$elixir_tag" \
+    docker build --quiet --force-rm --build-arg "BASE_IMAGE=$runner_tag" -t "$elixir_tag" \
         -f "$here/elixir.Dockerfile" "$here" >/dev/null
 }
 
@@ -139,13 +159,14 @@ build_rust() {
     cp -a "$sysroot/lib/rustlib/x86_64-unknown-linux-gnu" "$sysroot/lib/rustlib/$musl_target" "$tc/lib/rustlib/"
     cp "$here/rust.Dockerfile" "$ctx/Dockerfile"
     log "building $rust_tag (toolchain from $sysroot: $(printf '%s' "$rust_version" | head -1))"
-    docker build --quiet --build-arg "BASE_IMAGE=$runner_tag" -t "$rust_tag" "$ctx" >/dev/null
+    docker build --quiet --force-rm --build-arg "BASE_IMAGE=$runner_tag" -t "$rust_tag" "$ctx" >/dev/null
     rm -rf "$ctx"
 }
 
 start=$SECONDS
 if have "$runner_tag"; then log "reusing $runner_tag"; else build_runner; prune_old "$runner_tag" "$runner_tag"; fi
 if have "$elixir_tag"; then log "reusing $elixir_tag"; else build_elixir; prune_old "$elixir_tag" "$elixir_tag"; fi
-if have "$rust_tag"; then log "reusing $rust_tag"; else build_rust; prune_old "$rust_tag" "$rust_tag"; fi
+if [ -n "$repo_suffix" ]; then :
+elif have "$rust_tag"; then log "reusing $rust_tag"; else build_rust; prune_old "$rust_tag" "$rust_tag"; fi
 log "done in $((SECONDS - start)) s"
 print_tags

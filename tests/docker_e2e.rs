@@ -16,6 +16,10 @@
 //!   deploy`, its cookie from a swarm secret. Initializes a single-node swarm on 127.0.0.1 if the
 //!   engine is in none, and leaves it again (only then).
 //! - `compose_example_cluster`: `examples/compose/docker-compose.yml` with `--scale demo=3`.
+//! - `otp29_example_build_and_network_alias_cluster` (issue 17): Dockerfile.example on Debian
+//!   unstable's base images (`DEBIAN_SUITE=sid docker/base-images.sh`: OTP 29, Elixir 1.20); three
+//!   containers under one alias mesh, `beamup rpc` and `bin/demo rpc` answer cleanly, `docker
+//!   stop` exits 0.
 //! - `examples_use_only_variables_beamup_knows` (not ignored, no Docker): every `BEAMUP_*`
 //!   variable in examples/ and Dockerfile.example is one beamup knows.
 //!
@@ -1216,4 +1220,143 @@ fn beamup_variables_are_found_as_words() {
         let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
         assert_eq!(beamup_variables(text), want, "{text:?}");
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// issue 17: the current toolchain
+
+/// Dockerfile.example's demo image built on Debian unstable's base images (OTP 29 /
+/// Elixir 1.20), the same beamup image as the others.
+const DEMO_OTP29_IMAGE: &str = "beamup-e2e-demo-otp29:latest";
+
+/// `DEBIAN_SUITE=<suite> docker/base-images.sh`: (runner, builder) tags.
+fn base_images_for(suite: &str) -> (String, String) {
+    let out = Command::new(Path::new(REPO).join("docker/base-images.sh"))
+        .env("DEBIAN_SUITE", suite)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker/base-images.sh: {e}"));
+    assert!(
+        out.status.success(),
+        "DEBIAN_SUITE={suite} docker/base-images.sh failed ({}); its messages are above",
+        out.status
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tag = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("docker/base-images.sh printed no {key}=: {stdout}"))
+    };
+    (tag("RUNNER_IMAGE"), tag("BUILDER_IMAGE"))
+}
+
+/// Issue 17: Dockerfile.example, unchanged, on Debian unstable's OTP 29 / Elixir 1.20 builder
+/// and runner: the release runs OTP 29 and Elixir 1.20; three containers sharing
+/// `--network-alias demo` mesh; `beamup rpc` and the release's own `bin/demo rpc` (the env.sh
+/// line) answer from `docker exec`; `docker stop` is a graceful stop (exit 0).
+#[test]
+fn otp29_example_build_and_network_alias_cluster() {
+    let _serial = serial();
+    // Only beamup's own image from the rest: the bookworm images are not needed here.
+    build_beamup_image().unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    let (runner, builder) = base_images_for("sid");
+    println!(
+        "measure: OTP 29 base images ready in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let ctx = std::env::temp_dir().join(format!("bu-e2e-{}-context29", std::process::id()));
+    let _ = std::fs::remove_dir_all(&ctx);
+    let _ctx_guard = TempDir(ctx.clone());
+    let status = Command::new(Path::new(REPO).join("docker/example-context.sh"))
+        .arg(&ctx)
+        .arg(Path::new(REPO).join("tests/fixtures/demo_mix"))
+        .status()
+        .expect("run docker/example-context.sh");
+    assert!(
+        status.success(),
+        "docker/example-context.sh failed ({status})"
+    );
+    let secs = docker_build(
+        &format!("{REPO}/Dockerfile.example"),
+        DEMO_OTP29_IMAGE,
+        &[
+            format!("BUILDER_IMAGE={builder}"),
+            format!("RUNNER_IMAGE={runner}"),
+            format!("BEAMUP_IMAGE={BEAMUP_IMAGE}"),
+            "RELEASE_NAME=demo".to_string(),
+        ],
+        &ctx.join("app").to_string_lossy(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("measure: Dockerfile.example on OTP 29 built in {secs:.1} s");
+
+    let mut cleanup = Cleanup::new("otp29");
+    let network = cleanup.name("net");
+    cleanup.networks.push(network.clone());
+    docker_ok(&["network", "create", "--driver", "bridge", &network]);
+    let mut containers = Vec::new();
+    for n in ["n1", "n2", "n3"] {
+        let name = cleanup.name(n);
+        cleanup.containers.push(name.clone());
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &network,
+            "--network-alias",
+            "demo",
+            "-e",
+            "BEAMUP_QUERY=demo",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (k, v) in BEAMUP_ENV {
+            args.extend(["-e".to_string(), format!("{k}={v}")]);
+        }
+        args.push(DEMO_OTP29_IMAGE.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker_ok(&args);
+        containers.push(name);
+    }
+    let t = Instant::now();
+    let nodes = wait_full_mesh(
+        &containers,
+        Cookie::Release,
+        "a full mesh of 3 OTP 29 containers sharing --network-alias demo",
+    );
+    println!(
+        "measure: OTP 29 network alias: docker run of 3 -> full mesh in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let (c1, node1) = &nodes[0];
+    let versions = docker_ok(&[
+        "exec",
+        c1,
+        "beamup",
+        "rpc",
+        "IO.puts(\"#{:erlang.system_info(:otp_release)} #{System.version()}\")",
+    ]);
+    let (otp, elixir) = versions
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{c1}: versions {versions:?}"));
+    assert_eq!(otp, "29", "{c1}: OTP release");
+    assert!(elixir.starts_with("1.20."), "{c1}: Elixir {elixir}");
+    let said = docker_ok(&["exec", c1, "/app/bin/demo", "rpc", "IO.puts(node())"]);
+    assert_eq!(said, *node1, "{c1}: the release's own `bin/demo rpc`");
+
+    let (stopped, _) = &nodes[1];
+    docker_ok(&["stop", "-t", STOP_GRACE_SECS, stopped]);
+    let code = docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", stopped]);
+    assert_eq!(
+        code,
+        "0",
+        "{stopped} exited {code} after docker stop: not a graceful stop\n{}",
+        logs_of(std::slice::from_ref(stopped))
+    );
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`beamup_bin`], [`require`], [`wait_until`], [`TempDir`], [`output_timeout`]: basics;
 //! - [`release`]: the demo mix and rebar3 releases, built once per target dir and cached;
+//! - [`chroot`]: the Debian roots of other OTP/Elixir versions, hosts chrooted into them;
 //! - [`net`]: several "hosts" on one machine (network namespaces on a bridge), dnsmasq,
 //!   processes started inside them; everything is torn down on `Drop`, also on panic.
 //!
@@ -13,6 +14,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod boot;
+pub mod chroot;
 pub mod net;
 pub mod pid1;
 pub mod release;
@@ -290,4 +292,50 @@ pub fn peer_states(path: &Path) -> std::collections::BTreeMap<String, (String, S
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Runs `cmd` on a terminal (`script -qfec` gives it a pty, as `docker exec -it` does;
+/// without a tty iex ignores `--remsh`), types `input` once the output shows `prompt`
+/// (typeahead is dropped while the shell connects) and waits up to `timeout` until the
+/// output shows `needle`; then kills it (its process group) and returns the output.
+pub fn on_terminal(
+    mut cmd: Command,
+    prompt: &str,
+    input: &str,
+    needle: &str,
+    timeout: Duration,
+) -> String {
+    use std::io::Write as _;
+    use std::os::unix::process::CommandExt as _;
+    let dir = TempDir::new("tty");
+    let out_path = dir.path().join("out");
+    cmd.stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).expect("stdout capture file"))
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = cmd.spawn().expect("spawn the terminal command");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let deadline = Instant::now() + timeout;
+    let mut typed = false;
+    let output = loop {
+        let output =
+            String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into_owned();
+        if !typed && output.contains(prompt) {
+            stdin.write_all(input.as_bytes()).expect("type the input");
+            typed = true;
+        }
+        let exited = child.try_wait().expect("wait").is_some();
+        if output.contains(needle) || exited || Instant::now() > deadline {
+            break output;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(stdin);
+    // Our child leads its own process group; its pty session goes with it.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(-(child.id() as i32)),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+    output
 }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::chroot::Toolchain;
 use super::{TempDir, output_timeout, require, require_root, run_ok, wait_until};
 
 /// DNS data for [`Net::start_dns`]: `a` gives A or AAAA records (by address type; a name
@@ -64,6 +65,9 @@ pub struct Host {
     pub v6: Option<Ipv6Addr>,
     /// Where [`Host::spawn`] writes process logs (inside the Net's temp dir).
     pub log_dir: PathBuf,
+    /// The toolchain root its commands run chrooted into ([`Host::in_root`]); None: the
+    /// machine's own filesystem.
+    pub root: Option<Toolchain>,
 }
 
 const HOSTNAME_SCRIPT: &str = r#"hostname "$0" && exec "$@""#;
@@ -72,12 +76,29 @@ impl Host {
     /// `program` run inside this host: its network namespace (with its resolv.conf and
     /// hosts files) and its own UTS namespace whose hostname is the host's name. Every
     /// wrapper execs, so the child's pid is the program's pid. Add args and env as usual.
+    ///
+    /// A host [`Host::in_root`] runs `program` chrooted into its toolchain root, with
+    /// that root's mounts made inside the mount namespace `ip netns exec` creates (see
+    /// `chroot.rs`); HOME is the Net's temp dir (the root stays as built).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns, "unshare", "--uts", "--"])
-            .args(["sh", "-c", HOSTNAME_SCRIPT, &self.name])
-            .arg(program);
+            .args(["sh", "-c", HOSTNAME_SCRIPT, &self.name]);
+        if let Some(root) = &self.root {
+            root.wrap(&mut cmd);
+            cmd.env("HOME", &self.log_dir);
+        }
+        cmd.arg(program);
         cmd
+    }
+
+    /// This host running every command chrooted into `toolchain`'s root: same
+    /// namespace, addresses and logs, the release and its tools of that toolchain.
+    pub fn in_root(&self, toolchain: &Toolchain) -> Host {
+        Host {
+            root: Some(toolchain.clone()),
+            ..self.clone()
+        }
     }
 
     /// Runs `program args` inside the host to completion (see [`output_timeout`]).
@@ -365,6 +386,7 @@ impl Net {
             v4: v4_addr,
             v6: v6_addr,
             log_dir: self.dir.path().to_path_buf(),
+            root: None,
         };
         self.write_etc(&host);
         self.hosts.push(host.clone());

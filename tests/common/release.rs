@@ -114,13 +114,28 @@ fn fixture_source(kind: ReleaseKind) -> PathBuf {
 }
 
 fn build_cached(kind: ReleaseKind) -> Release {
-    let (tools, label): (&[&str], &str) = match kind {
-        ReleaseKind::Mix => (&["erl", "elixir", "mix"], "mix"),
-        ReleaseKind::Relx => (&["erl", "rebar3"], "relx"),
+    let tools: &[&str] = match kind {
+        ReleaseKind::Mix => &["erl", "elixir", "mix"],
+        ReleaseKind::Relx => &["erl", "rebar3"],
     };
     require(tools);
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("beamup-fixtures");
-    std::fs::create_dir_all(&base)
+    build_release_in(kind, &base, &|program| Command::new(program))
+}
+
+/// Builds the demo release of `kind` under `base/<mix|relx>/` once (flock, stamp), each
+/// build step started by `command(program)`: the machine's toolchain, or another one
+/// such as a chroot into a Debian root ([`super::chroot::Toolchain::mix_release`]).
+pub fn build_release_in(
+    kind: ReleaseKind,
+    base: &Path,
+    command: &dyn Fn(&str) -> Command,
+) -> Release {
+    let label = match kind {
+        ReleaseKind::Mix => "mix",
+        ReleaseKind::Relx => "relx",
+    };
+    std::fs::create_dir_all(base)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", base.display()));
 
     // One builder at a time across test processes; the others wait, then find the stamp.
@@ -166,13 +181,13 @@ fn build_cached(kind: ReleaseKind) -> Release {
 
     let mut cmd = match kind {
         ReleaseKind::Mix => {
-            let mut c = Command::new("mix");
+            let mut c = command("mix");
             c.args(["release", "--overwrite", "--quiet"])
                 .env("MIX_ENV", "prod");
             c
         }
         ReleaseKind::Relx => {
-            let mut c = Command::new("rebar3");
+            let mut c = command("rebar3");
             c.arg("release");
             c
         }
