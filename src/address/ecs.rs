@@ -39,13 +39,12 @@ pub async fn lookup(url: Option<&str>, ctx: &Context<'_>) -> Result<IpAddr, Stri
         .or_else(|| json.pointer("/Networks/0/IPv6Addresses/0"))
         .and_then(|v| v.as_str())
         .ok_or_else(|| format!("GET {base}: the JSON has no Networks[0].IPv4Addresses[0]"))?;
-    let address = parse_address(first)
-        .ok_or_else(|| {
-            format!(
-                "GET {base}: `{}` is not an IP address",
-                crate::untrusted::shown(first)
-            )
-        })?;
+    let address = parse_address(first).ok_or_else(|| {
+        format!(
+            "GET {base}: `{}` is not an IP address",
+            crate::untrusted::shown(first)
+        )
+    })?;
     if let Some(why) = unusable(address, ctx.family, false) {
         return Err(format!("GET {base}: {why}"));
     }

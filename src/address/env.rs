@@ -13,8 +13,7 @@ pub fn lookup(var: &str, ctx: &Context<'_>) -> Result<IpAddr, String> {
     if value.trim().is_empty() {
         return Err(format!("{var} is set but empty"));
     }
-    let address =
-        parse_address(value).ok_or_else(|| {
+    let address = parse_address(value).ok_or_else(|| {
         format!(
             "{var}=`{}` is not an IP address",
             crate::untrusted::shown(value)
