@@ -580,3 +580,110 @@ fn ipv6_node_next_to_an_ipv4_peer() {
         )
     );
 }
+
+/// `beamup doctor` / `beamup peers` with no flags and no release command, as `docker
+/// exec c beamup doctor` runs them: only the container's environment (here RELEASE_TMP).
+fn bare(host: &Host, tmp: &Path, args: &[&str]) -> Report {
+    let mut cmd = host.command(common::beamup_bin());
+    cmd.args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOME", "/root")
+        .env("RELEASE_TMP", tmp);
+    let out: Output = output_timeout(cmd, Duration::from_secs(60));
+    Report {
+        code: out.status.code().unwrap_or(-1),
+        text: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Issue 16: discovery given as flags at boot (the usual CMD form, which `docker exec`
+/// never sees). `beamup doctor` and `beamup peers` with no flags next to the node take
+/// the node's discovery from its boot record: the peer with another cookie is a ✗ (not
+/// "no peers to check; all checks passed"), and `peers` lists both peers. Away from any
+/// booted node, doctor with no discovery flags fails instead of guessing.
+#[test]
+fn day_two_commands_use_the_node_as_booted() {
+    let _serial = serial();
+    require(&["dnsmasq", "erl", "elixir", "epmd"]);
+    let (mut net, hosts) = ipv4_hosts("docd", ["h1", "h2", "h3"]);
+    let [h1, h2, h3] = &hosts;
+    net.start_dns(&Zone {
+        search: vec![DOMAIN.into()],
+        a: [h1, h2, h3]
+            .iter()
+            .map(|h| (format!("demo.{DOMAIN}"), h.addr()))
+            .collect(),
+        srv: Vec::new(),
+    });
+    let dir = TempDir::new("docd");
+    let good = Cookie::new();
+    let other = Cookie::new();
+    let connect = ["--query", "demo", "--connect"];
+    let _vms = [
+        boot(h1, dir.path(), &good, &ip_source(h1), &connect),
+        boot(h2, dir.path(), &good, &ip_source(h2), &connect),
+        boot(h3, dir.path(), &other, &ip_source(h3), &connect),
+    ];
+    let tmp1 = dir.path().join("h1.tmp");
+    let s2 = format!("peer {}", node(h2));
+    let s3 = format!("peer {}", node(h3));
+    let deadline = Instant::now() + LONG;
+    let report = loop {
+        let r = bare(h1, &tmp1, &["doctor"]);
+        let meshed = r.text.contains(&s2) && r.line(&s2, "connected").0 == '✔';
+        if meshed && r.text.contains(&s3) && r.line(&s3, "handshake").0 == '✗' {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for h1 to mesh with h2; last doctor run (exit {}):\n{}\n{}",
+            r.code,
+            r.text,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(report.code, 1, "{}", report.text);
+    report.assert_ok("this node", "node", &node(h1));
+    report.assert_failed(&s3, "handshake", "cookie", "cookie");
+    report.assert_failed(&s3, "connected", "not in", "");
+    assert!(
+        !report.verdict().contains("all checks passed"),
+        "{}",
+        report.verdict()
+    );
+    assert!(report.verdict().contains(&node(h3)), "{}", report.verdict());
+    assert_secret(&report, &[&good, &other]);
+
+    // `beamup peers`, no flags: what the node discovers (its own node left out).
+    let peers = bare(h1, &tmp1, &["peers"]);
+    assert_eq!(peers.code, 0, "{}\n{}", peers.text, peers.stderr);
+    let listed: Vec<&str> = peers.text.lines().collect();
+    assert_eq!(listed, [node(h2), node(h3)], "{}", peers.text);
+
+    // Not next to a node booted through beamup, and no discovery flags: a ✗, never
+    // "all checks passed".
+    let empty = TempDir::new("docd-none");
+    let away = bare(
+        h1,
+        empty.path(),
+        &["doctor", "--ip", &ip_source(h1), "--basename", "demo"],
+    );
+    assert_eq!(away.code, 1, "{}\n{}", away.text, away.stderr);
+    away.assert_failed(
+        "discovery",
+        "query",
+        "cannot tell what this node discovers",
+        "docker exec",
+    );
+    assert!(
+        !away.verdict().contains("all checks passed"),
+        "{}",
+        away.text
+    );
+}

@@ -29,6 +29,8 @@ enum Behaviour {
     EvilName,
     /// A good address, no service name (404).
     NoName,
+    /// ECS JSON whose address is a forged log line and terminal escapes.
+    EcsForged,
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1; stops when dropped.
@@ -119,6 +121,11 @@ fn answer(mut stream: TcpStream, behaviour: Behaviour) {
         (Behaviour::EcsJson, "/v4") => (
             "200 OK",
             r#"{"DockerId":"x","Networks":[{"NetworkMode":"awsvpc","IPv4Addresses":["10.0.5.17"]}]}"#.to_string(),
+        ),
+        (Behaviour::EcsForged, "/v4") => (
+            "200 OK",
+            r#"{"Networks":[{"IPv4Addresses":["x\n2026-12-06T00:00:00Z  INFO beamup: forged \u001b[2J\u001b]0;owned\u0007"]}]}"#
+                .to_string(),
         ),
         _ => ("404 Not Found", "not found".to_string()),
     };
@@ -437,5 +444,54 @@ fn rancher_service_name_is_validated_and_optional() {
                 .contains("running without DNS discovery"),
             "{out}"
         );
+    }
+}
+
+/// Issue 16: a metadata answer is text from outside: its control characters reach
+/// neither the error message nor the log raw (no forged log line, no terminal escape).
+#[test]
+fn metadata_answers_are_escaped_in_messages_and_logs() {
+    let forged = Server::start(Behaviour::EcsForged);
+    let env_value = "10.0.0.1\n2026-12-06T00:00:00Z  INFO beamup: forged \u{1b}[31m";
+    let cases: [(Vec<&str>, Vec<(&str, String)>); 2] = [
+        (
+            vec!["--ip", "ecs"],
+            vec![(
+                "ECS_CONTAINER_METADATA_URI_V4",
+                format!("{}/v4", forged.url()),
+            )],
+        ),
+        (
+            vec!["--ip", "env:POD_IP"],
+            vec![("POD_IP", env_value.to_string())],
+        ),
+    ];
+    for (args, vars) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_beamup"))
+            .args(["inspect", "--json", "--basename", "demo"])
+            .args(&args)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .env("BEAMUP_PLATFORM", "none")
+            .env("BEAMUP_LOG", "debug")
+            .env("TMPDIR", std::env::temp_dir())
+            .output()
+            .expect("run beamup");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is not an IP address"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(
+            !stderr
+                .lines()
+                .any(|l| l.starts_with("2026-12-06T00:00:00Z")),
+            "{args:?}: a forged log line:\n{stderr}"
+        );
+        assert!(stderr.contains("\\n2026-12-06"), "{args:?}: {stderr}");
     }
 }
