@@ -453,7 +453,9 @@ fn rancher_service_name_is_validated_and_optional() {
 fn metadata_answers_are_escaped_in_messages_and_logs() {
     let forged = Server::start(Behaviour::EcsForged);
     let env_value = "10.0.0.1\n2026-12-06T00:00:00Z  INFO beamup: forged \u{1b}[31m";
-    let cases: [(Vec<&str>, Vec<(&str, String)>); 2] = [
+    // (flags, environment)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, String)>);
+    let cases: [Case; 2] = [
         (
             vec!["--ip", "ecs"],
             vec![(
