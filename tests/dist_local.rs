@@ -812,9 +812,7 @@ async fn the_relay_reports_a_drop_at_once_and_leaves_with_the_connector() {
         events.contains(&NodeEvent::Down(b.name.clone())),
         "{events:?}"
     );
-    for event in events {
-        connector.observe(event);
-    }
+    connector.observe(events);
     let report = connector.sync(&peers, &[], SyncCause::Event).await;
     let healed = dropped.elapsed();
     assert!(
@@ -897,9 +895,7 @@ async fn a_hanging_dial_does_not_hold_up_a_drop() {
         events.contains(&NodeEvent::Down(b.name.clone())),
         "{events:?}"
     );
-    for event in events {
-        connector.observe(event);
-    }
+    connector.observe(events);
     let report = connector.sync(&meshed, &[], SyncCause::Event).await;
     assert!(
         report.peers.iter().all(|p| p.state == PeerState::Connected),

@@ -548,29 +548,46 @@ impl Connector {
         }
     }
 
-    /// Takes in what the relay said since the last call.
-    pub fn observe(&mut self, event: NodeEvent) {
-        match event {
-            NodeEvent::Ready => debug!(local = %self.local_node, "relay ready"),
-            // It connected to us (or we to it): whatever it failed before is over.
-            NodeEvent::Up(node) => {
-                if let Some(dial) = self.dials.get_mut(&node) {
-                    dial.connected(Instant::now());
+    /// Takes in what the relay said since the last call. A burst of drops
+    /// (OTP's `global` turns one disconnect into dozens across a cluster) is
+    /// one info line, not one per peer.
+    pub fn observe(&mut self, events: Vec<NodeEvent>) {
+        let mut dropped: Vec<String> = Vec::new();
+        for event in events {
+            match event {
+                NodeEvent::Ready => debug!(local = %self.local_node, "relay ready"),
+                // It connected to us (or we to it): whatever it failed before is over.
+                NodeEvent::Up(node) => {
+                    if let Some(dial) = self.dials.get_mut(&node) {
+                        dial.connected(Instant::now());
+                    }
+                }
+                NodeEvent::Down(node) => {
+                    if self.dials.contains_key(&node) && !dropped.contains(&node) {
+                        dropped.push(node);
+                    }
+                }
+                NodeEvent::Exited { from, reason } => {
+                    if matches!(&self.relay, Relay::Running(pid) if *pid == from) {
+                        info!(local = %self.local_node, %reason, "beamup's relay in the local node exited; restarting it at the next poll");
+                        self.relay = Relay::Restart;
+                    } else {
+                        debug!(local = %self.local_node, %from, %reason, "an exit signal from a process that is not the relay");
+                    }
                 }
             }
-            NodeEvent::Down(node) => {
-                if self.dials.contains_key(&node) {
-                    info!(local = %self.local_node, peer = %node, "the connection to peer dropped; re-dialing it");
-                }
+        }
+        match dropped.as_slice() {
+            [] => {}
+            [peer] => {
+                info!(local = %self.local_node, %peer, "the connection to peer dropped; re-dialing it");
             }
-            NodeEvent::Exited { from, reason } => {
-                if matches!(&self.relay, Relay::Running(pid) if *pid == from) {
-                    info!(local = %self.local_node, %reason, "beamup's relay in the local node exited; restarting it at the next poll");
-                    self.relay = Relay::Restart;
-                } else {
-                    debug!(local = %self.local_node, %from, %reason, "an exit signal from a process that is not the relay");
-                }
-            }
+            peers => info!(
+                local = %self.local_node,
+                peers = %named_few(peers),
+                "the connections to {} peers dropped; re-dialing them",
+                peers.len()
+            ),
         }
     }
 
@@ -774,9 +791,34 @@ impl Pruned {
     }
 }
 
+/// Up to five names and how many more, for one log line about many peers.
+fn named_few(peers: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = peers
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if peers.len() > SHOWN {
+        text.push_str(&format!(" and {} more", peers.len() - SHOWN));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_peers_are_named_in_one_bounded_line() {
+        let peers: Vec<String> = (1..=8).map(|i| format!("demo@10.0.0.{i}")).collect();
+        assert_eq!(named_few(&peers[..2]), "demo@10.0.0.1, demo@10.0.0.2");
+        assert_eq!(
+            named_few(&peers),
+            "demo@10.0.0.1, demo@10.0.0.2, demo@10.0.0.3, demo@10.0.0.4, demo@10.0.0.5 and 3 more"
+        );
+    }
     use std::net::TcpListener;
 
     fn set(nodes: &[&str]) -> BTreeSet<String> {

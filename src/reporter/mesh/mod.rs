@@ -83,9 +83,8 @@ impl Mesh {
     /// connection to the local node.
     pub async fn next_events(&mut self) {
         // None: the connection ended, and the sync that follows reconnects.
-        for event in self.connector.events().await.unwrap_or_default() {
-            self.connector.observe(event);
-        }
+        let events = self.connector.events().await.unwrap_or_default();
+        self.connector.observe(events);
     }
 
     /// Logs transitions and keeps the latest states.
