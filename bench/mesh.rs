@@ -36,10 +36,7 @@
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
 //! bench/results/mesh.txt.
 
-#[path = "cluster.rs"]
 mod cluster;
-#[path = "../tests/common/mod.rs"]
-mod common;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -51,8 +48,8 @@ use cluster::{
     Agent, as_atom, as_i64, as_list, as_tuple, atom, int, machine_lines, median, node, now_us,
     otp_release, show,
 };
-use common::{Host, Net, Proc, Release, TempDir, Zone};
 use erl_dist::term::Term;
+use testkit::{Host, Net, Proc, Release, TempDir, Zone};
 
 /// Bound on the boot of one run (8 VMs on 2 cores boot in ~10 s).
 const BOOT_LIMIT: Duration = Duration::from_secs(120);

@@ -34,7 +34,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -521,7 +521,7 @@ fn beamup_in(image: &str) -> (String, serde_json::Value) {
 /// context) says `unknown`.
 #[test]
 fn example_dockerfile_paths_put_a_working_beamup_in_the_image() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     for (image, commit_known) in [(DEMO_IMAGE, true), (DEMO_SOURCE_IMAGE, false)] {
         let (version, json) = beamup_in(image);
@@ -540,12 +540,6 @@ fn example_dockerfile_paths_put_a_working_beamup_in_the_image() {
         assert_eq!(json["node"], "demo@10.9.8.7", "{image}: {json}");
         assert_eq!(json["release"], "mix", "{image}: {json}");
     }
-}
-
-/// The two tests share the machine's two cores and the swarm state: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -667,7 +661,7 @@ fn wait_full_mesh(containers: &[String], cookie: Cookie, what: &str) -> Vec<(Str
 
 #[test]
 fn network_alias_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     let mut cleanup = Cleanup::new("alias");
     let network = cleanup.name("net");
@@ -890,7 +884,7 @@ fn network_alias_cluster() {
 
 #[test]
 fn swarm_service_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     let mut cleanup = Cleanup::new("swarm");
 
@@ -1084,7 +1078,7 @@ fn running(filter: &str, n: usize) -> Result<Vec<String>, String> {
 
 #[test]
 fn compose_example_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     let mut cleanup = Cleanup::new("compose");
     let project = cleanup.name("c");

@@ -8,16 +8,14 @@
 //! `RELEASE_TMP=/tmp`, as Dockerfile.example sets) keeps working, and
 //! `beamup inspect` writes nothing.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{TempDir, beamup_bin, require_root, wait_until};
 use nix::unistd::{Uid, chown};
+use testkit::{TempDir, beamup_bin, require_root, wait_until};
 
 const NOBODY: u32 = 65534;
 const NODE: &str = "demo@127.0.0.1";
@@ -78,7 +76,7 @@ impl World {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        common::output_timeout(cmd, Duration::from_secs(30))
+        testkit::output_timeout(cmd, Duration::from_secs(30))
     }
 }
 
@@ -283,7 +281,7 @@ fn the_peers_file_is_never_written_through_a_planted_symlink() {
         cmd
     };
 
-    let out = common::output_timeout(command(&planted), Duration::from_secs(30));
+    let out = testkit::output_timeout(command(&planted), Duration::from_secs(30));
     assert_refused(
         &w,
         &out,
@@ -361,7 +359,7 @@ fn inspect_writes_nothing_and_shows_the_rendered_text_redacted() {
             .args(["-setcookie", "inspect-c00kie-on-the-command-line"]);
         clean_env(&mut cmd);
         cmd.env("TMPDIR", tmpdir).env("BEAMUP_LOG", "trace");
-        let out = common::output_timeout(cmd, Duration::from_secs(30));
+        let out = testkit::output_timeout(cmd, Duration::from_secs(30));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(
