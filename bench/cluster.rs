@@ -1,5 +1,5 @@
 //! What the multi-host benchmarks (mesh, soak) share on top of the test harness
-//! (tests/common): the binary under test (and the baseline binary), booting the demo
+//! (the testkit crate, tests/support): the binary under test (and the baseline binary), booting the demo
 //! release through beamup on a host, finding each host's reporter and reading its memory
 //! and descriptors, asking a host's node for `erlang:nodes()` from inside its namespace,
 //! the observer agent (a hidden node per host that evaluates small Erlang expressions in

@@ -2,7 +2,7 @@
 //! and with one dead peer (target: under 2 s), against `beamup peers` (address + one
 //! DNS poll) measured in the same run as the baseline.
 //!
-//! Five hosts of the test harness (tests/common/net.rs) boot the demo mix release
+//! Five hosts of the test harness (tests/support/net.rs) boot the demo mix release
 //! through `beamup --ip interface:eth0 --query demo --connect` (cookie: the release's
 //! releases/COOKIE); dnsmasq answers `demo` with all five. Once doctor on h0 exits 0
 //! (full mesh), it is timed `--runs` times (wall time of the whole process, through

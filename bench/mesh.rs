@@ -2,7 +2,7 @@
 //! booting the demo mix release, and how fast it heals, against a baseline binary (the
 //! commit before issue 11) measured in the same run, interleaved run by run.
 //!
-//! Each host is a network namespace of the test harness (tests/common/net.rs) with its
+//! Each host is a network namespace of the test harness (tests/support/net.rs) with its
 //! own epmd; dnsmasq answers the query `demo` (search domain svc.test) with every host;
 //! every release runs with `-kernel net_ticktime 4`, so that a cut link really breaks its
 //! connections within seconds. One run, per binary:

@@ -23,7 +23,7 @@
 //! run with the rest of the suite; `docker/prepare.sh` (called by scripts/test.sh first) installs
 //! what they need. To run them alone, with their `measure:` lines:
 //!
-//!   cargo test --test docker_e2e -- --nocapture --test-threads=1
+//!   cargo test --test integration docker_e2e:: -- --nocapture --test-threads=1
 //!
 //! Everything created is named `bu-e2e-<pid>-*` and removed by a guard on every path, also on
 //! panic. The base images (`beamup-base-*`, tagged by a hash of their inputs) and the
@@ -293,7 +293,7 @@ const BEAMUP_SOURCE_IMAGE: &str = "beamup-e2e-beamup-source:latest";
 /// Dockerfile.example's from-source path: the demo app with BEAMUP_SOURCE_IMAGE's beamup.
 const DEMO_SOURCE_IMAGE: &str = "beamup-e2e-demo-source:latest";
 
-/// Builds (or reuses) the base images and the demo image once per test binary.
+/// Builds (or reuses) the base images and the demo image once per test run.
 fn images() -> &'static Images {
     static IMAGES: OnceLock<Result<Images, String>> = OnceLock::new();
     match IMAGES.get_or_init(build_images) {

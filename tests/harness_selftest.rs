@@ -1,4 +1,4 @@
-//! Tests of the test harness itself (tests/common): hosts reach each other over IPv4
+//! Tests of the test harness itself (the testkit crate, tests/support): hosts reach each other over IPv4
 //! and IPv6, dnsmasq answers A/AAAA/SRV inside a host, the demo releases boot in a
 //! host with the variables set by hand, and teardown leaves nothing behind.
 

@@ -5,7 +5,7 @@
 //! `inspect --json` with an env source names the node. The aarch64 binary runs under Debian's
 //! qemu-user-static (installed by the script when missing).
 //!
-//! The script builds both architectures once per run of this test binary (a few minutes cold;
+//! The script builds both architectures once per test run (a few minutes cold;
 //! cargo's no-op when nothing changed). The unit and property tests for aarch64 run under qemu
 //! through `scripts/test-cross.sh aarch64` (scripts/test.sh).
 
