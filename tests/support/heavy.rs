@@ -11,8 +11,9 @@
 //!
 //! The policy, a reader-writer lock:
 //! - [`exclusive`]: the tests that used to run alone (those five files' VM and container
-//!   tests) and static_build (two LTO release builds, both cores for minutes). No other
-//!   heavy test runs while one holds it.
+//!   tests; docker_e2e's also share the Docker engine's swarm state) and static_build (two
+//!   LTO release builds, both cores for minutes). No other heavy test runs while one holds
+//!   it.
 //! - [`shared`]: every other test that boots a VM (the boot, init, reporter, dist and
 //!   harness tests). Two of them may run at once, as two tests of one file did before,
 //!   but never next to an exclusive one.
