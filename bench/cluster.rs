@@ -1,5 +1,5 @@
 //! What the multi-host benchmarks (mesh, soak) share on top of the test harness
-//! (tests/common): the binary under test (and the baseline binary), booting the demo
+//! (the testkit crate, tests/support): the binary under test (and the baseline binary), booting the demo
 //! release through beamup on a host, finding each host's reporter and reading its memory
 //! and descriptors, asking a host's node for `erlang:nodes()` from inside its namespace,
 //! the observer agent (a hidden node per host that evaluates small Erlang expressions in
@@ -21,7 +21,7 @@ use beamup::secret::Secret;
 use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
 use nix::sched::{CloneFlags, setns};
 
-use super::common::{self, Host, Proc, Release};
+use testkit::{Host, Proc, Release};
 
 /// The binary under test: BEAMUP_BENCH_BIN (the static release build, see mesh.sh and
 /// soak.sh), else the one cargo built for this bench.
@@ -36,7 +36,7 @@ pub fn binary() -> PathBuf {
             );
             path
         }
-        None => common::beamup_bin(),
+        None => testkit::beamup_bin(),
     }
 }
 
@@ -80,7 +80,7 @@ pub fn boot(
 ) -> Proc {
     let tmp = dir.join(format!("{}.tmp", host.name));
     std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("cannot create {tmp:?}: {e}"));
-    let mut cmd = common::beamup_command_with(bin, host, &[], release, args);
+    let mut cmd = testkit::beamup_command_with(bin, host, &[], release, args);
     cmd.env("RELEASE_TMP", &tmp).env("TMPDIR", &tmp);
     for (key, value) in env {
         cmd.env(key, value);
@@ -99,9 +99,9 @@ pub fn start(name: &str) -> Option<(PathBuf, Release, Secret)> {
         );
         return None;
     }
-    common::require_root();
-    common::require(&["dnsmasq", "erl", "elixir", "ip"]);
-    let release = common::mix_release();
+    testkit::require_root();
+    testkit::require(&["dnsmasq", "erl", "elixir", "ip"]);
+    let release = testkit::mix_release();
     let cookie = release_cookie(&release);
     Some((binary(), release, cookie))
 }
@@ -156,7 +156,7 @@ pub type Nodes = BTreeSet<String>;
 /// The reporter of a booted host: the child of the VM (beamup's pid after the exec)
 /// that still runs the beamup binary.
 pub fn reporter_pid(vm: u32, bin: &Path) -> Option<u32> {
-    common::pid1::reporter_of(vm, bin)
+    testkit::pid1::reporter_of(vm, bin)
 }
 
 /// VmRSS of `pid` in KiB.

@@ -2,7 +2,7 @@
 //! and with one dead peer (target: under 2 s), against `beamup peers` (address + one
 //! DNS poll) measured in the same run as the baseline.
 //!
-//! Five hosts of the test harness (tests/common/net.rs) boot the demo mix release
+//! Five hosts of the test harness (tests/support/net.rs) boot the demo mix release
 //! through `beamup --ip interface:eth0 --query demo --connect` (cookie: the release's
 //! releases/COOKIE); dnsmasq answers `demo` with all five. Once doctor on h0 exits 0
 //! (full mesh), it is timed `--runs` times (wall time of the whole process, through
@@ -13,15 +13,12 @@
 //!
 //! Run (as root): `bash bench/doctor.sh [--runs 11]`. Writes bench/results/doctor.txt.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Host, Net, Proc, Release, TempDir, Zone, mix_release, require, require_root};
+use testkit::{Host, Net, Proc, Release, TempDir, Zone, mix_release, require, require_root};
 
 const HOSTS: usize = 5;
 const TARGET: Duration = Duration::from_secs(2);
@@ -77,7 +74,7 @@ fn main() {
     let in_dead = |args: &[&str]| {
         let mut all = vec!["netns", "exec", dead.ns.as_str(), "iptables"];
         all.extend_from_slice(args);
-        common::run_ok("ip", &all);
+        testkit::run_ok("ip", &all);
     };
     in_dead(&["-A", "INPUT", "-j", "DROP"]);
     let silent = time(runs, || doctor(&[]), 1);
@@ -119,7 +116,7 @@ fn runs_option() -> usize {
 fn binary() -> PathBuf {
     std::env::var_os("BEAMUP_BENCH_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(common::beamup_bin)
+        .unwrap_or_else(testkit::beamup_bin)
 }
 
 /// Removes the runner's own beamup and release settings from `cmd`.

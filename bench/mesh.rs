@@ -2,7 +2,7 @@
 //! booting the demo mix release, and how fast it heals, against a baseline binary (the
 //! commit before issue 11) measured in the same run, interleaved run by run.
 //!
-//! Each host is a network namespace of the test harness (tests/common/net.rs) with its
+//! Each host is a network namespace of the test harness (tests/support/net.rs) with its
 //! own epmd; dnsmasq answers the query `demo` (search domain svc.test) with every host;
 //! every release runs with `-kernel net_ticktime 4`, so that a cut link really breaks its
 //! connections within seconds. One run, per binary:
@@ -36,10 +36,7 @@
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
 //! bench/results/mesh.txt.
 
-#[path = "cluster.rs"]
 mod cluster;
-#[path = "../tests/common/mod.rs"]
-mod common;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -51,8 +48,8 @@ use cluster::{
     Agent, as_atom, as_i64, as_list, as_tuple, atom, int, machine_lines, median, node, now_us,
     otp_release, show,
 };
-use common::{Host, Net, Proc, Release, TempDir, Zone};
 use erl_dist::term::Term;
+use testkit::{Host, Net, Proc, Release, TempDir, Zone};
 
 /// Bound on the boot of one run (8 VMs on 2 cores boot in ~10 s).
 const BOOT_LIMIT: Duration = Duration::from_secs(120);

@@ -216,7 +216,7 @@ def time_peers(ns, binary, tmp, name, runs, expect):
 
 
 def demo_release():
-    """The demo mix release, built like tests/common/release.rs (copy the fixture, `mix
+    """The demo mix release, built like tests/support/release.rs (copy the fixture, `mix
     release` with MIX_ENV=prod, no network), cached under <target>/tmp/bench-fixtures."""
     bl.require("erl", "elixir", "mix")
     source = bl.REPO / "tests" / "fixtures" / "demo_mix"

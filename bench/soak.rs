@@ -27,10 +27,7 @@
 //! Run (as root): `bash bench/soak.sh [--minutes 30] [--seed N]`. Writes
 //! bench/results/soak.txt.
 
-#[path = "cluster.rs"]
 mod cluster;
-#[path = "../tests/common/mod.rs"]
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -43,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use beamup::dist::Session;
 use beamup::secret::Secret;
 use cluster::{Nodes, node, show};
-use common::{Host, Net, Proc, TempDir, Zone};
+use testkit::{Host, Net, Proc, TempDir, Zone};
 
 const HOSTS: usize = 3;
 const INTERVAL: Duration = Duration::from_secs(2);

@@ -3,7 +3,7 @@
 # compose files also with `docker-compose config` (or `docker compose config`), the Kubernetes
 # manifests against the API schemas with kubernetes-validate --strict (unknown fields fail),
 # *.toml with Python's tomllib. The BEAMUP_* names they use are checked against beamup's sources by
-# `cargo test --test docker_e2e examples_`.
+# `cargo test --test integration docker_e2e::examples_`.
 #
 # Needs: python3 >= 3.11 with PyYAML (apt-get install python3-yaml), kubernetes-validate
 # (pip install kubernetes-validate; it ships the schemas, no cluster needed), docker-compose or

@@ -4,7 +4,9 @@
 #
 #   OUT_DIR/app/      APP_DIR without _build/ and deps/: Dockerfile.example's context
 #   OUT_DIR/beamup/   the parts of this repository the binary is built from (Cargo.toml,
-#                     Cargo.lock, src/, build.rs if present), plus vendor/ and
+#                     Cargo.lock, src/, build.rs if present, and tests/support: the test
+#                     fixture crate is a workspace member and beamup's dev-dependency, so
+#                     cargo reads its manifest to load Cargo.toml), plus vendor/ and
 #                     .cargo/config.toml from `cargo vendor`, so the build needs no crates.io
 #                     access inside docker: docker/Dockerfile.source's context (the from-source
 #                     path)
@@ -33,7 +35,7 @@ mkdir -p "$out/beamup/.cargo" "$out/app"
 # Explicit [[bench]]/[[test]] targets whose files are missing do not bother `cargo build`.
 parts=()
 # Add files here if src/ starts to include_str!() them.
-for p in Cargo.toml Cargo.lock build.rs src; do  # .cargo/config.toml: below
+for p in Cargo.toml Cargo.lock build.rs src tests/support; do  # .cargo/config.toml: below
     [ -e "$repo/$p" ] && parts+=("$p")
 done
 tar -C "$repo" -c "${parts[@]}" | tar -C "$out/beamup" -x

@@ -2,7 +2,7 @@
 # Runs beamup's tests for another architecture under qemu user-mode emulation:
 #
 #   bash scripts/test-cross.sh aarch64                 # unit and property tests (below)
-#   bash scripts/test-cross.sh aarch64 --test NAME     # other cargo test arguments
+#   bash scripts/test-cross.sh aarch64 --test integration MODULE::   # other cargo test arguments
 #
 # The test binaries are cross-built for <arch>-unknown-linux-musl (static, with the flags of
 # .cargo/config.toml, so they run on any host) and cargo runs each one through
@@ -24,13 +24,6 @@ case "$1" in
   *) die "unknown architecture: $1 (x86_64, aarch64)" ;;
 esac
 shift
-# By default the tests of pure code, which is what differs between machines: the unit tests
-# and the property tests (tests/properties.rs, where present).
-if [ $# -eq 0 ]; then
-  set -- --lib
-  [ ! -f tests/properties.rs ] || set -- "$@" --test properties
-fi
-
 bash scripts/build-static.sh --install-only "$arch"
 
 triple=$arch-unknown-linux-musl
@@ -42,5 +35,17 @@ if [ "$arch" != "$(uname -m)" ]; then
   export "$runner_var=${!runner_var:-qemu-$arch-static}"
   runner=${!runner_var}
 fi
-echo "==> cargo test --locked --target $triple $* (runner: $runner)" >&2
-cargo test --locked --target "$triple" "$@"
+cross_test() {
+  echo "==> cargo test --locked --target $triple $* (runner: $runner)" >&2
+  cargo test --locked --target "$triple" "$@"
+}
+# By default the tests of pure code, which is what differs between machines: the unit tests,
+# and the property tests (the `properties` module of the integration crate, tests/tests.rs).
+# Two runs: a test-name filter applies to every test binary of one cargo invocation, and
+# the unit tests' names hold no `properties::`.
+if [ $# -eq 0 ]; then
+  cross_test --lib
+  cross_test --test integration properties::
+else
+  cross_test "$@"
+fi

@@ -74,11 +74,14 @@ if [ "$install_only" -eq 1 ]; then
 fi
 
 # ---------------------------------------------------------------- 2. tests
-# Threads per test binary: 2. Several tests boot BEAM VMs (~100 MiB and about a CPU
-# second each to boot) inside their own namespaces; on the 2-core machines this runs
-# on, more than two at once only stretches every boot (0.8 s alone, 2 s+ with three)
-# towards the tests' deadlines without finishing sooner. Tests never share ports or
-# names (each has its own namespaces), so 2 is safe. Override: BEAMUP_TEST_THREADS.
+# Test threads: 2. The integration tests are one binary (tests/tests.rs), so its threads
+# are the whole suite's. Several tests boot BEAM VMs (~100 MiB and about a CPU second
+# each to boot) inside their own namespaces; on the 2-core machines this runs on, more
+# than two at once only stretches every boot (0.8 s alone, 2 s+ with three) towards the
+# tests' deadlines without finishing sooner. Which heavy tests may overlap is decided by
+# the lock in tests/support/heavy.rs (the big clusters, Docker and release builds run
+# alone). Tests never share ports or names (each has its own namespaces), so 2 is safe.
+# Override: BEAMUP_TEST_THREADS.
 threads=${BEAMUP_TEST_THREADS:-2}
 log=$(mktemp "${TMPDIR:-/tmp}/beamup-test.XXXXXX.log")
 trap 'rm -f "$log"' EXIT
@@ -101,7 +104,9 @@ echo "==> cargo package --locked"
 cargo package --locked --allow-dirty || status=$?
 
 # ---------------------------------------------------------------- summary
-# One line adding up every "test result:" line cargo printed (one per test binary).
+# One line adding up every "test result:" line cargo printed (one per test binary: the
+# library's and the bin's unit tests, the integration crate, and under qemu the aarch64
+# unit tests and the integration crate filtered to the property tests).
 awk '
   /^test result:/ {
     binaries++

@@ -3,12 +3,10 @@
 //! host's own /etc/hosts) and `query` (the own address among the discovery
 //! query's answers), each through the real binary.
 
-mod common;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{Host, Net, Zone, beamup_bin};
+use testkit::{Host, Net, Zone, beamup_bin};
 
 fn inspect(host: &Host, args: &[&str]) -> serde_json::Value {
     let mut cmd = host.command(beamup_bin());
@@ -23,7 +21,7 @@ fn inspect(host: &Host, args: &[&str]) -> serde_json::Value {
     .args(args)
     .env("TMPDIR", std::env::temp_dir())
     .env_remove("POD_IP");
-    let out = common::output_timeout(cmd, Duration::from_secs(30));
+    let out = testkit::output_timeout(cmd, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -35,8 +33,8 @@ fn inspect(host: &Host, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn sources_find_the_hosts_own_address() {
-    common::require_root();
-    common::require(&["ip", "dnsmasq"]);
+    testkit::require_root();
+    testkit::require(&["ip", "dnsmasq"]);
     let mut net = Net::new("adr");
     let a = net.add_host("a", true, true);
     let b = net.add_host("b", true, false);
@@ -85,7 +83,7 @@ fn sources_find_the_hosts_own_address() {
         "--query",
         "nosuch",
     ]);
-    let out = common::output_timeout(cmd, Duration::from_secs(30));
+    let out = testkit::output_timeout(cmd, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("query: `nosuch` does not resolve"));
 }

@@ -1,20 +1,20 @@
 //! A real mix release booted through beamup inside a namespace host with its own
 //! address: named `demo@<address>` with long names, over IPv4 and IPv6-only.
 
-mod common;
-
 use std::time::Duration;
 
-use common::boot::boot_named_after_address;
-use common::{Net, beamup_command, copy_release, mix_release};
+use testkit::boot::boot_named_after_address;
+use testkit::{Net, beamup_command, copy_release, mix_release};
 
 #[test]
 fn mix_release_on_an_ipv4_host_is_named_after_its_address() {
+    let _heavy = testkit::heavy::shared();
     boot_named_after_address(&mix_release(), "mix4", true);
 }
 
 #[test]
 fn mix_release_on_an_ipv6_only_host_uses_inet6_tcp() {
+    let _heavy = testkit::heavy::shared();
     boot_named_after_address(&mix_release(), "mix6", false);
 }
 
@@ -23,6 +23,7 @@ fn mix_release_on_an_ipv6_only_host_uses_inet6_tcp() {
 /// `${RELEASE_NODE:-...}` fix.
 #[test]
 fn env_sh_overriding_release_node_is_warned_about() {
+    let _heavy = testkit::heavy::shared();
     let (_dir, release) = copy_release(&mix_release());
     let env_sh = release.env_sh();
     let mut text = std::fs::read_to_string(&env_sh).expect("read env.sh");

@@ -3,17 +3,17 @@
 //! relx reads the node name only from the one `-name` line of the vm.args that
 //! VMARGS_PATH points at, and the VM's cookie only from that file's `-setcookie`.
 
-mod common;
-
-use common::boot::boot_named_after_address;
-use common::relx_release;
+use testkit::boot::boot_named_after_address;
+use testkit::relx_release;
 
 #[test]
 fn relx_release_on_an_ipv4_host_is_named_after_its_address() {
+    let _heavy = testkit::heavy::shared();
     boot_named_after_address(&relx_release(), "relx4", true);
 }
 
 #[test]
 fn relx_release_on_an_ipv6_only_host_uses_inet6_tcp() {
+    let _heavy = testkit::heavy::shared();
     boot_named_after_address(&relx_release(), "relx6", false);
 }

@@ -15,21 +15,18 @@
 //! 20 s, a restarted node back within interval + 3 s); the targets themselves
 //! (≤ 100 ms, ≤ ¼ of the dials) are the benchmark's (bench/README.md).
 //!
-//! The tests run one at a time ([`serial`]): each boots up to five VMs (~100 MiB and a
-//! good share of a core each while booting) and the machine has two cores.
-
-mod common;
+//! The tests run alone ([`testkit::heavy::exclusive`]): each boots up to five VMs (~100 MiB
+//! and a good share of a core each while booting) and the machine has two cores.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use common::boot::ip_source;
-use common::{
+use testkit::boot::ip_source;
+use testkit::{
     Cookie, Host, Net, Proc, TempDir, Zone, beamup_command, mix_release, require, try_rpc,
     wait_until,
 };
@@ -60,14 +57,6 @@ const DEAD_WINDOW_MS: i64 = 20_000;
 const DEAD_MAX_DIALS: usize = 7;
 /// Polls of the host with another cookie during which its dials are counted.
 const ODD_WINDOW_POLLS: usize = 8;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One test at a time (see the module docs); a failed test must not fail the ones
-/// waiting for the lock, so a poisoned lock is taken over.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// `<group>.svc.test` resolves to the addresses of the group's hosts (A or AAAA by
 /// address type).
@@ -299,7 +288,7 @@ fn wait_views(what: &str, want: &[(&Member, Vec<String>)]) {
 
 /// The reporter's view: peer → (state, reason) from the JSON peers file.
 fn states(m: &Member) -> BTreeMap<String, (String, String)> {
-    common::peer_states(&m.peers_file)
+    testkit::peer_states(&m.peers_file)
 }
 
 fn state_of(m: &Member, peer: &str) -> String {
@@ -650,9 +639,9 @@ fn log_secs(line: &str) -> Option<f64> {
     Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
 }
 
-/// The reporter of `m` (see `common::pid1::reporter_of`).
+/// The reporter of `m` (see `testkit::pid1::reporter_of`).
 fn reporter_pid(m: &Member) -> Option<u32> {
-    common::pid1::reporter_of(m.proc.pid(), &common::beamup_bin())
+    testkit::pid1::reporter_of(m.proc.pid(), &testkit::beamup_bin())
 }
 
 /// Waits for `host`'s epmd to list `demo`, asking every ~20 ms; returns the OS clock
@@ -686,7 +675,7 @@ fn wait_registered(m: &Member) -> i64 {
 ///   the cable is back, without restarting anything.
 #[test]
 fn five_hosts_mesh_rejoin_after_kill_and_heal_after_partition() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (net, hosts, dir, vm_args) =
         demo_cluster("mesh", &["h1", "h2", "h3", "h4", "h5"], true, false);
@@ -783,7 +772,7 @@ fn five_hosts_mesh_rejoin_after_kill_and_heal_after_partition() {
 /// the failure, no `nodes()` ever holds it, and the others mesh all the same.
 #[test]
 fn a_host_with_another_cookie_is_refused_and_the_others_mesh() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir"]);
     let (_net, hosts, dir, vm_args) =
         demo_cluster("cookie", &["g1", "g2", "g3", "odd"], true, false);
@@ -885,7 +874,7 @@ fn a_host_with_another_cookie_is_refused_and_the_others_mesh() {
 /// Case 5: three IPv6-only hosts found through AAAA records mesh.
 #[test]
 fn ipv6_only_cluster_meshes() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir"]);
     let (_net, hosts, dir, vm_args) = demo_cluster("six", &["s1", "s2", "s3"], false, true);
     let cookie = Cookie::new();
@@ -928,7 +917,7 @@ fn ipv6_only_cluster_meshes() {
 /// unlisted the same way).
 #[test]
 fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir"]);
     let mut net = Net::new("prune");
     let names = ["a", "b", "c", "d", "e"];
@@ -1125,7 +1114,7 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
 ///   connection's pair, its monitors are unchanged); c's VM keeps running and its peers.
 #[test]
 fn forced_disconnect_heals_between_polls_and_the_relay_goes_with_the_reporter() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (_net, hosts, dir, vm_args) = demo_cluster("heal", &["a", "b", "c"], true, false);
     let cookie = Cookie::new();
@@ -1266,7 +1255,7 @@ fn forced_disconnect_heals_between_polls_and_the_relay_goes_with_the_reporter() 
 ///   within interval + 3 s of registering with its epmd: it dials everyone at boot.
 #[test]
 fn a_dead_but_listed_peer_is_dialed_with_backoff_and_rejoins_when_restarted() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (_net, hosts, dir, vm_args) = demo_cluster("dead", &["d1", "d2", "d3"], true, false);
     let cookie = Cookie::new();

@@ -11,14 +11,11 @@
 //! Every run logs at `BEAMUP_LOG=trace` (libraries included), and no cookie
 //! may appear in any log or peers file.
 
-mod common;
-
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use common::boot::ip_source;
-use common::{
+use testkit::boot::ip_source;
+use testkit::{
     Cookie, Host, Net, Proc, Release, ReleaseKind, TempDir, Zone, beamup_command, mix_release,
     peer_states, relx_release, require, rpc_erl, wait_until,
 };
@@ -26,13 +23,6 @@ use common::{
 const LONG: Duration = Duration::from_secs(90);
 /// The cookie in tests/fixtures/demo_relx/config/vm.args.
 const RELX_FIXTURE_COOKIE: &str = "demo_fixture_cookie";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One test at a time: each boots two VMs on a shared two-core machine.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 struct Member {
     host: Host,
@@ -144,7 +134,7 @@ fn assert_secret(members: &[Member], secrets: &[&str]) {
 
 #[test]
 fn cookie_file_wins_over_the_environment_for_release_and_reporter() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir"]);
     let release = mix_release();
     let good = Cookie::new();
@@ -172,7 +162,7 @@ fn cookie_file_wins_over_the_environment_for_release_and_reporter() {
 
 #[test]
 fn relx_with_connect_uses_the_cookie_of_its_vm_args() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "rebar3"]);
     let release = relx_release();
     let (_net, _dir, members) = boot_all("relx", &release, &[], &[]);
@@ -185,7 +175,7 @@ fn relx_with_connect_uses_the_cookie_of_its_vm_args() {
 /// vm.args' `-setcookie`; the VMs and the reporters all use it.
 #[test]
 fn relx_cookie_from_the_environment_reaches_the_vm_and_the_reporter() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "rebar3"]);
     let release = relx_release();
     let cookie = Cookie::new();
@@ -216,7 +206,7 @@ fn a_query_never_carries_the_cookie() {
         ),
     ];
     for (args, code, needle) in cases {
-        let mut cmd = std::process::Command::new(common::beamup_bin());
+        let mut cmd = std::process::Command::new(testkit::beamup_bin());
         cmd.args(["inspect", "--ip", "cidr:127.0.0.0/8", "--basename", "demo"])
             .arg("--cookie-file")
             .arg(&cookie.path)
@@ -225,7 +215,7 @@ fn a_query_never_carries_the_cookie() {
             .env("BEAMUP_PLATFORM", "none")
             .env_remove("RELEASE_COOKIE")
             .env_remove("RELX_COOKIE");
-        let out = common::output_timeout(cmd, Duration::from_secs(30));
+        let out = testkit::output_timeout(cmd, Duration::from_secs(30));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");

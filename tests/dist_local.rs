@@ -247,6 +247,7 @@ async fn hidden_nodes_of(session: &Session) -> Vec<String> {
 
 #[tokio::test]
 async fn connects_as_a_hidden_node_and_nodes_is_empty() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("hidden");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -272,6 +273,7 @@ async fn connects_as_a_hidden_node_and_nodes_is_empty() {
 
 #[tokio::test]
 async fn connect_node_and_disconnect_node_change_the_local_nodes_view() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("connect");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -299,6 +301,7 @@ async fn connect_node_and_disconnect_node_change_the_local_nodes_view() {
 
 #[tokio::test]
 async fn a_wrong_cookie_is_cookie_rejected_and_never_printed() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let wrong = format!("wrong-{}", random_token());
     let mut ns = Netns::new("cookie");
@@ -324,6 +327,7 @@ async fn a_wrong_cookie_is_cookie_rejected_and_never_printed() {
 
 #[tokio::test]
 async fn a_node_not_started_yet_is_not_registered_and_no_epmd_is_unreachable() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("booting");
     ns.enter();
@@ -351,6 +355,7 @@ async fn a_node_not_started_yet_is_not_registered_and_no_epmd_is_unreachable() {
 
 #[tokio::test]
 async fn the_session_survives_three_tick_times_idle() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("ticks");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -370,6 +375,7 @@ async fn the_session_survives_three_tick_times_idle() {
 
 #[tokio::test]
 async fn the_session_notices_the_local_node_going_away() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("gone");
     let mut a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -390,6 +396,7 @@ async fn the_session_notices_the_local_node_going_away() {
 
 #[tokio::test]
 async fn an_ipv6_node_works() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("ipv6");
     let inet6 = ["-proto_dist", "inet6_tcp"];
@@ -406,6 +413,7 @@ async fn an_ipv6_node_works() {
 
 #[tokio::test]
 async fn a_call_without_reply_times_out_instead_of_hanging() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("timeout");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -442,6 +450,7 @@ fn erl_int(n: i32) -> beamup::dist::Term {
 
 #[tokio::test]
 async fn connector_meshes_three_nodes_through_the_local_one() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("mesh");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -486,6 +495,7 @@ async fn connector_meshes_three_nodes_through_the_local_one() {
 
 #[tokio::test]
 async fn connector_prunes_left_peers_only_with_prune() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("prune");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -536,6 +546,7 @@ async fn connector_prunes_left_peers_only_with_prune() {
 
 #[tokio::test]
 async fn connector_waits_while_the_vm_boots_then_connects() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("boot");
     ns.enter();
@@ -606,6 +617,7 @@ fn register_silent_node(name: &str) -> (std::net::TcpStream, std::net::TcpListen
 
 #[tokio::test]
 async fn connector_reports_a_peer_stuck_in_setup_as_connecting_without_holding_up_others() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("slow");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -654,6 +666,7 @@ async fn connector_reports_a_peer_stuck_in_setup_as_connecting_without_holding_u
 
 #[tokio::test]
 async fn connector_reports_a_rejected_cookie() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("ccookie");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -675,6 +688,7 @@ async fn connector_reports_a_rejected_cookie() {
 
 #[tokio::test]
 async fn connector_reconnects_after_the_local_node_restarts() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("restart");
     let mut a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -772,6 +786,7 @@ async fn net_kernel_monitors(session: &Session) -> usize {
 /// it, and once the connector is gone nothing of it is left in the node.
 #[tokio::test]
 async fn the_relay_reports_a_drop_at_once_and_leaves_with_the_connector() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("relay");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);
@@ -845,6 +860,7 @@ async fn the_relay_reports_a_drop_at_once_and_leaves_with_the_connector() {
 /// drop, and the next events are there at once.
 #[tokio::test]
 async fn a_hanging_dial_does_not_hold_up_a_drop() {
+    let _heavy = testkit::heavy::shared();
     let cookie = random_token();
     let mut ns = Netns::new("hang");
     let a = ns.node("a@127.0.0.1", &cookie, &[]);

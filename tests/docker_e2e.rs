@@ -27,7 +27,7 @@
 //! run with the rest of the suite; `docker/prepare.sh` (called by scripts/test.sh first) installs
 //! what they need. To run them alone, with their `measure:` lines:
 //!
-//!   cargo test --test docker_e2e -- --nocapture --test-threads=1
+//!   cargo test --test integration docker_e2e:: -- --nocapture --test-threads=1
 //!
 //! Everything created is named `bu-e2e-<pid>-*` and removed by a guard on every path, also on
 //! panic. The base images (`beamup-base-*`, tagged by a hash of their inputs) and the
@@ -38,7 +38,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -297,7 +297,7 @@ const BEAMUP_SOURCE_IMAGE: &str = "beamup-e2e-beamup-source:latest";
 /// Dockerfile.example's from-source path: the demo app with BEAMUP_SOURCE_IMAGE's beamup.
 const DEMO_SOURCE_IMAGE: &str = "beamup-e2e-demo-source:latest";
 
-/// Builds (or reuses) the base images and the demo image once per test binary.
+/// Builds (or reuses) the base images and the demo image once per test run.
 fn images() -> &'static Images {
     static IMAGES: OnceLock<Result<Images, String>> = OnceLock::new();
     match IMAGES.get_or_init(build_images) {
@@ -525,7 +525,7 @@ fn beamup_in(image: &str) -> (String, serde_json::Value) {
 /// context) says `unknown`.
 #[test]
 fn example_dockerfile_paths_put_a_working_beamup_in_the_image() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     for (image, commit_known) in [(DEMO_IMAGE, true), (DEMO_SOURCE_IMAGE, false)] {
         let (version, json) = beamup_in(image);
@@ -544,12 +544,6 @@ fn example_dockerfile_paths_put_a_working_beamup_in_the_image() {
         assert_eq!(json["node"], "demo@10.9.8.7", "{image}: {json}");
         assert_eq!(json["release"], "mix", "{image}: {json}");
     }
-}
-
-/// The two tests share the machine's two cores and the swarm state: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -671,7 +665,7 @@ fn wait_full_mesh(containers: &[String], cookie: Cookie, what: &str) -> Vec<(Str
 
 #[test]
 fn network_alias_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     let mut cleanup = Cleanup::new("alias");
     let network = cleanup.name("net");
@@ -894,7 +888,7 @@ fn network_alias_cluster() {
 
 #[test]
 fn swarm_service_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     let mut cleanup = Cleanup::new("swarm");
 
@@ -1088,7 +1082,7 @@ fn running(filter: &str, n: usize) -> Result<Vec<String>, String> {
 
 #[test]
 fn compose_example_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     images();
     let mut cleanup = Cleanup::new("compose");
     let project = cleanup.name("c");
@@ -1258,7 +1252,7 @@ fn base_images_for(suite: &str) -> (String, String) {
 /// line) answer from `docker exec`; `docker stop` is a graceful stop (exit 0).
 #[test]
 fn otp29_example_build_and_network_alias_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     // Only beamup's own image from the rest: the bookworm images are not needed here.
     build_beamup_image().unwrap_or_else(|e| panic!("{e}"));
     let start = Instant::now();

@@ -8,28 +8,19 @@
 //! The tests run one at a time ([`serial`]) and share one cluster between the faults
 //! it can show at once: the machine has two cores and each VM takes ~100 MiB.
 
-mod common;
-
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Output;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::boot::ip_source;
-use common::{
+use testkit::boot::ip_source;
+use testkit::{
     Cookie, Host, Net, Proc, TempDir, Zone, beamup_command, mix_release, output_timeout, require,
 };
 
 /// Bound on waiting for a cluster state: a deadline, not a timing assertion.
 const LONG: Duration = Duration::from_secs(90);
 const DOMAIN: &str = "svc.test";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A network of IPv4-only hosts.
 fn ipv4_hosts<const N: usize>(tag: &str, names: [&str; N]) -> (Net, [Host; N]) {
@@ -188,7 +179,7 @@ fn v6_source(host: &Host) -> String {
 /// exist, one with no address of the asked family.
 #[test]
 fn healthy_pair_then_cookie_no_epmd_and_missing_queries() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (mut net, hosts) = ipv4_hosts("doca", ["h1", "h2", "h3", "h4"]);
     let [h1, h2, h3, h4] = &hosts;
@@ -411,7 +402,7 @@ fn healthy_pair_then_cookie_no_epmd_and_missing_queries() {
 /// does not), one host's cable is pulled (nothing answers: one timeout).
 #[test]
 fn other_name_part_unreachable_port_and_dead_peer() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (mut net, hosts) = ipv4_hosts("docb", ["p1", "p2", "p3", "p4"]);
     let [p1, p2, p3, p4] = &hosts;
@@ -519,7 +510,7 @@ fn other_name_part_unreachable_port_and_dead_peer() {
 /// IPv4 peer itself, and says this node cannot.
 #[test]
 fn ipv6_node_next_to_an_ipv4_peer() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let mut net = Net::new("docc");
     let q1 = net.add_host("q1", true, true);
@@ -584,7 +575,7 @@ fn ipv6_node_next_to_an_ipv4_peer() {
 /// `beamup doctor` / `beamup peers` with no flags and no release command, as `docker
 /// exec c beamup doctor` runs them: only the container's environment (here RELEASE_TMP).
 fn bare(host: &Host, tmp: &Path, args: &[&str]) -> Report {
-    let mut cmd = host.command(common::beamup_bin());
+    let mut cmd = host.command(testkit::beamup_bin());
     cmd.args(args)
         .env_clear()
         .env(
@@ -608,7 +599,7 @@ fn bare(host: &Host, tmp: &Path, args: &[&str]) -> Report {
 /// booted node, doctor with no discovery flags fails instead of guessing.
 #[test]
 fn day_two_commands_use_the_node_as_booted() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (mut net, hosts) = ipv4_hosts("docd", ["h1", "h2", "h3"]);
     let [h1, h2, h3] = &hosts;

@@ -16,8 +16,6 @@
 //! the path, the owner, the fix, nothing exec'd); names beamup claimed at
 //! boot cannot be taken later, and the reporter's writes go on.
 
-mod common;
-
 use std::fs;
 use std::net::UdpSocket;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
@@ -28,8 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{TempDir, beamup_bin, require_root, wait_until};
 use nix::unistd::{Uid, chown};
+use testkit::{TempDir, beamup_bin, require_root, wait_until};
 
 const NOBODY: u32 = 65534;
 const NODE: &str = "demo@127.0.0.1";
@@ -92,7 +90,7 @@ impl World {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        common::output_timeout(cmd, Duration::from_secs(30))
+        testkit::output_timeout(cmd, Duration::from_secs(30))
     }
 }
 
@@ -297,7 +295,7 @@ fn the_peers_file_is_never_written_through_a_planted_symlink() {
         cmd
     };
 
-    let out = common::output_timeout(command(&planted), Duration::from_secs(30));
+    let out = testkit::output_timeout(command(&planted), Duration::from_secs(30));
     assert_refused(
         &w,
         &out,
@@ -380,7 +378,7 @@ fn inspect_writes_nothing_and_shows_the_rendered_text_redacted() {
             .args(["-setcookie", "inspect-c00kie-on-the-command-line"]);
         clean_env(&mut cmd);
         cmd.env("TMPDIR", tmpdir).env("BEAMUP_LOG", "trace");
-        let out = common::output_timeout(cmd, Duration::from_secs(30));
+        let out = testkit::output_timeout(cmd, Duration::from_secs(30));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(
@@ -602,7 +600,7 @@ fn names_another_user_holds_in_a_sticky_dir_stop_the_boot() {
             "the planter could not plant {}",
             path.display()
         );
-        let out = common::output_timeout(
+        let out = testkit::output_timeout(
             s.beamup(&shared, &["--peers", "demo@127.0.0.2"]),
             Duration::from_secs(30),
         );
@@ -631,7 +629,7 @@ fn names_another_user_holds_in_a_sticky_dir_stop_the_boot() {
     let shared = s.sticky("shared-dir");
     let path = shared.join("vm.args");
     assert!(sh_as(&s.planter, "mkdir \"$1\"", &[&path]));
-    let out = common::output_timeout(s.beamup(&shared, &[]), Duration::from_secs(30));
+    let out = testkit::output_timeout(s.beamup(&shared, &[]), Duration::from_secs(30));
     assert_refused(
         &s.w,
         &out,
@@ -719,7 +717,7 @@ fn names_claimed_at_boot_cannot_be_taken_later() {
         clean_env(&mut cmd);
         cmd.env("RELEASE_TMP", &shared);
         s.runner.run(&mut cmd);
-        let out = common::output_timeout(cmd, Duration::from_secs(30));
+        let out = testkit::output_timeout(cmd, Duration::from_secs(30));
         said = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -1,15 +1,13 @@
-//! Tests of the test harness itself (tests/common): hosts reach each other over IPv4
+//! Tests of the test harness itself (the testkit crate, tests/support): hosts reach each other over IPv4
 //! and IPv6, dnsmasq answers A/AAAA/SRV inside a host, the demo releases boot in a
 //! host with the variables set by hand, and teardown leaves nothing behind.
-
-mod common;
 
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::net::owner_pid;
-use common::{
+use testkit::net::owner_pid;
+use testkit::{
     Net, Release, Zone, mix_release, relx_release, require, rpc_erl, try_rpc, wait_until,
 };
 
@@ -17,7 +15,7 @@ const SHORT: Duration = Duration::from_secs(20);
 
 /// Exit status of a TCP connect from `from` to `addr:port`, cut after 2 s.
 /// (`ping` is not installed on a minimal Debian; bash's /dev/tcp is.)
-fn tcp_connect(from: &common::Host, addr: IpAddr, port: u16) -> bool {
+fn tcp_connect(from: &testkit::Host, addr: IpAddr, port: u16) -> bool {
     let script = format!("exec 3<>/dev/tcp/{addr}/{port}");
     from.output("timeout", &["2", "bash", "-c", &script], SHORT)
         .status
@@ -67,7 +65,7 @@ fn hosts_reach_each_other_over_v4_and_v6() {
 
 /// Resolves `name` with Erlang's own resolver (reads the host's /etc/resolv.conf), so
 /// SRV records can be asked too. Returns the `~p` of the answer list.
-fn erl_lookup(host: &common::Host, name: &str, kind: &str) -> String {
+fn erl_lookup(host: &testkit::Host, name: &str, kind: &str) -> String {
     let expr = format!(
         "io:format(\"~p~n\", [lists:sort(inet_res:lookup(\"{name}\", in, {kind}))]), halt()."
     );
@@ -78,6 +76,7 @@ fn erl_lookup(host: &common::Host, name: &str, kind: &str) -> String {
 
 #[test]
 fn dns_answers_a_aaaa_srv_inside_a_host() {
+    let _heavy = testkit::heavy::shared();
     require(&["getent", "erl"]);
     let mut net = Net::new("dns");
     let a = net.add_host("a", true, true);
@@ -209,7 +208,7 @@ fn common_ns_pids(ns: &str) -> Vec<i32> {
 
 #[test]
 fn stale_namespaces_of_dead_owners_are_removed() {
-    common::require_root();
+    testkit::require_root();
     // A pid that is surely dead: a child we started and reaped.
     let mut child = Command::new("true").spawn().expect("spawn true");
     let dead = child.id();
@@ -218,12 +217,27 @@ fn stale_namespaces_of_dead_owners_are_removed() {
     let _ = Command::new("ip").args(["netns", "add", &stale]).status();
     std::fs::create_dir_all(format!("/etc/netns/{stale}")).expect("mkdir /etc/netns/..");
     assert!(netns_list().contains(&stale));
-    common::net::remove_stale();
+    testkit::net::remove_stale();
     assert!(
         !netns_list().contains(&stale),
         "stale namespace {stale} still there"
     );
     assert!(!std::path::Path::new(&format!("/etc/netns/{stale}")).exists());
+}
+
+/// The fixture finds the binary at run time (it is a library crate, which cargo gives no
+/// `CARGO_BIN_EXE_beamup` nor `CARGO_TARGET_TMPDIR`): the same paths cargo names for this
+/// test crate.
+#[test]
+fn the_fixture_finds_the_binary_cargo_built() {
+    assert_eq!(
+        testkit::beamup_bin(),
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_beamup"))
+    );
+    assert_eq!(
+        testkit::target_tmpdir(),
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    );
 }
 
 #[test]
@@ -254,7 +268,7 @@ fn base64_matches_rfc4648_vectors() {
     ];
     for (input, want) in cases {
         assert_eq!(
-            common::release::base64(input.as_bytes()),
+            testkit::release::base64(input.as_bytes()),
             want,
             "input {input:?}"
         );
@@ -263,15 +277,15 @@ fn base64_matches_rfc4648_vectors() {
 
 /// Boots `release` on `host` with the variables beamup will export, set by hand, and
 /// checks the node's name, longnames and that rpc/rpc_erl reach it.
-fn boot_by_hand(host: &common::Host, release: &Release, addr: IpAddr) {
+fn boot_by_hand(host: &testkit::Host, release: &Release, addr: IpAddr) {
     let node = format!("demo@{addr}");
     let cookie = "harness-selftest-cookie";
     let v6 = addr.is_ipv6();
-    let dir = common::TempDir::new("byhand");
+    let dir = testkit::TempDir::new("byhand");
     let mut cmd = host.command(release.bin());
     cmd.args(release.start_args());
     match release.kind {
-        common::ReleaseKind::Mix => {
+        testkit::ReleaseKind::Mix => {
             cmd.env("RELEASE_NODE", &node)
                 .env("RELEASE_DISTRIBUTION", "name")
                 .env("RELEASE_COOKIE", cookie);
@@ -280,13 +294,13 @@ fn boot_by_hand(host: &common::Host, release: &Release, addr: IpAddr) {
                 cmd.env("ELIXIR_ERL_OPTIONS", "-proto_dist inet6_tcp");
             }
         }
-        common::ReleaseKind::Relx => {
+        testkit::ReleaseKind::Relx => {
             let vm_args = dir.path().join("vm.args");
             let mut text = format!("-name {node}\n-setcookie {cookie}\n");
             if v6 {
                 text.push_str("-proto_dist inet6_tcp\n");
             }
-            common::release::write_private(&vm_args, &text);
+            testkit::release::write_private(&vm_args, &text);
             cmd.env("VMARGS_PATH", &vm_args);
         }
     }
@@ -298,8 +312,8 @@ fn boot_by_hand(host: &common::Host, release: &Release, addr: IpAddr) {
         || {
             assert!(vm.alive(), "release exited early:\n{}", vm.log());
             let probe = match release.kind {
-                common::ReleaseKind::Mix => "IO.puts(node())",
-                common::ReleaseKind::Relx => "node().",
+                testkit::ReleaseKind::Mix => "IO.puts(node())",
+                testkit::ReleaseKind::Relx => "node().",
             };
             try_rpc(host, release, &env, probe).is_ok()
         },
@@ -312,6 +326,7 @@ fn boot_by_hand(host: &common::Host, release: &Release, addr: IpAddr) {
 
 #[test]
 fn releases_boot_by_hand_on_v4_and_v6_hosts() {
+    let _heavy = testkit::heavy::shared();
     let mut net = Net::new("hand");
     let h4 = net.add_host("v4", true, false);
     let h6 = net.add_host("v6", false, true);

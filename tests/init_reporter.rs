@@ -2,14 +2,12 @@
 //! (the first restart within a second), the release is untouched, and the new reporter
 //! keeps the peers file going.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::pid1::{Pid1Node, ms_since, running_exe};
-use common::{beamup_bin, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use testkit::pid1::{Pid1Node, ms_since, running_exe};
+use testkit::{beamup_bin, wait_until};
 
 /// The reporters: processes of the namespace running beamup, PID 1 aside.
 fn reporters(n: &Pid1Node) -> Vec<u32> {
@@ -21,9 +19,10 @@ fn reporters(n: &Pid1Node) -> Vec<u32> {
 
 #[test]
 fn a_killed_reporter_is_replaced_and_the_release_is_untouched() {
+    let _heavy = testkit::heavy::shared();
     let peer = "demo@10.213.254.99";
     // The peers file in a dir of its own, created before boot.
-    let files = common::TempDir::new("peersf");
+    let files = testkit::TempDir::new("peersf");
     let peers_file = files.path().join("peers");
     let peers_arg = peers_file.to_string_lossy().into_owned();
     let n = Pid1Node::boot(

@@ -1,13 +1,12 @@
 //! Issue 8 §2, `--init`: signals sent to beamup reach the release. SIGUSR1 makes the VM
 //! write its crash dump and halt; beamup exits with the VM's status.
 
-mod common;
-
-use common::pid1::Pid1Node;
 use nix::sys::signal::Signal;
+use testkit::pid1::Pid1Node;
 
 #[test]
 fn sigusr1_reaches_the_vm_which_dumps_and_halts() {
+    let _heavy = testkit::heavy::shared();
     let mut n = Pid1Node::boot("isg", &["--init"]);
     let dump = n.dir.path().join("erl_crash.dump");
     assert!(!dump.exists());

@@ -2,16 +2,15 @@
 //! SIGTERM is forwarded to the VM, which stops gracefully (init:stop()), and beamup
 //! exits with the release's own status. Also: not being PID 1 is fine and said once.
 
-mod common;
-
 use std::time::Duration;
 
-use common::pid1::{Pid1Node, ProcInfo, children};
-use common::{TempDir, beamup_bin, output_timeout, require};
 use nix::sys::signal::Signal;
+use testkit::pid1::{Pid1Node, ProcInfo, children};
+use testkit::{TempDir, beamup_bin, output_timeout, require};
 
 #[test]
 fn sigterm_is_forwarded_and_the_release_stops_gracefully() {
+    let _heavy = testkit::heavy::shared();
     let mut n = Pid1Node::boot("ist", &["--init"]);
     // beamup is PID 1 and the VM its child.
     let exe = std::fs::read_link(format!("/proc/{}/exe", n.pid1)).expect("exe of PID 1");
@@ -35,6 +34,7 @@ fn sigterm_is_forwarded_and_the_release_stops_gracefully() {
 
 #[test]
 fn the_exit_status_is_the_releases() {
+    let _heavy = testkit::heavy::shared();
     let mut n = Pid1Node::boot("ist", &["--init"]);
     n.rpc("spawn(fun() -> timer:sleep(300), erlang:halt(3) end), ok");
     let status =

@@ -4,13 +4,11 @@
 //! OS processes the release spawns. The exec-mode count is measured the same way and
 //! printed (README "Running in production" gives it).
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::pid1::{Pid1Node, ProcInfo, namespace_processes, zombies};
+use testkit::pid1::{Pid1Node, ProcInfo, namespace_processes, zombies};
 
 /// 100 orphans: each `sh` backgrounds a `sleep 0.1` and exits at once, so the sleep is
 /// reparented to PID 1 and exits 0.1 s later. Output closed, or os:cmd would wait.
@@ -46,6 +44,7 @@ fn zombies_around_orphans(args: &[&str]) -> (Vec<ProcInfo>, usize, Vec<ProcInfo>
 
 #[test]
 fn init_mode_leaves_no_zombie() {
+    let _heavy = testkit::heavy::shared();
     let (after_boot, most, after, all) = zombies_around_orphans(&["--init"]);
     assert!(after_boot.is_empty(), "zombies after boot: {after_boot:?}");
     // The epmd that left the zombie parent behind is there and alive.
@@ -63,6 +62,7 @@ fn init_mode_leaves_no_zombie() {
 
 #[test]
 fn exec_mode_zombies_are_counted() {
+    let _heavy = testkit::heavy::shared();
     let (after_boot, most, after, all) = zombies_around_orphans(&[]);
     eprintln!(
         "figure: exec-mode zombies: {} after boot ({:?}), {} after 100 orphans (most in one sample: {most})",

@@ -8,17 +8,14 @@
 //!
 //! One test at a time ([`serial`]): each boots up to three VMs on a two-core machine.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::boot::ip_source;
-use common::{
+use testkit::boot::ip_source;
+use testkit::{
     Cookie, Host, Net, Proc, Release, ReleaseKind, TempDir, Zone, beamup_bin, beamup_command,
     copy_release, mix_release, relx_release, wait_node, wait_until,
 };
@@ -26,12 +23,6 @@ use common::{
 /// A deadline for conditions, not a timing assertion.
 const LONG: Duration = Duration::from_secs(60);
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A release running behind beamup, and the "container environment" it was given.
 struct Booted {
@@ -57,7 +48,7 @@ impl Booted {
     }
 
     fn beamup(&self, args: &[&str]) -> Output {
-        common::output_timeout(self.fresh(beamup_bin(), args), LONG)
+        testkit::output_timeout(self.fresh(beamup_bin(), args), LONG)
     }
 
     /// The directory beamup rendered into (and recorded the boot in).
@@ -202,7 +193,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime)> {
 /// rpc, passthrough, remote, pid and stop from a fresh process, for one release and
 /// address family.
 fn operate(release: &Release, tag: &str, v4: bool) {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     let mut net = Net::new(tag);
     let host = net.add_host("n1", v4, !v4);
     let cookie = Cookie::new();
@@ -256,7 +247,7 @@ fn operate(release: &Release, tag: &str, v4: bool) {
     };
     cmd.args(&rpc_args).env("BEAMUP_LOG", "debug");
     let before = snapshot(&dir);
-    let out = common::output_timeout(cmd, LONG);
+    let out = testkit::output_timeout(cmd, LONG);
     let printed = ok(&out, "beamup -- bin/demo rpc");
     assert!(printed.contains(&b.node), "{printed:?}");
     let log = text(&out.stderr);
@@ -320,7 +311,7 @@ fn operate(release: &Release, tag: &str, v4: bool) {
         &["--", release.bin().to_str().expect("utf8"), "rpc"],
     );
     cmd.args(&rpc_args);
-    let out = common::output_timeout(cmd, LONG);
+    let out = testkit::output_timeout(cmd, LONG);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     drop(net);
 }
@@ -378,7 +369,7 @@ fn nothing_started_here_is_a_clear_error() {
 /// fresh process (RELEASE_TMP set by the "image" this time).
 #[test]
 fn env_sh_line_gives_the_release_script_the_identity() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     let (_copy, release) = copy_release(&mix_release());
     let mut env_sh = std::fs::read_to_string(release.env_sh()).expect("env.sh");
     env_sh.push_str(ENV_SH_LINE);
@@ -395,7 +386,7 @@ fn env_sh_line_gives_the_release_script_the_identity() {
     std::os::unix::fs::symlink(beamup_bin(), bin.path().join("beamup")).expect("link");
     let mut cmd = b.fresh(release.bin(), &["rpc", "IO.puts(node())"]);
     cmd.env("PATH", format!("{}:{PATH}", bin.path().display()));
-    let out = common::output_timeout(cmd, LONG);
+    let out = testkit::output_timeout(cmd, LONG);
     let printed = ok(&out, "bin/demo rpc with the env.sh line");
     assert_eq!(printed.trim(), b.node);
     assert!(!text(&out.stderr).contains(&b.cookie));
@@ -413,7 +404,7 @@ const ENV_SH_LINE: &str = "\nif [ -z \"${RELEASE_NODE:-}\" ] && command -v beamu
 /// 1 after a peer is gone, 1 when the reporter is dead; it changes nothing on disk.
 #[test]
 fn status_follows_the_cluster_and_the_reporter() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     let mut net = Net::new("opstat");
     let hosts: Vec<Host> = ["n1", "n2", "n3"]
         .iter()

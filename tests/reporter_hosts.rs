@@ -2,12 +2,10 @@
 //! real mix release through beamup, which forks the reporter; dnsmasq in its own
 //! namespace is the DNS server every host's resolv.conf names.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Host, Net, Proc, TempDir, Zone, beamup_bin, mix_release, require, wait_until};
+use testkit::{Host, Net, Proc, TempDir, Zone, beamup_bin, mix_release, require, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 const LEAVE_AFTER: usize = 3;
@@ -42,7 +40,7 @@ fn boot(host: &Host, dir: &Path, extra: &[&str]) -> (Proc, PathBuf) {
         peers_arg,
     ];
     args.extend_from_slice(extra);
-    let mut cmd = common::beamup_command(host, &release, &args);
+    let mut cmd = testkit::beamup_command(host, &release, &args);
     // Debug: one `poll ok` line per successful poll.
     cmd.env("BEAMUP_LOG", "debug")
         // The release is shared between hosts: each VM gets its own tmp dir.
@@ -117,6 +115,7 @@ fn running(pid: u32) -> bool {
 
 #[test]
 fn three_hosts_report_each_other_through_dns() {
+    let _heavy = testkit::heavy::shared();
     require(&["dnsmasq", "erl", "elixir"]);
     let release = mix_release();
     assert!(release.bin().exists());
@@ -291,7 +290,7 @@ fn no_nameserver_gives_a_clear_message() {
         "--dns-attempts",
         "1",
     ]);
-    let out = common::output_timeout(cmd, LONG);
+    let out = testkit::output_timeout(cmd, LONG);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "stderr:\n{stderr}");
     assert!(
@@ -308,7 +307,7 @@ fn no_nameserver_gives_a_clear_message() {
     cmd.args(["peers", "--ip", "interface:eth0", "--basename", "demo"])
         .args(["--query", "demo.svc.test", "--dns-server"])
         .arg(net.dns_addr().to_string());
-    let out = common::output_timeout(cmd, LONG);
+    let out = testkit::output_timeout(cmd, LONG);
     assert!(out.status.success(), "{out:?}");
     // Only itself is registered, and the own node is never a peer.
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
@@ -326,7 +325,7 @@ fn peers_command_prints_and_watches() {
     let mut cmd = a.command(beamup_bin());
     cmd.args(["peers", "--ip", "interface:eth0", "--basename", "demo"])
         .args(["--query", "demo"]);
-    let out = common::output_timeout(cmd, LONG);
+    let out = testkit::output_timeout(cmd, LONG);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -371,13 +370,14 @@ fn peers_command_prints_and_watches() {
     let mut cmd = a.command(beamup_bin());
     cmd.args(["peers", "--ip", "interface:eth0", "--basename", "demo"])
         .args(["--query", "nope.svc.test"]);
-    let out = common::output_timeout(cmd, LONG);
+    let out = testkit::output_timeout(cmd, LONG);
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("`nope.svc.test`"));
 }
 
 #[test]
 fn connect_meshes_the_releases() {
+    let _heavy = testkit::heavy::shared();
     require(&["dnsmasq", "erl", "elixir"]);
     let mut net = Net::new("conn");
     let a = net.add_host("a", true, false);
@@ -392,7 +392,7 @@ fn connect_meshes_the_releases() {
 
     // a's JSON peers file shows both peers connected.
     let states = |file: &Path| -> Vec<(String, String)> {
-        common::peer_states(file)
+        testkit::peer_states(file)
             .into_iter()
             .map(|(node, (state, _))| (node, state))
             .collect()
@@ -417,7 +417,7 @@ fn connect_meshes_the_releases() {
     // The release itself sees the mesh (the reporter is hidden, so not listed).
     let env = [("RELEASE_NODE", node(&a))];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let listed = common::rpc_erl(&a, &mix_release(), &env, "lists:sort(nodes()).");
+    let listed = testkit::rpc_erl(&a, &mix_release(), &env, "lists:sort(nodes()).");
     assert_eq!(
         listed,
         format!("['{}','{}']", node(&b), node(&c)),
@@ -447,7 +447,7 @@ fn ipv6_and_srv_through_the_binary() {
         let mut cmd = a.command(beamup_bin());
         cmd.args(["peers", "--ip", "interface:eth0", "--basename", "demo"])
             .args(extra);
-        let out = common::output_timeout(cmd, LONG);
+        let out = testkit::output_timeout(cmd, LONG);
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -463,6 +463,7 @@ fn ipv6_and_srv_through_the_binary() {
 
 #[test]
 fn an_over_cap_answer_keeps_the_last_good_peers() {
+    let _heavy = testkit::heavy::shared();
     // Issue 16: an answer of thousands became thousands of peers, log lines
     // and a status file of megabytes. Over --max-peers (default 1,024) it is
     // a failed poll: the last good set stays in the peers and status files,
@@ -529,6 +530,7 @@ fn an_over_cap_answer_keeps_the_last_good_peers() {
 
 #[test]
 fn over_cap_answers_add_no_atoms_to_the_vm() {
+    let _heavy = testkit::heavy::shared();
     // Issue 16: with --connect every discovered node name became an atom in
     // the release's VM (atoms are never freed), so an answer of thousands
     // that changes at every poll would fill the atom table in ~10 polls.
@@ -544,7 +546,7 @@ fn over_cap_answers_add_no_atoms_to_the_vm() {
     let (proc_a, file_a) = boot(&a, dir.path(), &extra);
     let (_proc_b, _) = boot(&b, dir.path(), &extra);
     let connected = |file: &Path| {
-        common::peer_states(file)
+        testkit::peer_states(file)
             .into_iter()
             .map(|(node, (state, _))| (node, state))
             .collect::<Vec<_>>()
@@ -556,7 +558,7 @@ fn over_cap_answers_add_no_atoms_to_the_vm() {
     let env = [("RELEASE_NODE", node(&a))];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let atoms = || -> i64 {
-        let out = common::rpc_erl(&a, &mix_release(), &env, "erlang:system_info(atom_count).");
+        let out = testkit::rpc_erl(&a, &mix_release(), &env, "erlang:system_info(atom_count).");
         out.trim()
             .parse()
             .unwrap_or_else(|_| panic!("atom_count: {out}"))

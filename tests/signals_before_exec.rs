@@ -4,18 +4,16 @@
 //! and never answers; the signal ends it at once with 128+n, nothing is exec'd (the
 //! command would create a marker file) and no process of the namespace is left.
 
-mod common;
-
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pid1::{UNSHARE_PID1, ms_since, pid_ns, pid1_of, processes_in};
-use common::{TempDir, beamup_bin, require, require_root, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use testkit::pid1::{UNSHARE_PID1, ms_since, pid_ns, pid1_of, processes_in};
+use testkit::{TempDir, beamup_bin, require, require_root, wait_until};
 
 /// Accepts connections on loopback and never answers them (a hung metadata API).
 struct Silent {

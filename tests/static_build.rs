@@ -5,7 +5,7 @@
 //! `inspect --json` with an env source names the node. The aarch64 binary runs under Debian's
 //! qemu-user-static (installed by the script when missing).
 //!
-//! The script builds both architectures once per run of this test binary (a few minutes cold;
+//! The script builds both architectures once per test run (a few minutes cold;
 //! cargo's no-op when nothing changed). The unit and property tests for aarch64 run under qemu
 //! through `scripts/test-cross.sh aarch64` (scripts/test.sh).
 
@@ -134,6 +134,7 @@ fn elf_facts(bytes: &[u8]) -> (u16, bool, bool) {
 
 #[test]
 fn binaries_are_static_elves_for_their_machine_within_budget() {
+    let _heavy = testkit::heavy::exclusive();
     build();
     for arch in &ARCHES {
         let path = release_binary(arch);
@@ -159,6 +160,7 @@ fn binaries_are_static_elves_for_their_machine_within_budget() {
 
 #[test]
 fn version_names_the_version_target_and_commit() {
+    let _heavy = testkit::heavy::exclusive();
     build();
     let head = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
@@ -184,6 +186,7 @@ fn version_names_the_version_target_and_commit() {
 
 #[test]
 fn inspect_json_names_the_node_from_an_env_source() {
+    let _heavy = testkit::heavy::exclusive();
     build();
     // IPv4 and IPv6 (the inet6_tcp rule), parsed and decided by the binary of each machine.
     let cases = [
@@ -227,6 +230,7 @@ fn inspect_json_names_the_node_from_an_env_source() {
 
 #[test]
 fn dist_names_each_binary_both_ways_with_checksums() {
+    let _heavy = testkit::heavy::exclusive();
     let dist = build();
     let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).expect("target/dist/SHA256SUMS");
     for arch in &ARCHES {

@@ -1,7 +1,7 @@
 //! Issue 17: beamup on the Erlang and Elixir people run today, not only on the machine's
 //! Debian 12 toolchain. Each toolchain is a Debian root from the archive
 //! (`scripts/toolchain-roots.sh`); every host of a test runs its commands chrooted into
-//! one (`common::chroot`), with the demo mix and relx releases built by that root's
+//! one (`testkit::chroot`), with the demo mix and relx releases built by that root's
 //! Elixir and rebar3:
 //!
 //! | root     | OTP | Elixir | rebar3 |
@@ -31,19 +31,16 @@
 //! One scenario at a time ([`serial`]): each boots two VMs and a dozen rpc VMs on a
 //! two-core machine.
 
-mod common;
-
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::boot::ip_source;
-use common::chroot::{Toolchain, toolchain};
-use common::{
+use nix::sys::signal::Signal;
+use testkit::boot::ip_source;
+use testkit::chroot::{Toolchain, toolchain};
+use testkit::{
     Cookie, Host, Net, Proc, Release, ReleaseKind, TempDir, Zone, beamup_bin, beamup_command,
     copy_release, on_terminal, output_timeout, rpc_erl, wait_node, wait_until,
 };
-use nix::sys::signal::Signal;
 
 /// A deadline for conditions, not a timing assertion.
 const LONG: Duration = Duration::from_secs(90);
@@ -56,12 +53,6 @@ const HEAL_BOUND_MS: i64 = 2_000;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The line README documents for `rel/env.sh.eex`.
 const ENV_SH_LINE: &str = "\nif [ -z \"${RELEASE_NODE:-}\" ] && command -v beamup >/dev/null 2>&1; then eval \"$(beamup env)\"; fi\n";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A release running behind beamup on one chrooted host.
 struct Member {
@@ -149,7 +140,7 @@ fn boot(host: &Host, release: &Release, cookie: &Cookie, init: bool) -> Member {
     }
 }
 
-/// Asks `m`'s node an Erlang expression (see `common::rpc_erl`).
+/// Asks `m`'s node an Erlang expression (see `testkit::rpc_erl`).
 fn ask(m: &Member, cookie: &Cookie, expr: &str) -> String {
     let env = [
         ("RELEASE_NODE", m.node.as_str()),
@@ -258,7 +249,7 @@ fn doctor(m: &Member, release: &Release, cookie: &Cookie) -> (i32, String) {
 }
 
 fn scenario(suite: &str, kind: ReleaseKind, v4: bool) {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     let tc = toolchain(suite);
     let started = Instant::now();
     let (_copy, release) = release_for(&tc, kind);
@@ -508,7 +499,7 @@ fn bookworm_otp25_relx_ipv6() {
 /// boot, mesh; a forced disconnect between them is healed by the relay on either side.
 #[test]
 fn otp27_and_otp29_nodes_mesh_in_one_cluster() {
-    let _serial = serial();
+    let _heavy = testkit::heavy::exclusive();
     let (old, new) = (toolchain("trixie"), toolchain("sid"));
     let (old_release, new_release) = (old.mix_release(), new.relx_release());
     let mut net = Net::new("tcmixed");

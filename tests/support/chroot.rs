@@ -56,7 +56,8 @@ pub struct Toolchain {
 /// cargo's target dir (the parent of CARGO_TARGET_TMPDIR): bound into every root so
 /// that the beamup under test and the releases built per root have the same path inside.
 pub fn target_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let tmp = super::target_tmpdir();
+    let tmp = tmp.as_path();
     let dir = tmp
         .parent()
         .unwrap_or_else(|| panic!("CARGO_TARGET_TMPDIR {} has no parent", tmp.display()))
@@ -169,7 +170,7 @@ impl Toolchain {
             .unwrap_or_default();
         // Keyed by the root's name, which carries its content hash: a new root, new builds;
         // the builds of this suite's outdated roots go (the script removed those roots).
-        let fixtures = Path::new(env!("CARGO_TARGET_TMPDIR")).join("beamup-fixtures");
+        let fixtures = super::target_tmpdir().join("beamup-fixtures");
         if let Ok(entries) = std::fs::read_dir(&fixtures) {
             let prefix = format!("{}-", self.suite);
             for entry in entries.flatten() {

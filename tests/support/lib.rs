@@ -1,7 +1,9 @@
-//! The shared fixture of beamup's integration tests (`mod common;` in every
-//! `tests/*.rs`), in the spirit of fd's `tests/testenv/mod.rs`:
+//! The shared fixture of beamup's integration tests (tests/tests.rs) and benchmarks
+//! (bench/*.rs), in the spirit of fd's `tests/testenv/mod.rs`; a crate of its own
+//! (`beamup-testkit`, lib name `testkit`) so it is compiled once for all of them:
 //!
 //! - [`beamup_bin`], [`require`], [`wait_until`], [`TempDir`], [`output_timeout`]: basics;
+//! - [`heavy`]: the lock every test that boots BEAM VMs, containers or builds takes;
 //! - [`release`]: the demo mix and rebar3 releases, built once per target dir and cached;
 //! - [`chroot`]: the Debian roots of other OTP/Elixir versions, hosts chrooted into them;
 //! - [`net`]: several "hosts" on one machine (network namespaces on a bridge), dnsmasq,
@@ -10,11 +12,9 @@
 //! Every test gets the real tools (erl, elixir, rebar3, dnsmasq, iproute2); a missing
 //! prerequisite fails loudly with what to install, never skips.
 
-// Each test binary compiles this module and uses only part of it.
-#![allow(dead_code, unused_imports)]
-
 pub mod boot;
 pub mod chroot;
+pub mod heavy;
 pub mod net;
 pub mod pid1;
 pub mod release;
@@ -31,8 +31,47 @@ pub use release::{
 };
 
 /// The beamup binary cargo built for this test run.
+///
+/// `CARGO_BIN_EXE_beamup` exists only when compiling a test or bench target, not this
+/// library, so it is found the way that variable's value is made: cargo builds the bin
+/// before any test or bench and puts it in the profile dir (`target[/<triple>]/<profile>/`),
+/// the parent of `deps/` where the test or bench executable itself runs from.
+/// (tests/harness_selftest.rs checks that both agree.)
 pub fn beamup_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_beamup"))
+    profile_dir().join("beamup")
+}
+
+/// `target[/<triple>]/<profile>`: where cargo put the running test or bench executable
+/// (in its `deps/`) and the beamup binary.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of the running test executable");
+    match exe.parent() {
+        Some(deps) if deps.file_name() == Some(OsStr::new("deps")) => deps
+            .parent()
+            .expect("deps/ has a parent: the profile dir")
+            .to_path_buf(),
+        _ => panic!(
+            "{} is not a cargo test or bench executable (expected it in <target>/<profile>/deps/)",
+            exe.display()
+        ),
+    }
+}
+
+/// The target dir's scratch space, what `CARGO_TARGET_TMPDIR` names for tests and
+/// benches (`<target>/tmp`): the profile dir's nearest ancestor holding the
+/// `CACHEDIR.TAG` cargo writes at the target dir's root.
+pub fn target_tmpdir() -> PathBuf {
+    let profile = profile_dir();
+    let root = profile
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .unwrap_or_else(|| profile.parent().unwrap_or(&profile));
+    root.join("tmp")
+}
+
+/// The repository's root (this crate lives in `tests/support`).
+pub fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 /// Fails the test when one of `tools` is not on PATH.

@@ -1,8 +1,9 @@
 //! The demo releases (tests/fixtures/demo_mix, tests/fixtures/demo_relx), built once
 //! per cargo target dir and reused, and [`rpc`] to ask a running node something.
 //!
-//! Builds go to `$CARGO_TARGET_TMPDIR/beamup-fixtures/<kind>/`, guarded by a `flock` so
-//! that test binaries running at the same time build each release only once. A stamp
+//! Builds go to `<target>/tmp/beamup-fixtures/<kind>/` ([`super::target_tmpdir`]), guarded by
+//! a `flock` so that processes running at the same time (the tests, a benchmark) build each
+//! release only once. A stamp
 //! (hash of the fixture sources) decides when to rebuild. No step needs the network:
 //! the fixtures have no dependencies, so neither mix nor rebar3 talks to hex.
 
@@ -107,10 +108,7 @@ fn fixture_source(kind: ReleaseKind) -> PathBuf {
         ReleaseKind::Mix => "demo_mix",
         ReleaseKind::Relx => "demo_relx",
     };
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
-        .join(dir)
+    super::repo_root().join("tests").join("fixtures").join(dir)
 }
 
 fn build_cached(kind: ReleaseKind) -> Release {
@@ -119,7 +117,7 @@ fn build_cached(kind: ReleaseKind) -> Release {
         ReleaseKind::Relx => &["erl", "rebar3"],
     };
     require(tools);
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("beamup-fixtures");
+    let base = super::target_tmpdir().join("beamup-fixtures");
     build_release_in(kind, &base, &|program| Command::new(program))
 }
 
