@@ -1249,7 +1249,9 @@ fn base_images_for(suite: &str) -> (String, String) {
 /// Issue 17: Dockerfile.example, unchanged, on Debian unstable's OTP 29 / Elixir 1.20 builder
 /// and runner: the release runs OTP 29 and Elixir 1.20; three containers sharing
 /// `--network-alias demo` mesh; `beamup rpc` and the release's own `bin/demo rpc` (the env.sh
-/// line) answer from `docker exec`; `docker stop` is a graceful stop (exit 0).
+/// line) answer from `docker exec`, and so do `beamup doctor` and `beamup peers`, with
+/// the discovery flags given in the container's command only; `docker stop` is a graceful
+/// stop (exit 0).
 #[test]
 fn otp29_example_build_and_network_alias_cluster() {
     let _heavy = testkit::heavy::exclusive();
@@ -1295,6 +1297,8 @@ fn otp29_example_build_and_network_alias_cluster() {
     for n in ["n1", "n2", "n3"] {
         let name = cleanup.name(n);
         cleanup.containers.push(name.clone());
+        // Discovery in the command (Kubernetes `args:`, a compose `command:`), not in
+        // the environment `docker exec` sees: the day-2 commands find it in the boot record.
         let mut args: Vec<String> = [
             "run",
             "-d",
@@ -1304,15 +1308,22 @@ fn otp29_example_build_and_network_alias_cluster() {
             &network,
             "--network-alias",
             "demo",
-            "-e",
-            "BEAMUP_QUERY=demo",
+            "--entrypoint",
+            "/usr/local/bin/beamup",
+            DEMO_OTP29_IMAGE,
+            "--query",
+            "demo",
         ]
         .map(String::from)
         .to_vec();
         for (k, v) in BEAMUP_ENV {
-            args.extend(["-e".to_string(), format!("{k}={v}")]);
+            let flag = k.trim_start_matches("BEAMUP_").to_lowercase().replace('_', "-");
+            args.push(match v {
+                "true" => format!("--{flag}"),
+                _ => format!("--{flag}={v}"),
+            });
         }
-        args.push(DEMO_OTP29_IMAGE.to_string());
+        args.extend(["--", "/app/bin/demo", "start"].map(String::from));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         docker_ok(&args);
         containers.push(name);
@@ -1343,6 +1354,20 @@ fn otp29_example_build_and_network_alias_cluster() {
     assert!(elixir.starts_with("1.20."), "{c1}: Elixir {elixir}");
     let said = docker_ok(&["exec", c1, "/app/bin/demo", "rpc", "IO.puts(node())"]);
     assert_eq!(said, *node1, "{c1}: the release's own `bin/demo rpc`");
+
+    // Issue 16: the discovery flags live only in the command; `docker exec c beamup
+    // doctor` / `peers` with no flags take them from the boot record.
+    let doctor = docker(&["exec", c1, "beamup", "doctor"]);
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        doctor.status.success() && said.contains("2 of 2 peers connected; all checks passed"),
+        "{c1}: beamup doctor with discovery given in CMD:\n{said}{}",
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+    let listed = docker_ok(&["exec", c1, "beamup", "peers"]);
+    let mut want: Vec<&str> = nodes[1..].iter().map(|(_, n)| n.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), want, "{c1}: beamup peers");
 
     let (stopped, _) = &nodes[1];
     docker_ok(&["stop", "-t", STOP_GRACE_SECS, stopped]);

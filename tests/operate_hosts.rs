@@ -9,7 +9,6 @@
 //! One test at a time ([`serial`]): each boots up to three VMs on a two-core machine.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -38,13 +37,8 @@ struct Booted {
 impl Booted {
     /// `program args` inside the host with only the container's environment.
     fn fresh(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
-        let mut cmd = self.host.command(program);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", "/root")
-            .envs(self.container_env.iter().map(|(k, v)| (k, v)));
-        cmd
+        let home = Path::new("/root");
+        testkit::exec_command(&self.host, program, args, home, &self.container_env)
     }
 
     fn beamup(&self, args: &[&str]) -> Output {
@@ -133,46 +127,6 @@ fn ok(out: &Output, what: &str) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
-}
-
-/// Runs `cmd` on a terminal (`script` gives it a pty: a remote shell, like
-/// `docker exec -it`, needs one; without a tty iex ignores `--remsh`), types `input`
-/// once the output shows `prompt` (typeahead is dropped while the shell connects),
-/// and waits until the output shows `needle`; then ends it (closing the pty hangs
-/// the shell up).
-fn on_terminal(mut cmd: Command, prompt: &str, input: &str, needle: &str) -> String {
-    use std::io::Write as _;
-    use std::os::unix::process::CommandExt as _;
-    let dir = TempDir::new("tty");
-    let out_path = dir.path().join("out");
-    cmd.stdin(Stdio::piped())
-        .stdout(File::create(&out_path).expect("stdout"))
-        .stderr(Stdio::null())
-        .process_group(0);
-    let mut child = cmd.spawn().expect("spawn script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let deadline = Instant::now() + LONG;
-    let mut typed = false;
-    let output = loop {
-        let output = text(&std::fs::read(&out_path).unwrap_or_default());
-        if !typed && output.contains(prompt) {
-            stdin.write_all(input.as_bytes()).expect("type the input");
-            typed = true;
-        }
-        let exited = child.try_wait().expect("wait").is_some();
-        if output.contains(needle) || exited || Instant::now() > deadline {
-            break output;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    drop(stdin);
-    // Our child leads its own process group; its pty session goes with it.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(-(child.id() as i32)),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = child.wait();
-    output
 }
 
 /// Names, sizes and modification times under `dir`: "changed nothing on disk".
@@ -264,7 +218,7 @@ fn operate(release: &Release, tag: &str, v4: bool) {
     let mut tty = b.fresh("script", &["-qfec", &shell, "/dev/null"]);
     // `docker exec -it` passes TERM; without it iex falls back to a limited shell.
     tty.env("TERM", "xterm");
-    let printed = on_terminal(tty, &format!("{})1> ", b.node), remote_input, &needle);
+    let printed = testkit::on_terminal(tty, &format!("{})1> ", b.node), remote_input, &needle, LONG);
     assert!(
         printed.contains(&needle),
         "beamup remote printed:\n{printed}"

@@ -68,14 +68,8 @@ struct Member {
 impl Member {
     /// `program args` inside the host's root with only the container's environment.
     fn fresh(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
-        let mut cmd = self.host.command(program);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", &self.host.log_dir)
-            .env("LANG", "C.UTF-8")
-            .envs(self.container_env.iter().map(|(k, v)| (k, v)));
-        cmd
+        let home = &self.host.log_dir;
+        testkit::exec_command(&self.host, program, args, home, &self.container_env)
     }
 
     fn beamup(&self, args: &[&str]) -> Output {

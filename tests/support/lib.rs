@@ -333,6 +333,29 @@ pub fn peer_states(path: &Path) -> std::collections::BTreeMap<String, (String, S
         .unwrap_or_default()
 }
 
+/// PATH as a container's image sets it.
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `program args` inside `host` as `docker exec` / `kubectl exec` run a command: with
+/// only the container's own environment (`container_env`, PATH, HOME, LANG), never
+/// what beamup exported at boot.
+pub fn exec_command(
+    host: &Host,
+    program: impl AsRef<OsStr>,
+    args: &[&str],
+    home: &Path,
+    container_env: &[(String, String)],
+) -> Command {
+    let mut cmd = host.command(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", CONTAINER_PATH)
+        .env("HOME", home)
+        .env("LANG", "C.UTF-8")
+        .envs(container_env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
 /// Runs `cmd` on a terminal (`script -qfec` gives it a pty, as `docker exec -it` does;
 /// without a tty iex ignores `--remsh`), types `input` once the output shows `prompt`
 /// (typeahead is dropped while the shell connects) and waits up to `timeout` until the
