@@ -82,7 +82,7 @@ pub fn toolchain(suite: &str) -> Toolchain {
         return tc.clone();
     }
     require_root();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/toolchain-roots.sh");
+    let script = super::repo_root().join("scripts/toolchain-roots.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(&script).arg(suite);
     // Cold, a root takes a minute or more to debootstrap from the archive.
