@@ -14,7 +14,7 @@
 //! (a panic, a SIGKILL of the test, a crash), and the shared root is never mounted over
 //! in the machine's namespace, where two tests or a `rm -rf` could trip on it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
