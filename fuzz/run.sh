@@ -9,7 +9,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-all=(template flag_values vm_args peers_file dist_handshake dist_messages)
+all=(template flag_values vm_args peers_file dist_handshake dist_messages dns_answer)
 minutes=10
 targets=()
 while [ $# -gt 0 ]; do
