@@ -15,7 +15,7 @@ fn main() {
         let Ok(message) = Message::from_vec(rest) else {
             return;
         };
-        let answers = message.answers();
+        let answers = &message.answers;
         for record_type in [RecordType::A, RecordType::AAAA] {
             match addresses_within(answers, record_type, cap) {
                 Ok(addresses) => assert!(addresses.len() <= cap, "{} > {cap}", addresses.len()),
