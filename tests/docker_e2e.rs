@@ -1317,7 +1317,10 @@ fn otp29_example_build_and_network_alias_cluster() {
         .map(String::from)
         .to_vec();
         for (k, v) in BEAMUP_ENV {
-            let flag = k.trim_start_matches("BEAMUP_").to_lowercase().replace('_', "-");
+            let flag = k
+                .trim_start_matches("BEAMUP_")
+                .to_lowercase()
+                .replace('_', "-");
             args.push(match v {
                 "true" => format!("--{flag}"),
                 _ => format!("--{flag}={v}"),
@@ -1367,7 +1370,11 @@ fn otp29_example_build_and_network_alias_cluster() {
     let listed = docker_ok(&["exec", c1, "beamup", "peers"]);
     let mut want: Vec<&str> = nodes[1..].iter().map(|(_, n)| n.as_str()).collect();
     want.sort_unstable();
-    assert_eq!(listed.lines().collect::<Vec<_>>(), want, "{c1}: beamup peers");
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        want,
+        "{c1}: beamup peers"
+    );
 
     let (stopped, _) = &nodes[1];
     docker_ok(&["stop", "-t", STOP_GRACE_SECS, stopped]);

@@ -218,7 +218,8 @@ fn operate(release: &Release, tag: &str, v4: bool) {
     let mut tty = b.fresh("script", &["-qfec", &shell, "/dev/null"]);
     // `docker exec -it` passes TERM; without it iex falls back to a limited shell.
     tty.env("TERM", "xterm");
-    let printed = testkit::on_terminal(tty, &format!("{})1> ", b.node), remote_input, &needle, LONG);
+    let printed =
+        testkit::on_terminal(tty, &format!("{})1> ", b.node), remote_input, &needle, LONG);
     assert!(
         printed.contains(&needle),
         "beamup remote printed:\n{printed}"
