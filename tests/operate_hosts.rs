@@ -21,7 +21,7 @@ use testkit::{
 
 /// A deadline for conditions, not a timing assertion.
 const LONG: Duration = Duration::from_secs(60);
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use testkit::CONTAINER_PATH as PATH;
 
 /// A release running behind beamup, and the "container environment" it was given.
 struct Booted {

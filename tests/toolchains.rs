@@ -50,7 +50,7 @@ const SLOW_INTERVAL: &str = "30s";
 /// "Well inside one interval" (the relay heals in ~100 ms; rpc VMs are not involved:
 /// the whole measurement runs inside the VM).
 const HEAL_BOUND_MS: i64 = 2_000;
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use testkit::CONTAINER_PATH as PATH;
 /// The line README documents for `rel/env.sh.eex`.
 const ENV_SH_LINE: &str = "\nif [ -z \"${RELEASE_NODE:-}\" ] && command -v beamup >/dev/null 2>&1; then eval \"$(beamup env)\"; fi\n";
 
