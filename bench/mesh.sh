@@ -39,6 +39,9 @@ if [ "$only" != "new" ] && [ -z "${BEAMUP_BENCH_BASELINE:-}" ]; then
     mkdir -p "$cache/src"
     # A plain export of the commit, not a worktree: nothing in the repository changes.
     git archive "$rev" | tar -x -C "$cache/src"
+    # The export sits under this checkout's target/, inside its workspace (a [workspace]
+    # since issue 18): an older commit without one becomes a workspace of its own.
+    grep -q '^\[workspace\]' "$cache/src/Cargo.toml" || printf '\n[workspace]\n' >> "$cache/src/Cargo.toml"
     (cd "$cache/src" && CARGO_TARGET_DIR="$cache/target" cargo build --release --quiet --locked --target "$musl")
     cp "$cache/target/$musl/release/beamup" "$cache/beamup.tmp"
     mv "$cache/beamup.tmp" "$cache/beamup"
