@@ -135,6 +135,26 @@ pub fn demo_registered() -> bool {
     epmd_names().is_some_and(|names| names.lines().any(|l| l.starts_with("name demo ")))
 }
 
+/// Whether epmd on this thread's loopback knows `name` (PORT_PLEASE2_REQ, what a
+/// distribution client such as beamup's reporter asks before connecting to a node).
+pub fn epmd_port_please(name: &str) -> bool {
+    let Ok(addr) = "127.0.0.1:4369".parse::<SocketAddr>() else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut request = vec![0, (name.len() + 1) as u8, 122];
+    request.extend_from_slice(name.as_bytes());
+    if stream.write_all(&request).is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 2];
+    // PORT2_RESP (119), then 0 when the node is registered.
+    stream.read_exact(&mut reply).is_ok() && reply == [119, 0]
+}
+
 /// epmd's NAMES_REQ on this thread's loopback: `name demo at port 4xxxx` lines.
 fn epmd_names() -> Option<String> {
     let addr: SocketAddr = "127.0.0.1:4369".parse().ok()?;

@@ -385,7 +385,10 @@ impl Options {
 ///   instead of `--query`: the reporter looks for its VM every 10 ms, connects as a hidden
 ///   node and starts the relay, but has no peer to dial (boot only; issue 19's question
 ///   of where the boot-time cost goes).
-const VARIANTS: [&str; 4] = ["new", "baseline", "nolib", "selfonly"];
+/// - `nolib+poll`: nolib, plus a thread per host in the bench that asks the host's epmd
+///   for `demo` (PORT_PLEASE2) every 10 ms until it is registered, as the reporter's
+///   look-up loop does (BOOT_RETRY): that loop's cost without beamup (boot only).
+const VARIANTS: [&str; 5] = ["new", "baseline", "nolib", "selfonly", "nolib+poll"];
 
 /// How a variant boots its hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +396,7 @@ enum Kind {
     Connect,
     NoConnect,
     SelfOnly,
+    NoConnectPoll,
 }
 
 /// xorshift64*: the random pauses, reproducible from the printed seed.
@@ -566,6 +570,15 @@ fn main() {
             path: bin.clone(),
             rev: "this checkout, without --connect".into(),
             kind: Kind::NoConnect,
+        });
+    }
+    if wants("nolib+poll") {
+        binaries.push(Binary {
+            label: "nolib+poll",
+            path: bin.clone(),
+            rev: "nolib, plus the bench asking each host's epmd for demo every 10 ms until it registers"
+                .into(),
+            kind: Kind::NoConnectPoll,
         });
     }
     if wants("selfonly") {
@@ -930,7 +943,9 @@ fn measure(
         .map(|(h, own)| {
             let mut args: Vec<&str> = match binary.kind {
                 Kind::Connect => cluster::CONNECT_ARGS.to_vec(),
-                Kind::NoConnect => vec!["--ip", "interface:eth0", "--query", "demo"],
+                Kind::NoConnect | Kind::NoConnectPoll => {
+                    vec!["--ip", "interface:eth0", "--query", "demo"]
+                }
                 Kind::SelfOnly => {
                     vec![
                         "--ip",
@@ -945,6 +960,7 @@ fn measure(
             cluster::boot(bin, h, release, dir.path(), &args, &env)
         })
         .collect();
+    let pollers = (binary.kind == Kind::NoConnectPoll).then(|| EpmdPollers::start(&hosts));
     let sampler = cluster::CpuSampler::start(
         bin,
         procs.iter().map(Proc::pid).collect(),
@@ -1021,6 +1037,7 @@ fn measure(
         std::thread::sleep(CPU_SAMPLE);
     }
     let cpu = sampler.finish();
+    drop(pollers);
     cluster::debug_log(&format!(
         "registrations (ms after start): {:?}",
         registrations
@@ -1094,6 +1111,45 @@ fn measure(
     drop(procs);
     drop(net);
     Ok(sample)
+}
+
+/// `nolib+poll`'s stand-in for the reporters' look-up loop: a thread per host that asks
+/// the host's epmd for `demo` every 10 ms (BOOT_RETRY) until it is registered.
+struct EpmdPollers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl EpmdPollers {
+    fn start(hosts: &[Host]) -> EpmdPollers {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = hosts
+            .iter()
+            .map(|h| {
+                let (host, stop) = (h.clone(), std::sync::Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    if cluster::enter(&host).is_err() {
+                        return;
+                    }
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && !cluster::epmd_port_please("demo")
+                    {
+                        std::thread::sleep(EPMD_POLL);
+                    }
+                })
+            })
+            .collect();
+        EpmdPollers { stop, threads }
+    }
+}
+
+impl Drop for EpmdPollers {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// dnsmasq's queries so far.
@@ -1425,7 +1481,9 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             "variants: nolib = the binary under test without --connect (`--ip interface:eth0 --query demo`:\n\
              \x20        names the node, polls DNS; nothing meshes the VMs, the observer alone joins each VM once);\n\
              \x20        selfonly = with --connect but `--peers <own node>` instead of the query (the reporter\n\
-             \x20        looks for its VM every 10 ms, connects, starts the relay, dials no peer). Both: boot only."
+             \x20        looks for its VM every 10 ms, connects, starts the relay, dials no peer); nolib+poll = nolib\n\
+             \x20        plus a bench thread per host asking its epmd for demo (PORT_PLEASE2) every 10 ms until\n\
+             \x20        registered, like the reporter's look-up loop. All three: boot only."
                 .into(),
         );
     }
@@ -1915,7 +1973,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
         }
         if present.iter().any(|&b| binaries[b].kind != Kind::Connect) {
             line(
-                "  nolib and selfonly boot only: no mesh, no disconnect, no cut (nothing meshes the VMs)."
+                "  nolib, nolib+poll and selfonly boot only: no mesh, no disconnect, no cut (nothing meshes the VMs)."
                     .into(),
             );
         }
