@@ -447,6 +447,9 @@ struct Sample {
     info_end: Vec<usize>,
     /// dnsmasq's queries per host until the boot mesh.
     dns_boot_per_node: f64,
+    /// "peer discovery failed" warnings in all logs until the boot mesh (a DNS poll that
+    /// timed out under the boot's load: that host knows no peers until its next poll).
+    discovery_failures: usize,
     /// With `--trace-boot`: the VMs' connect_node calls during the boot.
     connects: Option<ConnectStats>,
     /// Full mesh after the last registration.
@@ -710,7 +713,7 @@ fn summary(s: &Sample) -> String {
 fn boot_figures(s: &Sample) -> String {
     let cpu = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.3}"));
     let mut out = format!(
-        "; CPU s until all distribution up: reporters {} (until own registration {}, until the boot mesh {}), VMs {} (until the boot mesh {}), epmds {}; {} registration(s) after {BOOT_RETRY_FOR_S:.0} s; INFO lines per host at the boot mesh {:?}, at the end {:?}; DNS queries per host until the boot mesh {:.1}",
+        "; CPU s until all distribution up: reporters {} (until own registration {}, until the boot mesh {}), VMs {} (until the boot mesh {}), epmds {}; {} registration(s) after {BOOT_RETRY_FOR_S:.0} s; INFO lines per host at the boot mesh {:?}, at the end {:?}; DNS queries per host until the boot mesh {:.1}; {} failed DNS poll(s) until the boot mesh",
         cpu(s.rep_cpu_boot),
         cpu(s.rep_cpu_own_reg),
         cpu(s.rep_cpu_mesh),
@@ -721,6 +724,7 @@ fn boot_figures(s: &Sample) -> String {
         s.info_boot,
         s.info_end,
         s.dns_boot_per_node,
+        s.discovery_failures,
     );
     if let Some(c) = &s.connects {
         let _ = write!(
@@ -1079,6 +1083,15 @@ fn measure(
         })
         .sum();
     sample.info_boot = info_lines(&procs);
+    sample.discovery_failures = procs
+        .iter()
+        .map(|p| {
+            p.log()
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("peer discovery failed"))
+                .count()
+        })
+        .sum();
     sample.dns_boot_per_node = dns_queries(&net) as f64 / size as f64;
     if opts.trace_boot {
         sample.connects = Some(boot_connects(&cluster, &registrations)?);
@@ -1805,6 +1818,13 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                 verdict: None,
             },
             Row {
+                title: "\"peer discovery failed\" warnings until the boot mesh",
+                ms: false,
+                get: &|s| Some(s.discovery_failures as f64),
+                target: "",
+                verdict: None,
+            },
+            Row {
                 title: "reporter CPU s until all distribution up, all hosts",
                 ms: false,
                 get: &|s| s.rep_cpu_boot,
@@ -1949,6 +1969,8 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                     .iter()
                     .filter_map(|r| r.as_ref().ok())
                     .filter_map(move |s| s.connects.as_ref().map(|c| (b, c)))
+                    // Only a variant that dials has calls to show.
+                    .filter(|(_, c)| c.by_rex + c.by_other > 0)
             })
             .collect();
         for (b, c) in connects {
