@@ -1757,6 +1757,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
         let nolib_boot = nolib.and_then(|b| median(figures(&cell.runs[b], &|s| Some(s.boot))));
         let is_connect = |s: &Sample| s.kind == Some(Kind::Connect);
         let boot_ok = |m: f64| nolib_boot.is_some_and(|n| m <= n * 1.10);
+        let boot_ok: &dyn Fn(f64) -> bool = &boot_ok;
         let mesh_ok = |m: f64| m <= BOOT_TARGET;
         let remesh_ok = |m: f64| m <= REMESH_TARGET;
         let cut_ok = |m: f64| m <= 0.250;
@@ -1766,7 +1767,8 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                 ms: true,
                 get: &|s| Some(s.boot),
                 target: "≤ 1.10 × nolib",
-                verdict: Some(&boot_ok),
+                // No nolib in the cell: no ratio, no verdict.
+                verdict: nolib_boot.map(|_| boot_ok),
             },
             Row {
                 title: "full mesh − last distribution up [ms]",
