@@ -135,6 +135,26 @@ pub fn demo_registered() -> bool {
     epmd_names().is_some_and(|names| names.lines().any(|l| l.starts_with("name demo ")))
 }
 
+/// Whether epmd on this thread's loopback knows `name` (PORT_PLEASE2_REQ, what a
+/// distribution client such as beamup's reporter asks before connecting to a node).
+pub fn epmd_port_please(name: &str) -> bool {
+    let Ok(addr) = "127.0.0.1:4369".parse::<SocketAddr>() else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut request = vec![0, (name.len() + 1) as u8, 122];
+    request.extend_from_slice(name.as_bytes());
+    if stream.write_all(&request).is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 2];
+    // PORT2_RESP (119), then 0 when the node is registered.
+    stream.read_exact(&mut reply).is_ok() && reply == [119, 0]
+}
+
 /// epmd's NAMES_REQ on this thread's loopback: `name demo at port 4xxxx` lines.
 fn epmd_names() -> Option<String> {
     let addr: SocketAddr = "127.0.0.1:4369".parse().ok()?;
@@ -599,4 +619,216 @@ async fn eval_in(
         )
         .await
         .map_err(|e| format!("evaluating in {}: {e}", session.local_node()))
+}
+
+// ------------------------------------------------------------------ CPU time per process
+
+/// The kernel's clock ticks per second for /proc/<pid>/stat's times (USER_HZ: 100 on
+/// every Linux this runs on).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// One look at the CPU times of every host's processes, in µs: the reporters' and epmds'
+/// from /proc/<pid>/task/*/schedstat (the scheduler's run time, in ns: a reporter spends
+/// milliseconds, below the 10 ms ticks of /proc/<pid>/stat), the VMs' from
+/// /proc/<pid>/stat (utime + stime, in ticks).
+#[derive(Debug, Clone, Default)]
+pub struct CpuSnapshot {
+    /// µs since the epoch.
+    pub at: i64,
+    /// Per host: the reporter (the child of the VM that runs the beamup binary).
+    pub reporter: Vec<u64>,
+    /// Per host: the VM and every other process under beamup's pid (the start scripts,
+    /// beam.smp, erl_child_setup, ...; the reporter left out; children already reaped
+    /// count through their parent's cutime + cstime).
+    pub vm: Vec<u64>,
+    /// Per host: the epmd daemon in the host's namespace (started by the VM, not under it).
+    pub epmd: Vec<u64>,
+}
+
+impl CpuSnapshot {
+    pub fn secs(us: &[u64]) -> f64 {
+        us.iter().sum::<u64>() as f64 / 1e6
+    }
+}
+
+/// µs of CPU per clock tick of /proc/<pid>/stat.
+const US_PER_TICK: u64 = (1e6 / TICKS_PER_SEC) as u64;
+
+/// The run time of every thread of `pid` so far, in µs (schedstat's first field is ns).
+fn run_time_us(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns / 1000)
+}
+
+/// A thread that reads /proc/<pid>/stat of every process every `every` and keeps the
+/// per-host sums, so that the CPU spent until any instant of a run (a registration, the
+/// boot mesh) can be read afterwards ([`CpuTrace::at`]).
+pub struct CpuSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<CpuSnapshot>>>,
+}
+
+/// What a [`CpuSampler`] saw, oldest first.
+pub struct CpuTrace(pub Vec<CpuSnapshot>);
+
+impl CpuTrace {
+    /// The last snapshot taken at or before `at` (µs since the epoch).
+    pub fn at(&self, at: i64) -> Option<&CpuSnapshot> {
+        self.0.iter().take_while(|s| s.at <= at).last()
+    }
+}
+
+struct ProcStat {
+    ppid: u32,
+    comm: String,
+    /// utime + stime.
+    own: u64,
+    /// cutime + cstime.
+    reaped: u64,
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    // rest[0] is field 3 (state): field n is rest[n - 3].
+    let field = |n: usize| rest.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    Some(ProcStat {
+        ppid: u32::try_from(field(4)?).ok()?,
+        comm,
+        own: field(14)? + field(15)?,
+        reaped: field(16)? + field(17)?,
+    })
+}
+
+impl CpuSampler {
+    /// `roots`: beamup's pid on every host (the VM after the exec); `hosts`: the same
+    /// hosts, for their namespaces (to tell their epmds apart).
+    pub fn start(bin: &Path, roots: Vec<u32>, hosts: &[Host], every: Duration) -> CpuSampler {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bin = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+        let inode = |ns: &str| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(Path::new("/run/netns").join(ns))
+                .map(|m| m.ino())
+                .unwrap_or(0)
+        };
+        let namespaces: Vec<u64> = hosts.iter().map(|h| inode(&h.ns)).collect();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let n = roots.len();
+                let mut reporters: Vec<Option<u32>> = vec![None; n];
+                // epmd pid → host (None: another namespace's).
+                let mut epmds: std::collections::HashMap<u32, Option<usize>> =
+                    std::collections::HashMap::new();
+                let mut out = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let at = now_us();
+                    let mut stats: std::collections::HashMap<u32, ProcStat> =
+                        std::collections::HashMap::new();
+                    if let Ok(dir) = std::fs::read_dir("/proc") {
+                        for entry in dir.flatten() {
+                            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok())
+                            else {
+                                continue;
+                            };
+                            if let Some(stat) = proc_stat(pid) {
+                                stats.insert(pid, stat);
+                            }
+                        }
+                    }
+                    let mut children: std::collections::HashMap<u32, Vec<u32>> =
+                        std::collections::HashMap::new();
+                    for (&pid, stat) in &stats {
+                        children.entry(stat.ppid).or_default().push(pid);
+                    }
+                    let mut snap = CpuSnapshot {
+                        at,
+                        reporter: vec![0; n],
+                        vm: vec![0; n],
+                        epmd: vec![0; n],
+                    };
+                    for (h, &root) in roots.iter().enumerate() {
+                        if reporters[h].is_none() {
+                            reporters[h] = children.get(&root).and_then(|kids| {
+                                kids.iter().copied().find(|pid| {
+                                    std::fs::read_link(format!("/proc/{pid}/exe"))
+                                        .is_ok_and(|exe| exe == bin)
+                                })
+                            });
+                        }
+                        let reporter = reporters[h];
+                        if let Some(us) = reporter.and_then(run_time_us) {
+                            snap.reporter[h] = us;
+                        }
+                        let mut stack = vec![root];
+                        while let Some(pid) = stack.pop() {
+                            if Some(pid) == reporter {
+                                continue;
+                            }
+                            if let Some(s) = stats.get(&pid) {
+                                snap.vm[h] += (s.own + s.reaped) * US_PER_TICK;
+                            }
+                            if let Some(kids) = children.get(&pid) {
+                                stack.extend(kids);
+                            }
+                        }
+                    }
+                    for (&pid, stat) in &stats {
+                        if stat.comm != "epmd" {
+                            continue;
+                        }
+                        let host = *epmds.entry(pid).or_insert_with(|| {
+                            let link = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
+                            use std::os::unix::fs::MetadataExt;
+                            namespaces.iter().position(|&ino| ino == link.ino())
+                        });
+                        if let Some(h) = host {
+                            snap.epmd[h] += run_time_us(pid).unwrap_or(stat.own * US_PER_TICK);
+                        }
+                    }
+                    out.push(snap);
+                    std::thread::sleep(every);
+                }
+                out
+            })
+        };
+        CpuSampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the sampler and hands over what it saw.
+    pub fn finish(mut self) -> CpuTrace {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        CpuTrace(
+            self.thread
+                .take()
+                .and_then(|t| t.join().ok())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for CpuSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -29,12 +29,21 @@
 //!    peer and does not depend on N, and at 5 s a window of 24 polls is two minutes.)
 //! 5. **Memory.** Every reporter's VmRSS when the boot mesh is complete and at the end.
 //!
+//! **Scale (issue 19).** From 16 hosts on, a cell also runs the no-library baseline
+//! `nolib` (the binary under test without `--connect`: boot only), and the report has a
+//! table per scale cell with every variant side by side (`--variants` picks them: new,
+//! baseline, nolib, selfonly). Every run records the CPU time of the reporters, VMs and
+//! epmds during the boot (a /proc sampler, see cluster::CpuSampler), beamup's INFO lines
+//! per host and dnsmasq's queries; `--trace-boot yes` call-traces connect_node in every
+//! VM during the boot. bench/README.md has the details.
+//!
 //! Run (as root): `bash bench/mesh.sh` (builds the static binary and the baseline, and
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
-//! [--seed N]`. BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
+//! [--seed N] [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--out NAME]`.
+//! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
-//! bench/results/mesh.txt.
+//! bench/results/mesh.txt (mesh-scale.txt when every size is 16 or more).
 
 mod cluster;
 
@@ -51,8 +60,19 @@ use cluster::{
 use erl_dist::term::Term;
 use testkit::{Host, Net, Proc, Release, TempDir, Zone};
 
-/// Bound on the boot of one run (8 VMs on 2 cores boot in ~10 s).
-const BOOT_LIMIT: Duration = Duration::from_secs(120);
+/// Bound on the boot of one run (8 VMs on 2 cores boot in ~10 s, 48 in about a minute).
+fn boot_limit(size: usize) -> Duration {
+    Duration::from_secs(120 + 3 * size as u64)
+}
+/// From this size on a cell is a "scale" cell (issue 19): the no-library baseline runs in
+/// it by default, and the report has a table per size for it.
+const SCALE_FROM: usize = 16;
+/// How often the CPU sampler reads /proc (the reporters', VMs' and epmds' CPU times).
+const CPU_SAMPLE: Duration = Duration::from_millis(100);
+/// A reporter looks for its booting VM every 10 ms for this long, then once per interval
+/// (BOOT_RETRY_FOR in src/reporter/mod.rs): registrations later than this after the start
+/// are counted.
+const BOOT_RETRY_FOR_S: f64 = 30.0;
 const EPMD_POLL: Duration = Duration::from_millis(10);
 /// How often the bench fetches the recorders' events (the events carry their own stamps).
 const EVENTS_POLL: Duration = Duration::from_millis(20);
@@ -60,7 +80,9 @@ const EVENTS_POLL: Duration = Duration::from_millis(20);
 const NET_TICKTIME: &str = "4";
 /// The least time a link stays cut, and the bound on waiting for everyone to drop it.
 const CUT_HOLD: Duration = Duration::from_secs(8);
-const CUT_DROP_LIMIT: Duration = Duration::from_secs(20);
+fn cut_drop_limit(size: usize) -> Duration {
+    Duration::from_secs(20 + size as u64 / 2)
+}
 /// The recorders and tracers end by themselves after this, whatever happens to the bench.
 const RECORDER_LIMIT_MS: i32 = 30 * 60 * 1000;
 /// The issue's targets.
@@ -72,24 +94,47 @@ const RSS_TARGET_KIB: f64 = 4096.0;
 /// Started in every VM as soon as its observer is connected; answers
 /// `{Recorder, Start, Nodes}` once subscribed. It keeps every nodeup/nodedown of a visible
 /// node with the VM's clock, hands them out on `{events, From}`, and ends when the
-/// observer's connection goes (monitor_node), or after LimitMs.
+/// observer's connection goes (monitor_node), or after LimitMs. With TraceConnect
+/// (`--trace-boot`) it also call-traces net_kernel:connect_node/1 in every process from
+/// its start (who called: the caller's module, `rpc`/`erpc` for the reporter's calls
+/// through rex; when; what it returned) until `{connects, From}` hands the calls out and
+/// ends the trace.
 const RECORDER_START: &str = "begin
     Caller = self(),
     Recorder = spawn(fun() ->
         ok = net_kernel:monitor_nodes(true),
         true = erlang:monitor_node(Observer, true),
+        case TraceConnect of
+            true ->
+                erlang:trace_pattern({net_kernel, connect_node, 1},
+                    [{'_', [], [{return_trace}, {message, {caller}}]}], [global]),
+                erlang:trace(all, true, [call]);
+            false -> ok
+        end,
         Caller ! {self(), started, os:system_time(microsecond), nodes()},
         erlang:send_after(LimitMs, self(), expire),
-        Loop = fun L(Events) ->
+        Loop = fun L(Events, Calls) ->
             receive
                 {nodedown, Observer} -> gone;
-                {nodeup, N} -> L([{up, N, os:system_time(microsecond)} | Events]);
-                {nodedown, N} -> L([{down, N, os:system_time(microsecond)} | Events]);
-                {events, From} -> From ! {self(), events, lists:reverse(Events)}, L(Events);
+                {nodeup, N} -> L([{up, N, os:system_time(microsecond)} | Events], Calls);
+                {nodedown, N} -> L([{down, N, os:system_time(microsecond)} | Events], Calls);
+                {events, From} -> From ! {self(), events, lists:reverse(Events)}, L(Events, Calls);
+                {trace, P, call, {net_kernel, connect_node, [Peer]}, Where} ->
+                    By = case Where of {M, _, _} -> M; _ -> unknown end,
+                    L(Events, [{call, P, Peer, By, os:system_time(microsecond)} | Calls]);
+                {trace, P, return_from, {net_kernel, connect_node, 1}, R} ->
+                    L(Events, [{return, P, R, os:system_time(microsecond)} | Calls]);
+                {trace, _, _, _} -> L(Events, Calls);
+                {trace, _, _, _, _} -> L(Events, Calls);
+                {connects, From} ->
+                    erlang:trace(all, false, [call]),
+                    erlang:trace_pattern({net_kernel, connect_node, 1}, false, [global]),
+                    From ! {self(), connects, lists:reverse(Calls)},
+                    L(Events, []);
                 expire -> expired
             end
         end,
-        Loop([])
+        Loop([], [])
     end),
     receive {Recorder, started, Start, Nodes} -> {Recorder, Start, Nodes}
     after 5000 -> recorder_did_not_start
@@ -98,6 +143,10 @@ end.";
 const RECORDER_EVENTS: &str = "begin
     Recorder ! {events, self()},
     receive {Recorder, events, Events} -> Events after 5000 -> recorder_gone end
+end.";
+const RECORDER_CONNECTS: &str = "begin
+    Recorder ! {connects, self()},
+    receive {Recorder, connects, Calls} -> Calls after 5000 -> recorder_gone end
 end.";
 const DISCONNECT: &str = "begin
     T = os:system_time(microsecond),
@@ -144,6 +193,7 @@ const RELAYS: &str = "length([P || P <- processes(),
 struct Exprs {
     recorder_start: Term,
     recorder_events: Term,
+    recorder_connects: Term,
     disconnect: Term,
     tracer_start: Term,
     tracer_calls: Term,
@@ -155,6 +205,7 @@ impl Exprs {
         let mut forms = cluster::parse_erlang(&[
             RECORDER_START,
             RECORDER_EVENTS,
+            RECORDER_CONNECTS,
             DISCONNECT,
             TRACER_START,
             TRACER_CALLS,
@@ -165,6 +216,7 @@ impl Exprs {
         Exprs {
             recorder_start: next(),
             recorder_events: next(),
+            recorder_connects: next(),
             disconnect: next(),
             tracer_start: next(),
             tracer_calls: next(),
@@ -189,6 +241,13 @@ struct Options {
     /// None: every size.
     dead_sizes: Option<Vec<usize>>,
     seed: u64,
+    /// `--variants`: the labels to run in every cell (None: new and baseline, plus nolib
+    /// from SCALE_FROM hosts on).
+    variants: Option<Vec<String>>,
+    /// `--trace-boot`: call-trace connect_node in every VM during the boot.
+    trace_boot: bool,
+    /// `--out`: the result file's name under bench/results/.
+    out: Option<String>,
 }
 
 fn parse_options() -> Options {
@@ -202,6 +261,9 @@ fn parse_options() -> Options {
         seed: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
+        variants: None,
+        trace_boot: false,
+        out: None,
     };
     let sizes = |value: &str| -> Vec<usize> {
         value
@@ -251,8 +313,32 @@ fn parse_options() -> Options {
                     .parse()
                     .unwrap_or_else(|_| panic!("--seed takes a number"));
             }
+            "--variants" => {
+                let labels: Vec<String> = value.split(',').map(str::to_string).collect();
+                for l in &labels {
+                    assert!(
+                        VARIANTS.contains(&l.as_str()),
+                        "--variants takes some of {VARIANTS:?}, not {l:?}"
+                    );
+                }
+                opts.variants = Some(labels);
+            }
+            "--trace-boot" => {
+                opts.trace_boot = match value.as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    other => panic!("--trace-boot takes yes or no, not {other:?}"),
+                };
+            }
+            "--out" => {
+                assert!(
+                    !value.contains('/') && !value.is_empty(),
+                    "--out takes a file name (written under bench/results/)"
+                );
+                opts.out = Some(value);
+            }
             other => panic!(
-                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed)"
+                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --out)"
             ),
         }
     }
@@ -263,6 +349,54 @@ impl Options {
     fn dead_at(&self, size: usize) -> bool {
         self.dead_sizes.as_ref().is_none_or(|s| s.contains(&size))
     }
+
+    /// Whether the variant `label` runs in a cell of `size` hosts.
+    fn runs_variant(&self, label: &str, size: usize) -> bool {
+        match &self.variants {
+            Some(v) => v.iter().any(|l| l == label),
+            None => match label {
+                "new" => self.only != Only::Baseline,
+                "baseline" => self.only != Only::New,
+                "nolib" => size >= SCALE_FROM,
+                _ => false,
+            },
+        }
+    }
+
+    /// The result file: mesh.txt, or mesh-scale.txt when every size is a scale size.
+    fn out(&self) -> String {
+        self.out.clone().unwrap_or_else(|| {
+            if self.sizes.iter().all(|&s| s >= SCALE_FROM) {
+                "mesh-scale.txt".into()
+            } else {
+                "mesh.txt".into()
+            }
+        })
+    }
+}
+
+/// Every variant a cell may run (`--variants`):
+/// - `new`: the binary under test with `--connect` (the phases of the module doc);
+/// - `baseline`: the baseline binary, the same way;
+/// - `nolib`: the binary under test WITHOUT `--connect` (it names the node and polls DNS;
+///   nothing meshes the VMs: the observer alone joins each VM, once) — the no-library
+///   baseline of issue 19, boot only;
+/// - `selfonly`: the binary under test with `--connect` but `--peers` its own node only
+///   instead of `--query`: the reporter looks for its VM every 10 ms, connects as a hidden
+///   node and starts the relay, but has no peer to dial (boot only; issue 19's question
+///   of where the boot-time cost goes).
+/// - `nolib+poll`: nolib, plus a thread per host in the bench that asks the host's epmd
+///   for `demo` (PORT_PLEASE2) every 10 ms until it is registered, as the reporter's
+///   look-up loop does (BOOT_RETRY): that loop's cost without beamup (boot only).
+const VARIANTS: [&str; 5] = ["new", "baseline", "nolib", "selfonly", "nolib+poll"];
+
+/// How a variant boots its hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Connect,
+    NoConnect,
+    SelfOnly,
+    NoConnectPoll,
 }
 
 /// xorshift64*: the random pauses, reproducible from the printed seed.
@@ -278,18 +412,46 @@ impl Rng {
     }
 }
 
-/// A beamup binary under measurement.
+/// A beamup binary under measurement, and how it boots the hosts.
 struct Binary {
     label: &'static str,
     path: PathBuf,
     rev: String,
+    kind: Kind,
 }
 
 /// What one run of one binary measured (seconds unless said otherwise).
 #[derive(Debug, Clone, Default)]
 struct Sample {
-    /// From starting the N beamups to the last registration.
+    /// How the run booted its hosts (None only in Default).
+    kind: Option<Kind>,
+    /// From starting the N beamups to the last registration: every node's distribution up.
     boot: f64,
+    /// From starting the N beamups to the first registration.
+    first_reg: f64,
+    /// Registrations later than BOOT_RETRY_FOR_S after the start.
+    late_registrations: usize,
+    /// CPU seconds, summed over the hosts (see `boot_cpu`): the reporters until each one's
+    /// own VM registered, until every VM had (all distribution up), until the boot mesh;
+    /// the median reporter until all distribution up; the VMs and the epmds until all
+    /// distribution up, the VMs until the boot mesh.
+    rep_cpu_own_reg: Option<f64>,
+    rep_cpu_boot: Option<f64>,
+    rep_cpu_mesh: Option<f64>,
+    rep_cpu_boot_host: Option<f64>,
+    vm_cpu_boot: Option<f64>,
+    vm_cpu_mesh: Option<f64>,
+    epmd_cpu_boot: Option<f64>,
+    /// beamup's INFO lines per host at the boot mesh and at the end of the run.
+    info_boot: Vec<usize>,
+    info_end: Vec<usize>,
+    /// dnsmasq's queries per host until the boot mesh.
+    dns_boot_per_node: f64,
+    /// "peer discovery failed" warnings in all logs until the boot mesh (a DNS poll that
+    /// timed out under the boot's load: that host knows no peers until its next poll).
+    discovery_failures: usize,
+    /// With `--trace-boot`: the VMs' connect_node calls during the boot.
+    connects: Option<ConnectStats>,
     /// Full mesh after the last registration.
     mesh: f64,
     /// Per pair: connected after the later of its two registrations.
@@ -317,6 +479,28 @@ struct Sample {
     failure: Option<String>,
 }
 
+/// net_kernel:connect_node/1 calls in every VM from its recorder's start to the boot
+/// mesh (`--trace-boot`), summed over the VMs.
+#[derive(Debug, Clone, Default)]
+struct ConnectStats {
+    /// Called through rex (the reporter's), or by anything else (OTP's global, ...).
+    by_rex: usize,
+    by_other: usize,
+    /// The rex calls' results.
+    returned_true: usize,
+    returned_false: usize,
+    /// Rex calls made before the peer's VM had registered with its epmd.
+    early: usize,
+    /// Time inside the rex calls (a process each): all of them, the failed ones, the early ones.
+    rex_secs: f64,
+    failed_secs: f64,
+    early_secs: f64,
+}
+
+fn median_of(xs: &[usize]) -> Option<f64> {
+    median(xs.iter().map(|&x| x as f64).collect())
+}
+
 impl Sample {
     fn worst_pair(&self) -> Option<f64> {
         self.pairs.iter().copied().reduce(f64::max)
@@ -341,22 +525,39 @@ fn main() {
     };
     let mut opts = parse_options();
     let mut binaries = Vec::new();
-    if opts.only != Only::Baseline {
+    let wanted: Vec<bool> = VARIANTS
+        .iter()
+        .map(|label| opts.sizes.iter().any(|&n| opts.runs_variant(label, n)))
+        .collect();
+    let wants = |label: &str| {
+        VARIANTS
+            .iter()
+            .position(|v| *v == label)
+            .is_some_and(|i| wanted[i])
+    };
+    if wants("new") {
         binaries.push(Binary {
             label: "new",
-            path: bin,
+            path: bin.clone(),
             rev: "this checkout".into(),
+            kind: Kind::Connect,
         });
     }
-    if opts.only != Only::New {
+    if wants("baseline") {
         match cluster::baseline_binary() {
             Some((path, rev)) => binaries.push(Binary {
                 label: "baseline",
                 path,
                 rev,
+                kind: Kind::Connect,
             }),
-            None if opts.only == Only::Baseline => {
-                panic!("--only baseline needs BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it)")
+            None if opts.only == Only::Baseline
+                || opts
+                    .variants
+                    .as_ref()
+                    .is_some_and(|v| v.iter().any(|l| l == "baseline")) =>
+            {
+                panic!("the baseline needs BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it)")
             }
             None => {
                 eprintln!(
@@ -365,6 +566,31 @@ fn main() {
                 opts.only = Only::New;
             }
         }
+    }
+    if wants("nolib") {
+        binaries.push(Binary {
+            label: "nolib",
+            path: bin.clone(),
+            rev: "this checkout, without --connect".into(),
+            kind: Kind::NoConnect,
+        });
+    }
+    if wants("nolib+poll") {
+        binaries.push(Binary {
+            label: "nolib+poll",
+            path: bin.clone(),
+            rev: "nolib, plus the bench asking each host's epmd for demo every 10 ms until it registers"
+                .into(),
+            kind: Kind::NoConnectPoll,
+        });
+    }
+    if wants("selfonly") {
+        binaries.push(Binary {
+            label: "selfonly",
+            path: bin.clone(),
+            rev: "this checkout, --connect --peers <own node> (no peer to dial)".into(),
+            kind: Kind::SelfOnly,
+        });
     }
     let exprs = Exprs::parse();
     let mut rng = Rng(opts.seed | 1);
@@ -376,10 +602,13 @@ fn main() {
         for &size in &opts.sizes {
             let mut runs: Vec<Vec<Result<Sample, String>>> =
                 binaries.iter().map(|_| Vec::new()).collect();
+            let active: Vec<usize> = (0..binaries.len())
+                .filter(|&b| opts.runs_variant(binaries[b].label, size))
+                .collect();
             for run in 0..opts.runs {
                 // Interleaved, the order alternating, so that neither binary always runs
                 // on a machine the other just warmed up (or loaded).
-                let mut order: Vec<usize> = (0..binaries.len()).collect();
+                let mut order = active.clone();
                 if run % 2 == 1 {
                     order.reverse();
                 }
@@ -394,14 +623,7 @@ fn main() {
                     );
                     let run_started = Instant::now();
                     let sample = measure(
-                        &binary.path,
-                        &release,
-                        &cookie,
-                        &exprs,
-                        size,
-                        interval,
-                        &opts,
-                        &mut rng,
+                        binary, &release, &cookie, &exprs, size, interval, &opts, &mut rng,
                     );
                     match &sample {
                         Ok(s) => eprintln!(
@@ -423,7 +645,7 @@ fn main() {
     }
     let text = report(&binaries, &opts, &cells, started.elapsed());
     print!("{text}");
-    cluster::write_result("mesh.txt", &text);
+    cluster::write_result(&opts.out(), &text);
 }
 
 fn show_secs(s: f64) -> String {
@@ -439,6 +661,16 @@ fn opt_secs(s: Option<f64>) -> String {
 }
 
 fn summary(s: &Sample) -> String {
+    if s.kind != Some(Kind::Connect) {
+        return format!(
+            "all distribution up {} (first {}), no mesh (boot only){}; RSS {:?} KiB; {:.1} DNS queries/host/min",
+            show_secs(s.boot),
+            show_secs(s.first_reg),
+            boot_figures(s),
+            s.rss,
+            s.dns_per_node_min
+        );
+    }
     let mut out = format!(
         "boot {}, mesh {} after the last registration, worst pair {}, {} warning(s); disconnect heal {} (full {}); cut dropped after {}, healed {}",
         show_secs(s.boot),
@@ -467,11 +699,46 @@ fn summary(s: &Sample) -> String {
         "; RSS {:?} KiB; {:.1} DNS queries/host/min",
         s.rss, s.dns_per_node_min
     );
+    out.push_str(&boot_figures(s));
     if let Some((with, of)) = s.relays {
         let _ = write!(out, "; relays {with}/{of}");
     }
     if let Some(f) = &s.failure {
         let _ = write!(out, "; STOPPED: {f}");
+    }
+    out
+}
+
+/// The issue-19 figures of a run's boot, for its `every run` line.
+fn boot_figures(s: &Sample) -> String {
+    let cpu = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.3}"));
+    let mut out = format!(
+        "; CPU s until all distribution up: reporters {} (until own registration {}, until the boot mesh {}), VMs {} (until the boot mesh {}), epmds {}; {} registration(s) after {BOOT_RETRY_FOR_S:.0} s; INFO lines per host at the boot mesh {:?}, at the end {:?}; DNS queries per host until the boot mesh {:.1}; {} failed DNS poll(s) until the boot mesh",
+        cpu(s.rep_cpu_boot),
+        cpu(s.rep_cpu_own_reg),
+        cpu(s.rep_cpu_mesh),
+        cpu(s.vm_cpu_boot),
+        cpu(s.vm_cpu_mesh),
+        cpu(s.epmd_cpu_boot),
+        s.late_registrations,
+        s.info_boot,
+        s.info_end,
+        s.dns_boot_per_node,
+        s.discovery_failures,
+    );
+    if let Some(c) = &s.connects {
+        let _ = write!(
+            out,
+            "; connect_node during the boot: {} through rex ({} true, {} false/other; {} before the peer registered, {:.2} s inside them; {:.2} s inside all, {:.2} s inside the failed ones), {} by other callers",
+            c.by_rex,
+            c.returned_true,
+            c.returned_false,
+            c.early,
+            c.early_secs,
+            c.rex_secs,
+            c.failed_secs,
+            c.by_other
+        );
     }
     out
 }
@@ -623,7 +890,7 @@ fn log_tail(p: &Proc, n: usize) -> String {
 
 #[allow(clippy::too_many_arguments)]
 fn measure(
-    bin: &Path,
+    binary: &Binary,
     release: &Release,
     cookie: &Secret,
     exprs: &Exprs,
@@ -633,6 +900,7 @@ fn measure(
     rng: &mut Rng,
 ) -> Result<Sample, String> {
     assert!(size >= 3, "the phases need at least 3 hosts");
+    let bin = binary.path.as_path();
     let mut net = Net::new("mesh");
     let hosts: Vec<Host> = (0..size)
         .map(|i| net.add_host(&format!("h{i}"), true, false))
@@ -643,7 +911,8 @@ fn measure(
     let names: Vec<String> = hosts.iter().map(node).collect();
 
     // The observers first, so that they catch each registration.
-    let boot_deadline = Instant::now() + BOOT_LIMIT;
+    let boot_deadline = Instant::now() + boot_limit(size);
+    let trace = if opts.trace_boot { "true" } else { "false" };
     let agents: Vec<Agent> = hosts
         .iter()
         .enumerate()
@@ -656,7 +925,10 @@ fn measure(
                 boot_deadline,
                 (
                     exprs.recorder_start.clone(),
-                    vec![("LimitMs".into(), int(RECORDER_LIMIT_MS))],
+                    vec![
+                        ("LimitMs".into(), int(RECORDER_LIMIT_MS)),
+                        ("TraceConnect".into(), atom(trace)),
+                    ],
                 ),
             )
         })
@@ -665,16 +937,40 @@ fn measure(
     let start = now_us();
     let interval_arg = show(interval);
     let ticktime = format!("-kernel net_ticktime {NET_TICKTIME}");
-    let mut args = cluster::CONNECT_ARGS.to_vec();
-    args.extend(["--interval", &interval_arg]);
     let mut env = vec![("ELIXIR_ERL_OPTIONS", ticktime.as_str())];
     if cluster::debugging() {
         env.push(("BEAMUP_LOG", "debug"));
     }
     let mut procs: Vec<Proc> = hosts
         .iter()
-        .map(|h| cluster::boot(bin, h, release, dir.path(), &args, &env))
+        .zip(&names)
+        .map(|(h, own)| {
+            let mut args: Vec<&str> = match binary.kind {
+                Kind::Connect => cluster::CONNECT_ARGS.to_vec(),
+                Kind::NoConnect | Kind::NoConnectPoll => {
+                    vec!["--ip", "interface:eth0", "--query", "demo"]
+                }
+                Kind::SelfOnly => {
+                    vec![
+                        "--ip",
+                        "interface:eth0",
+                        "--peers",
+                        own.as_str(),
+                        "--connect",
+                    ]
+                }
+            };
+            args.extend(["--interval", &interval_arg]);
+            cluster::boot(bin, h, release, dir.path(), &args, &env)
+        })
         .collect();
+    let pollers = (binary.kind == Kind::NoConnectPoll).then(|| EpmdPollers::start(&hosts));
+    let sampler = cluster::CpuSampler::start(
+        bin,
+        procs.iter().map(Proc::pid).collect(),
+        &hosts,
+        CPU_SAMPLE,
+    );
 
     // 1. Boot: every recorder running, then the full mesh.
     let mut recorders = Vec::new();
@@ -721,17 +1017,31 @@ fn measure(
         exprs,
     };
     let everyone: Vec<usize> = (0..size).collect();
-    let left = boot_deadline.saturating_duration_since(Instant::now());
-    if let Err(e) = cluster.wait(left, "the boot mesh", |c| c.full_mesh(&everyone)) {
-        let lonely = (0..size)
-            .find(|&a| (0..size).any(|b| b != a && cluster.connected(a, b).is_none()))
-            .unwrap_or(0);
-        return Err(format!(
-            "{e}; h{lonely}'s log ends with:\n{}",
-            log_tail(&procs[lonely], 15)
-        ));
-    }
     let last_reg = registrations.iter().copied().max().unwrap_or(start);
+    let first_reg = registrations.iter().copied().min().unwrap_or(start);
+    let mesh_at = if binary.kind == Kind::Connect {
+        let left = boot_deadline.saturating_duration_since(Instant::now());
+        if let Err(e) = cluster.wait(left, "the boot mesh", |c| c.full_mesh(&everyone)) {
+            let lonely = (0..size)
+                .find(|&a| (0..size).any(|b| b != a && cluster.connected(a, b).is_none()))
+                .unwrap_or(0);
+            return Err(format!(
+                "{e}; h{lonely}'s log ends with:\n{}",
+                log_tail(&procs[lonely], 15)
+            ));
+        }
+        Some(cluster.full_mesh(&everyone).unwrap_or(last_reg))
+    } else {
+        cluster.refresh()?;
+        None
+    };
+    // The CPU figures need the sampler until the later of the two instants only.
+    let boot_end = mesh_at.unwrap_or(last_reg).max(last_reg);
+    while now_us() < boot_end + 2 * CPU_SAMPLE.as_micros() as i64 {
+        std::thread::sleep(CPU_SAMPLE);
+    }
+    let cpu = sampler.finish();
+    drop(pollers);
     cluster::debug_log(&format!(
         "registrations (ms after start): {:?}",
         registrations
@@ -740,18 +1050,26 @@ fn measure(
             .collect::<Vec<_>>()
     ));
     cluster.dump("boot (from the start)", start);
-    let mesh_at = cluster.full_mesh(&everyone).unwrap_or(last_reg);
     let mut sample = Sample {
+        kind: Some(binary.kind),
         boot: secs(last_reg - start),
-        mesh: secs(mesh_at - last_reg).max(0.0),
+        first_reg: secs(first_reg - start),
+        mesh: secs(mesh_at.unwrap_or(last_reg) - last_reg).max(0.0),
         interval: interval.as_secs_f64(),
+        late_registrations: registrations
+            .iter()
+            .filter(|&&r| secs(r - start) > BOOT_RETRY_FOR_S)
+            .count(),
         ..Sample::default()
     };
-    for a in 0..size {
-        for b in a + 1..size {
-            if let Some(at) = cluster.connected(a, b) {
-                let later = registrations[a].max(registrations[b]);
-                sample.pairs.push(secs(at - later).max(0.0));
+    boot_cpu(&cpu, &registrations, last_reg, mesh_at, &mut sample);
+    if binary.kind == Kind::Connect {
+        for a in 0..size {
+            for b in a + 1..size {
+                if let Some(at) = cluster.connected(a, b) {
+                    let later = registrations[a].max(registrations[b]);
+                    sample.pairs.push(secs(at - later).max(0.0));
+                }
             }
         }
     }
@@ -764,35 +1082,199 @@ fn measure(
                 .count()
         })
         .sum();
+    sample.info_boot = info_lines(&procs);
+    sample.discovery_failures = procs
+        .iter()
+        .map(|p| {
+            p.log()
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("peer discovery failed"))
+                .count()
+        })
+        .sum();
+    sample.dns_boot_per_node = dns_queries(&net) as f64 / size as f64;
+    if opts.trace_boot {
+        sample.connects = Some(boot_connects(&cluster, &registrations)?);
+    }
     sample.rss.extend(reporter_rss(bin, &procs)?);
 
     // The phases after the boot: a failure ends the run, what was measured stays.
-    if let Err(e) = phases(
-        &mut cluster,
-        &net,
-        &hosts,
-        &mut procs,
-        bin,
-        interval,
-        opts,
-        rng,
-        &mut sample,
-    ) {
+    if binary.kind == Kind::Connect
+        && let Err(e) = phases(
+            &mut cluster,
+            &net,
+            &hosts,
+            &mut procs,
+            bin,
+            interval,
+            opts,
+            rng,
+            &mut sample,
+        )
+    {
         sample.failure = Some(e);
     }
     if cluster::debugging() {
         cluster::debug_log(&format!("h0's log:\n{}", log_tail(&procs[0], 200)));
     }
-    let queries = net
-        .dns_log()
-        .lines()
-        .filter(|l| l.contains("query["))
-        .count();
-    sample.dns_per_node_min = queries as f64 / size as f64 / (secs(now_us() - start) / 60.0);
+    sample.info_end = info_lines(&procs);
+    sample.dns_per_node_min =
+        dns_queries(&net) as f64 / size as f64 / (secs(now_us() - start) / 60.0);
     drop(cluster);
     drop(procs);
     drop(net);
     Ok(sample)
+}
+
+/// `nolib+poll`'s stand-in for the reporters' look-up loop: a thread per host that asks
+/// the host's epmd for `demo` every 10 ms (BOOT_RETRY) until it is registered.
+struct EpmdPollers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl EpmdPollers {
+    fn start(hosts: &[Host]) -> EpmdPollers {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = hosts
+            .iter()
+            .map(|h| {
+                let (host, stop) = (h.clone(), std::sync::Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    if cluster::enter(&host).is_err() {
+                        return;
+                    }
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && !cluster::epmd_port_please("demo")
+                    {
+                        std::thread::sleep(EPMD_POLL);
+                    }
+                })
+            })
+            .collect();
+        EpmdPollers { stop, threads }
+    }
+}
+
+impl Drop for EpmdPollers {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// dnsmasq's queries so far.
+fn dns_queries(net: &Net) -> usize {
+    net.dns_log()
+        .lines()
+        .filter(|l| l.contains("query["))
+        .count()
+}
+
+/// beamup's INFO lines in every host's log so far (its text format: `<RFC 3339 time>Z  INFO`;
+/// the VM's own lines look otherwise and are not counted).
+fn info_lines(procs: &[Proc]) -> Vec<usize> {
+    procs
+        .iter()
+        .map(|p| p.log().lines().filter(|l| l.contains("Z  INFO ")).count())
+        .collect()
+}
+
+/// The CPU figures of the boot from the sampler's snapshots.
+fn boot_cpu(
+    cpu: &cluster::CpuTrace,
+    registrations: &[i64],
+    last_reg: i64,
+    mesh_at: Option<i64>,
+    sample: &mut Sample,
+) {
+    use cluster::CpuSnapshot;
+    if let Some(at) = cpu.at(last_reg) {
+        sample.rep_cpu_boot = Some(CpuSnapshot::secs(&at.reporter));
+        sample.vm_cpu_boot = Some(CpuSnapshot::secs(&at.vm));
+        sample.epmd_cpu_boot = Some(CpuSnapshot::secs(&at.epmd));
+        sample.rep_cpu_boot_host = median(
+            at.reporter
+                .iter()
+                .map(|&t| CpuSnapshot::secs(&[t]))
+                .collect(),
+        );
+    }
+    // Each reporter's CPU until its own VM registered: what it spent looking for it.
+    let own: Option<Vec<u64>> = registrations
+        .iter()
+        .enumerate()
+        .map(|(h, &r)| cpu.at(r).map(|s| s.reporter[h]))
+        .collect();
+    sample.rep_cpu_own_reg = own.map(|t| CpuSnapshot::secs(&t));
+    if let Some(at) = mesh_at.and_then(|m| cpu.at(m)) {
+        sample.rep_cpu_mesh = Some(CpuSnapshot::secs(&at.reporter));
+        sample.vm_cpu_mesh = Some(CpuSnapshot::secs(&at.vm));
+    }
+}
+
+/// With `--trace-boot`: every VM's net_kernel:connect_node/1 calls since its recorder
+/// started (its registration), until now (the boot mesh); the trace ends.
+fn boot_connects(cluster: &Cluster, registrations: &[i64]) -> Result<ConnectStats, String> {
+    let mut stats = ConnectStats::default();
+    for (i, agent) in cluster.agents.iter().enumerate() {
+        let answer = agent.eval(
+            &cluster.exprs.recorder_connects,
+            &[("Recorder", cluster.recorders[i].clone())],
+        )?;
+        let calls =
+            as_list(&answer).ok_or_else(|| format!("h{i}'s recorder answered {answer:?}"))?;
+        // Call instants by the calling process (each rex call runs in its own).
+        let mut open: std::collections::HashMap<String, (bool, i64, bool)> =
+            std::collections::HashMap::new();
+        for c in &calls {
+            match as_tuple(c) {
+                Some([kind, pid, peer, by, at]) if as_atom(kind) == Some("call") => {
+                    let rex = matches!(as_atom(by), Some("rpc" | "erpc"));
+                    let at = as_i64(at).unwrap_or(0);
+                    let peer = as_atom(peer).unwrap_or("");
+                    let early = cluster
+                        .names
+                        .iter()
+                        .position(|n| n == peer)
+                        .is_some_and(|p| at < registrations[p]);
+                    if rex {
+                        stats.by_rex += 1;
+                        if early {
+                            stats.early += 1;
+                        }
+                    } else {
+                        stats.by_other += 1;
+                    }
+                    open.insert(format!("{pid:?}"), (rex, at, early));
+                }
+                Some([kind, pid, result, at]) if as_atom(kind) == Some("return") => {
+                    let Some((rex, called, early)) = open.remove(&format!("{pid:?}")) else {
+                        continue;
+                    };
+                    let took = secs(as_i64(at).unwrap_or(called) - called);
+                    if !rex {
+                        continue;
+                    }
+                    match as_atom(result) {
+                        Some("true") => stats.returned_true += 1,
+                        _ => {
+                            stats.returned_false += 1;
+                            stats.failed_secs += took;
+                        }
+                    }
+                    if early {
+                        stats.early_secs += took;
+                    }
+                    stats.rex_secs += took;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(stats)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -840,14 +1322,18 @@ fn phases(
     let cut_started = Instant::now();
     net.link_down(&hosts[c]);
     let others: Vec<usize> = (0..size).filter(|&x| x != c).collect();
-    let dropped = cluster.wait(CUT_DROP_LIMIT, "everyone dropping the cut host", |cl| {
-        let mut last = down_at;
-        for &x in &others {
-            last = last.max(cl.views[x].first_after(false, &cut, down_at)?);
-            last = last.max(cl.views[c].first_after(false, &cl.names[x], down_at)?);
-        }
-        Some(last)
-    });
+    let dropped = cluster.wait(
+        cut_drop_limit(size),
+        "everyone dropping the cut host",
+        |cl| {
+            let mut last = down_at;
+            for &x in &others {
+                last = last.max(cl.views[x].first_after(false, &cut, down_at)?);
+                last = last.max(cl.views[c].first_after(false, &cl.names[x], down_at)?);
+            }
+            Some(last)
+        },
+    );
     let dropped = match dropped {
         Ok(t) => t,
         Err(e) => {
@@ -964,6 +1450,17 @@ struct Metric<'a> {
     target: &'a str,
 }
 
+/// One line of a scale table.
+struct Row<'r> {
+    title: &'r str,
+    /// Figures in seconds shown in ms (else plain numbers).
+    ms: bool,
+    get: &'r dyn Fn(&Sample) -> Option<f64>,
+    target: &'r str,
+    /// The new binary's verdict on its median.
+    verdict: Option<&'r dyn Fn(f64) -> bool>,
+}
+
 fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
@@ -973,6 +1470,17 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
     for l in machine_lines() {
         line(l);
     }
+    line(format!(
+        "command: {}bash bench/mesh.sh {}",
+        std::env::var("BEAMUP_BENCH_BASELINE_REV")
+            .map(|r| format!("BEAMUP_BENCH_BASELINE_REV={r} "))
+            .unwrap_or_default(),
+        std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     for b in binaries {
         line(format!(
             "{:<9}{} ({})",
@@ -980,6 +1488,17 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             b.path.display(),
             b.rev
         ));
+    }
+    if binaries.iter().any(|b| b.kind != Kind::Connect) {
+        line(
+            "variants: nolib = the binary under test without --connect (`--ip interface:eth0 --query demo`:\n\
+             \x20        names the node, polls DNS; nothing meshes the VMs, the observer alone joins each VM once);\n\
+             \x20        selfonly = with --connect but `--peers <own node>` instead of the query (the reporter\n\
+             \x20        looks for its VM every 10 ms, connects, starts the relay, dials no peer); nolib+poll = nolib\n\
+             \x20        plus a bench thread per host asking its epmd for demo (PORT_PLEASE2) every 10 ms until\n\
+             \x20        registered, like the reporter's look-up loop. All three: boot only."
+                .into(),
+        );
     }
     line(format!(
         "setup:   N network namespaces on a bridge, dnsmasq answering `demo` with all N, each host\n\
@@ -1210,6 +1729,280 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
         ));
     }
     line(String::new());
+
+    // Issue 19: a table per scale cell, every variant side by side.
+    for cell in cells {
+        let present: Vec<usize> = (0..binaries.len())
+            .filter(|&b| !cell.runs[b].is_empty())
+            .collect();
+        if cell.size < SCALE_FROM && present.iter().all(|&b| binaries[b].kind == Kind::Connect) {
+            continue;
+        }
+        line(format!(
+            "## scale (issue 19): {} hosts, --interval {} — median [min–max] over {} run(s) per variant",
+            cell.size,
+            show(cell.interval),
+            opts.runs
+        ));
+        let mut head = format!("{:<58}", "");
+        for &b in &present {
+            let _ = write!(head, " {:<24}", binaries[b].label);
+        }
+        head.push_str(" target (new)");
+        line(head);
+        let nolib = present
+            .iter()
+            .copied()
+            .find(|&b| binaries[b].kind == Kind::NoConnect);
+        let nolib_boot = nolib.and_then(|b| median(figures(&cell.runs[b], &|s| Some(s.boot))));
+        let is_connect = |s: &Sample| s.kind == Some(Kind::Connect);
+        let boot_ok = |m: f64| nolib_boot.is_some_and(|n| m <= n * 1.10);
+        let boot_ok: &dyn Fn(f64) -> bool = &boot_ok;
+        let mesh_ok = |m: f64| m <= BOOT_TARGET;
+        let remesh_ok = |m: f64| m <= REMESH_TARGET;
+        let cut_ok = |m: f64| m <= 0.250;
+        let rows = [
+            Row {
+                title: "all distribution up (every node registered) [ms]",
+                ms: true,
+                get: &|s| Some(s.boot),
+                target: "≤ 1.10 × nolib",
+                // No nolib in the cell: no ratio, no verdict.
+                verdict: nolib_boot.map(|_| boot_ok),
+            },
+            Row {
+                title: "full mesh − last distribution up [ms]",
+                ms: true,
+                get: &|s| is_connect(s).then_some(s.mesh),
+                target: "≤ 50 ms",
+                verdict: Some(&mesh_ok),
+            },
+            Row {
+                title: "re-mesh after disconnect_node, the pair [ms]",
+                ms: true,
+                get: &|s| s.disconnect,
+                target: "≤ 100 ms",
+                verdict: Some(&remesh_ok),
+            },
+            Row {
+                title: "re-mesh after disconnect_node, whole mesh [ms]",
+                ms: true,
+                get: &|s| s.disconnect_full,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "link cut ≥ 8 s, restored: full mesh after the link [ms]",
+                ms: true,
+                get: &|s| s.cut_heal,
+                target: "≤ 250 ms",
+                verdict: Some(&cut_ok),
+            },
+            Row {
+                title: "INFO lines per host, whole run (median host)",
+                ms: false,
+                get: &|s| median_of(&s.info_end),
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "INFO lines per host, until the boot mesh",
+                ms: false,
+                get: &|s| median_of(&s.info_boot),
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "\"connecting to peer failed\" warnings until the boot mesh",
+                ms: false,
+                get: &|s| is_connect(s).then_some(s.boot_warnings as f64),
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "\"peer discovery failed\" warnings until the boot mesh",
+                ms: false,
+                get: &|s| Some(s.discovery_failures as f64),
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "reporter CPU s until all distribution up, all hosts",
+                ms: false,
+                get: &|s| s.rep_cpu_boot,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "  the same, median host",
+                ms: false,
+                get: &|s| s.rep_cpu_boot_host,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "  all hosts, each until its own VM registered",
+                ms: false,
+                get: &|s| s.rep_cpu_own_reg,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "reporter CPU s until the boot mesh, all hosts",
+                ms: false,
+                get: &|s| s.rep_cpu_mesh,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "VM CPU s until all distribution up, all hosts",
+                ms: false,
+                get: &|s| s.vm_cpu_boot,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "VM CPU s until the boot mesh, all hosts",
+                ms: false,
+                get: &|s| s.vm_cpu_mesh,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "epmd CPU s until all distribution up, all hosts",
+                ms: false,
+                get: &|s| s.epmd_cpu_boot,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "DNS queries per host until the boot mesh",
+                ms: false,
+                get: &|s| Some(s.dns_boot_per_node),
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "DNS queries per host and minute, whole run",
+                ms: false,
+                get: &|s| Some(s.dns_per_node_min),
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "registrations later than 30 s after the start",
+                ms: false,
+                get: &|s| Some(s.late_registrations as f64),
+                target: "",
+                verdict: None,
+            },
+        ];
+        for Row {
+            title,
+            ms: is_ms,
+            get,
+            target,
+            verdict,
+        } in rows
+        {
+            let mut row = format!("{title:<58}");
+            let mut any = false;
+            let mut new_median = None;
+            for &b in &present {
+                let xs = figures(&cell.runs[b], get);
+                any |= !xs.is_empty();
+                let text = if xs.is_empty() {
+                    "–".to_string()
+                } else if is_ms {
+                    spread(&xs)
+                } else {
+                    let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+                    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let m = median(xs.clone()).unwrap_or(0.0);
+                    // Counts plain, CPU seconds to the ms.
+                    let p = if xs.iter().all(|x| x.fract() == 0.0) {
+                        0
+                    } else if max < 10.0 {
+                        3
+                    } else {
+                        1
+                    };
+                    if xs.len() == 1 {
+                        format!("{m:.p$}")
+                    } else {
+                        format!("{m:.p$} [{min:.p$}–{max:.p$}]")
+                    }
+                };
+                if binaries[b].label == "new" {
+                    new_median = median(xs);
+                }
+                let _ = write!(row, " {text:<24}");
+            }
+            if !any {
+                continue;
+            }
+            row.push_str(&format!(" {target}"));
+            if let (Some(ok), Some(m)) = (verdict, new_median) {
+                let v = if ok(m) { "met" } else { "MISSED" };
+                row.push_str(&format!(" {v}"));
+                verdicts.push(format!(
+                    "{v:<8} {} hosts, {}: {title} ({target})",
+                    cell.size,
+                    show(cell.interval)
+                ));
+            }
+            line(row);
+            if title.starts_with("all distribution up")
+                && let Some(n) = nolib_boot
+            {
+                let mut ratio = format!("{:<58}", "  ratio of the medians to nolib");
+                for &b in &present {
+                    let r = median(figures(&cell.runs[b], get))
+                        .map_or("–".into(), |m| format!("{:.2}×", m / n));
+                    let _ = write!(ratio, " {r:<24}");
+                }
+                line(ratio);
+            }
+        }
+        let connects: Vec<(usize, &ConnectStats)> = present
+            .iter()
+            .flat_map(|&b| {
+                cell.runs[b]
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .filter_map(move |s| s.connects.as_ref().map(|c| (b, c)))
+                    // Only a variant that dials has calls to show.
+                    .filter(|(_, c)| c.by_rex + c.by_other > 0)
+            })
+            .collect();
+        for (b, c) in connects {
+            line(format!(
+                "  --trace-boot, {}: connect_node calls in the VMs until the boot mesh: {} through rex ({} true, {} false; {} before the peer had registered, {:.2} s inside them; {:.2} s inside all rex calls, {:.2} s inside the failed ones); {} by other callers",
+                binaries[b].label,
+                c.by_rex,
+                c.returned_true,
+                c.returned_false,
+                c.early,
+                c.early_secs,
+                c.rex_secs,
+                c.failed_secs,
+                c.by_other
+            ));
+        }
+        if !opts.dead_at(cell.size) {
+            line(format!(
+                "  not measured at {} hosts: the dead-peer phase (--dead-sizes; it does not depend on N)",
+                cell.size
+            ));
+        }
+        if present.iter().any(|&b| binaries[b].kind != Kind::Connect) {
+            line(
+                "  nolib, nolib+poll and selfonly boot only: no mesh, no disconnect, no cut (nothing meshes the VMs)."
+                    .into(),
+            );
+        }
+        line(String::new());
+    }
 
     line("## verdicts (new binary)".into());
     for v in &verdicts {

@@ -4,8 +4,10 @@
 # Usage (as root, from anywhere):
 #   bash bench/mesh.sh [--sizes 3,5,8] [--intervals 1s,5s] [--runs 3] [--only new|baseline]
 #                      [--dead-polls 24] [--dead-sizes 3] [--seed N]
+#                      [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--out NAME]
 # BEAMUP_BENCH_BASELINE=/path/to/beamup skips the baseline build; BEAMUP_BENCH_BASELINE_REV
-# picks another baseline commit (default d2e512b). Writes bench/results/mesh.txt.
+# picks another baseline commit (default d2e512b; issue 19's scale runs use d0d2058).
+# Writes bench/results/mesh.txt, or mesh-scale.txt when every size is 16 or more.
 # See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +15,17 @@ target="${CARGO_TARGET_DIR:-$PWD/target}"
 musl=x86_64-unknown-linux-musl
 
 only=""
+variants=""
 prev=""
 for arg in "$@"; do
   [ "$prev" = "--only" ] && only="$arg"
+  [ "$prev" = "--variants" ] && variants="$arg"
   prev="$arg"
 done
+# --variants without the baseline needs no baseline build either.
+if [ -n "$variants" ] && ! [[ ",$variants," == *",baseline,"* ]]; then
+  only="new"
+fi
 
 # The baseline in a target dir of its own: in the shared one, cargo would take the
 # baseline's artifacts for those of the checkout (same package, same unit hash, and a
@@ -31,6 +39,9 @@ if [ "$only" != "new" ] && [ -z "${BEAMUP_BENCH_BASELINE:-}" ]; then
     mkdir -p "$cache/src"
     # A plain export of the commit, not a worktree: nothing in the repository changes.
     git archive "$rev" | tar -x -C "$cache/src"
+    # The export sits under this checkout's target/, inside its workspace (a [workspace]
+    # since issue 18): an older commit without one becomes a workspace of its own.
+    grep -q '^\[workspace\]' "$cache/src/Cargo.toml" || printf '\n[workspace]\n' >> "$cache/src/Cargo.toml"
     (cd "$cache/src" && CARGO_TARGET_DIR="$cache/target" cargo build --release --quiet --locked --target "$musl")
     cp "$cache/target/$musl/release/beamup" "$cache/beamup.tmp"
     mv "$cache/beamup.tmp" "$cache/beamup"
