@@ -286,14 +286,12 @@ fn inet6_place(config: &Config) -> Option<String> {
     if !config.address.is_ipv6() {
         return None;
     }
-    let exported = ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"]
-        .into_iter()
-        .find(|name| {
-            config
-                .exports
-                .iter()
-                .any(|e| e.name == *name && e.expose().contains("inet6_tcp"))
-        });
+    let exported = release::INET6_VARIABLES.into_iter().find(|name| {
+        config
+            .exports
+            .iter()
+            .any(|e| e.name == *name && e.expose().contains("inet6_tcp"))
+    });
     let in_vm_args = config
         .files
         .iter()

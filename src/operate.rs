@@ -122,9 +122,14 @@ fn release_command(
     Err(exec_as(&found, &program, &command, env))
 }
 
-/// The variables beamup may put `-proto_dist inet6_tcp` into for an IPv6
-/// node (`BootState::inet6` names the one it used).
-const INET6_VARIABLES: [&str; 2] = ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"];
+/// The options variable beamup put `-proto_dist inet6_tcp` into at boot
+/// when its value was not recorded (it held a -setcookie, so it never is):
+/// the container's own value gets the `-proto_dist` back.
+fn unrecorded_inet6(s: &BootState) -> Option<&str> {
+    s.inet6
+        .as_deref()
+        .filter(|v| release::INET6_VARIABLES.contains(v) && !s.exports.contains_key(*v))
+}
 
 /// The variables that give a command the running node's identity: the
 /// recorded exports, and the cookie read again from its origin.
@@ -134,12 +139,7 @@ fn identity(s: &BootState, env: &Environment) -> Result<Vec<(String, Secret)>, F
         .iter()
         .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
         .collect();
-    // Options holding a -setcookie are not recorded (the cookie never is):
-    // the container's own value comes back with the `-proto_dist` beamup
-    // added to it at boot.
-    if let Some(var) = s.inet6.as_deref().filter(|v| INET6_VARIABLES.contains(v))
-        && !s.exports.contains_key(var)
-    {
+    if let Some(var) = unrecorded_inet6(s) {
         let value = crate::release::with_inet6(env.get(var));
         vars.push((var.to_string(), Secret::new(value)));
     }
@@ -176,11 +176,7 @@ fn shell_exports(s: &BootState, env: &Environment) -> Result<String, Failure> {
     for (name, value) in &s.exports {
         out.push_str(&format!("export {name}={}\n", single_quoted(value)));
     }
-    // Options holding a -setcookie were not recorded: the container's own
-    // value gets the `-proto_dist` beamup added at boot.
-    if let Some(var) = s.inet6.as_deref().filter(|v| INET6_VARIABLES.contains(v))
-        && !s.exports.contains_key(var)
-    {
+    if let Some(var) = unrecorded_inet6(s) {
         out.push_str(&format!(
             "case \" ${{{var}-}} \" in *inet6_tcp*) ;; *) export {var}=\"${{{var}:+${var} }}-proto_dist inet6_tcp\" ;; esac\n"
         ));

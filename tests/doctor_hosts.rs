@@ -29,6 +29,18 @@ fn ipv4_hosts<const N: usize>(tag: &str, names: [&str; N]) -> (Net, [Host; N]) {
     (net, hosts)
 }
 
+/// A zone under [`DOMAIN`] where each `(name, hosts)` group resolves to its hosts.
+fn zone(groups: &[(&str, &[&Host])]) -> Zone {
+    Zone {
+        search: vec![DOMAIN.into()],
+        a: groups
+            .iter()
+            .flat_map(|(g, hs)| hs.iter().map(move |h| (format!("{g}.{DOMAIN}"), h.addr())))
+            .collect(),
+        srv: Vec::new(),
+    }
+}
+
 /// Boots the demo release through beamup on `host`, with `extra` flags after the
 /// common ones (`--ip`, `--cookie-file`, `--interval 1s`).
 fn boot(host: &Host, dir: &Path, cookie: &Cookie, ip: &str, extra: &[&str]) -> Proc {
@@ -183,14 +195,6 @@ fn healthy_pair_then_cookie_no_epmd_and_missing_queries() {
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (mut net, hosts) = ipv4_hosts("doca", ["h1", "h2", "h3", "h4"]);
     let [h1, h2, h3, h4] = &hosts;
-    let zone = |groups: &[(&str, &[&Host])]| Zone {
-        search: vec![DOMAIN.into()],
-        a: groups
-            .iter()
-            .flat_map(|(g, hs)| hs.iter().map(move |h| (format!("{g}.{DOMAIN}"), h.addr())))
-            .collect(),
-        srv: Vec::new(),
-    };
     net.start_dns(&zone(&[
         ("demo", &[h1, h2]),
         ("mixed", &[h1, h2, h3, h4]),
@@ -603,14 +607,7 @@ fn day_two_commands_use_the_node_as_booted() {
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (mut net, hosts) = ipv4_hosts("docd", ["h1", "h2", "h3"]);
     let [h1, h2, h3] = &hosts;
-    net.start_dns(&Zone {
-        search: vec![DOMAIN.into()],
-        a: [h1, h2, h3]
-            .iter()
-            .map(|h| (format!("demo.{DOMAIN}"), h.addr()))
-            .collect(),
-        srv: Vec::new(),
-    });
+    net.start_dns(&zone(&[("demo", &[h1, h2, h3])]));
     let dir = TempDir::new("docd");
     let good = Cookie::new();
     let other = Cookie::new();

@@ -22,6 +22,7 @@ use testkit::{
 /// A deadline for conditions, not a timing assertion.
 const LONG: Duration = Duration::from_secs(60);
 use testkit::CONTAINER_PATH as PATH;
+use testkit::{succeeded as ok, text};
 
 /// A release running behind beamup, and the "container environment" it was given.
 struct Booted {
@@ -112,21 +113,6 @@ fn boot(
         container_env: env,
         vm,
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Names, sizes and modification times under `dir`: "changed nothing on disk".

@@ -51,6 +51,7 @@ const SLOW_INTERVAL: &str = "30s";
 /// the whole measurement runs inside the VM).
 const HEAL_BOUND_MS: i64 = 2_000;
 use testkit::CONTAINER_PATH as PATH;
+use testkit::{succeeded as ok, text};
 /// The line README documents for `rel/env.sh.eex`.
 const ENV_SH_LINE: &str = "\nif [ -z \"${RELEASE_NODE:-}\" ] && command -v beamup >/dev/null 2>&1; then eval \"$(beamup env)\"; fi\n";
 
@@ -75,21 +76,6 @@ impl Member {
     fn beamup(&self, args: &[&str]) -> Output {
         output_timeout(self.fresh(beamup_bin(), args), LONG)
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Boots `release` through `beamup --connect` on `host`, discovering `demo.svc.test`.

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use self::subcommands::{Call, Op, classify, subcommand_for};
-pub use self::traps::{Traps, traps, with_inet6};
+pub use self::traps::{INET6_VARIABLES, Traps, traps, with_inet6};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -37,6 +37,10 @@ pub fn traps(
     Traps { release, inet6 }
 }
 
+/// The variables beamup may put `-proto_dist inet6_tcp` into for an IPv6
+/// node (mix: ELIXIR_ERL_OPTIONS, plain: ERL_AFLAGS; relx: its vm.args).
+pub const INET6_VARIABLES: [&str; 2] = ["ELIXIR_ERL_OPTIONS", "ERL_AFLAGS"];
+
 /// OTP 25 honours `-proto_dist inet6_tcp` only when it is given once (twice,
 /// the node silently listens on IPv4): beamup adds it for an IPv6 node, and
 /// nowhere when the user's environment or env.sh already does.
