@@ -541,6 +541,21 @@ fn disconnect_expr(peer: &str) -> String {
     )
 }
 
+/// Elixir: with the relay suspended, `erlang:disconnect_node/1` of each of `peers`,
+/// then the relay resumed (it finds both nodedowns in its mailbox); prints `cut`.
+fn burst_expr(peers: &[&str]) -> String {
+    let cuts: String = peers
+        .iter()
+        .map(|p| format!("true = :erlang.disconnect_node(:\"{p}\"); "))
+        .collect();
+    format!(
+        "relay = Enum.find(Process.list(), fn p -> case Process.info(p, :dictionary) do \
+         {{:dictionary, d}} -> List.keymember?(d, :beamup_relay, 0); nil -> false end end); \
+         true = :erlang.suspend_process(relay); {cuts}Process.sleep(100); \
+         true = :erlang.resume_process(relay); IO.puts(:cut)"
+    )
+}
+
 /// Elixir: how many processes carry `beamup_relay` in their dictionary (the relay
 /// beamup's reporter starts in the VM, issue 11).
 const RELAY_COUNT: &str = "IO.puts(Enum.count(Process.list(), fn p -> \
@@ -1365,5 +1380,113 @@ fn a_dead_but_listed_peer_is_dialed_with_backoff_and_rejoins_when_restarted() {
     for m in &members[..victim] {
         stop_watch(m);
     }
+    assert_cookies_secret(&members, &[&cookie]);
+}
+
+/// Issue 19, on three hosts polling every 30 s (no poll explains what is seen):
+/// - a host booted after the others is dialed only once its epmd lists it: each
+///   reporter asks a newcomer's epmd before its first dial, so no dial fails during
+///   the boot (before, the first sync dialed every listed peer, up or not);
+/// - a link cut long enough for the peers to drop the host heals once it is back,
+///   well inside the interval: the peers of a dropped host ask its epmd every 200 ms
+///   and re-dial it as soon as it answers, ending the VM's own attempt, which would
+///   wait out its SYN retransmissions (before, the next poll or a retransmission
+///   seconds later healed it).
+#[test]
+fn newcomers_are_dialed_once_registered_and_a_restored_link_heals_between_polls() {
+    let _heavy = testkit::heavy::exclusive();
+    require(&["dnsmasq", "erl", "elixir", "epmd"]);
+    let (net, hosts, dir, vm_args) = demo_cluster("late", &["a", "b", "c"], true, false);
+    let cookie = Cookie::new();
+    let how = Boot {
+        interval: SLOW_INTERVAL,
+        ..connecting(&cookie, &vm_args)
+    };
+    // a and b first; DNS lists c from their first poll on, long before it boots.
+    let mut members: Vec<Member> = hosts[..2]
+        .iter()
+        .map(|h| boot(h, dir.path(), how))
+        .collect();
+    wait_views("the mesh of a and b", &full_mesh(&members));
+    members.push(boot(&hosts[2], dir.path(), how));
+    wait_views("the three-node mesh", &full_mesh(&members));
+    for m in &members {
+        let log = m.proc.log();
+        assert!(
+            !log.contains("connecting to peer failed"),
+            "{}: a dial failed during the boot (a peer dialed before its epmd listed \
+             it?):\n{log}",
+            m.host.name
+        );
+    }
+    let c = &members[2];
+    assert!(
+        c.proc
+            .log()
+            .contains("peer registered with its epmd; dialing it now"),
+        "c dialed its peers without asking their epmds first:\n{}",
+        c.proc.log()
+    );
+
+    // --- a burst of drops is one line -------------------------------------------------
+    // c cuts both its peers while its relay is suspended: the relay then forwards both
+    // nodedowns at once, and c's reporter says so in one line naming both.
+    let before = c.proc.log().len();
+    let answer = ask(c, &burst_expr(&[&members[0].node, &members[1].node]));
+    assert_eq!(
+        answer.lines().last(),
+        Some("cut"),
+        "cutting a and b in c: {answer}"
+    );
+    wait_views("the mesh after the burst", &full_mesh(&members));
+    let log = c.proc.log();
+    let said: Vec<&str> = log[before..]
+        .lines()
+        .filter(|l| l.contains(" dropped; re-dialing"))
+        .collect();
+    assert!(
+        said.len() == 1 && said[0].contains("the connections to 2 peers dropped"),
+        "c's reporter should say the burst of 2 drops in one line, said:\n{}",
+        said.join("\n")
+    );
+
+    // --- a cut link, restored --------------------------------------------------------
+    let a = &members[0];
+    start_watch(a);
+    let cut_at = now_ms();
+    net.link_down(&c.host);
+    wait_views("a and b to drop c", &mesh_without(&members, &[2]));
+    // Past the drop's re-dial and its first SYN retransmissions (1 and 3 s after it).
+    std::thread::sleep(Duration::from_secs(4));
+    let restored_at = now_ms();
+    net.link_up(&c.host);
+    let deadline = Instant::now() + HEAL_WAIT;
+    let healed_at = loop {
+        let seen = events(a);
+        if let Some(up) = up_after_down(&seen, &c.node, cut_at) {
+            break up;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a and c were not connected again {HEAL_WAIT:?} after the link came back \
+             (--interval {SLOW_INTERVAL}).\na saw:\n{}a's reporter:\n{}",
+            show_events(&seen),
+            a.proc.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let heal = healed_at - restored_at;
+    assert!(
+        heal <= HEAL_BOUND_MS,
+        "a and c were connected again only {heal} ms after the link came back (bound \
+         {HEAL_BOUND_MS} ms, --interval {SLOW_INTERVAL}): nothing watched the dropped peer"
+    );
+    println!(
+        "MEASURE link restored after a cut ≥ 4 s past the drop, --interval {SLOW_INTERVAL}: \
+         a and c connected again {heal} ms after the link (OS clock stamps; the bench has \
+         the target)"
+    );
+    stop_watch(a);
+    wait_views("the three-node mesh again", &full_mesh(&members));
     assert_cookies_secret(&members, &[&cookie]);
 }

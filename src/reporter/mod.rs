@@ -88,24 +88,16 @@ async fn report_forever(discovery: discovery::Settings, settings: ReporterSettin
         // registered (DNS is still polled only once per interval).
         loop {
             let news = tokio::select! {
-                () = tokio::time::sleep_until(next) => false,
-                () = reporter.news() => true,
+                () = tokio::time::sleep_until(next) => None,
+                news = reporter.news() => Some(news),
             };
-            if !news {
+            let Some(news) = news else {
                 break;
-            }
-            reporter.connect_only().await;
+            };
+            reporter.take_news(news).await;
         }
     }
 }
-
-/// How often `--connect` looks for a booting VM between polls, and for how
-/// long: the mesh forms as soon as the VM registers with epmd (a loopback
-/// request each time, nothing for the VM to do). A VM that has not
-/// registered after that (a release that never starts distribution, a crash
-/// loop) is looked for once per interval from then on.
-const BOOT_RETRY: Duration = Duration::from_millis(10);
-const BOOT_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// The reporter's state between polls.
 struct Reporter {
@@ -130,10 +122,6 @@ struct Reporter {
     /// Removed from the service (see `observe_self`).
     removed: bool,
     interval: Duration,
-    /// Since when the VM has been awaited (fast retries for BOOT_RETRY_FOR),
-    /// and whether the switch to once per interval was logged.
-    waiting_since: Option<tokio::time::Instant>,
-    said_slow: bool,
     /// `beamup status`'s view of this reporter (see `write_status`).
     live: Option<Live>,
 }
@@ -179,8 +167,6 @@ impl Reporter {
             own: Membership::new(settings.leave_after),
             removed: false,
             interval: settings.interval,
-            waiting_since: None,
-            said_slow: false,
             live: settings.status_file.clone().map(|path| {
                 let pid = std::process::id() as i32;
                 Live {
@@ -195,52 +181,28 @@ impl Reporter {
         }
     }
 
-    fn waiting_for_vm(&self) -> bool {
-        self.connect.as_ref().is_some_and(mesh::Mesh::waiting)
-    }
-
-    /// Whether to look for a booting VM again before the next poll: yes for
-    /// the first BOOT_RETRY_FOR of each wait, then no (the poll's own connect
-    /// attempt, once per interval, goes on), saying so once.
-    fn boot_retry_due(&mut self, now: tokio::time::Instant) -> bool {
-        if !self.waiting_for_vm() {
-            self.waiting_since = None;
-            self.said_slow = false;
-            return false;
-        }
-        let since = *self.waiting_since.get_or_insert(now);
-        if now.duration_since(since) < BOOT_RETRY_FOR {
-            return true;
-        }
-        if !self.said_slow {
-            info!(
-                "the release's VM has not registered with epmd for {BOOT_RETRY_FOR:?}; looking \
-                 for it once per interval ({:?}) from now on instead of every {BOOT_RETRY:?}",
-                self.interval
-            );
-            self.said_slow = true;
-        }
-        false
-    }
-
-    /// Resolves when there is reason to sync with the local node before the
-    /// next poll: the VM is awaited (every BOOT_RETRY), or the relay spoke.
-    /// Never resolves without `--connect`. Cancel-safe.
-    async fn news(&mut self) {
-        if self.boot_retry_due(tokio::time::Instant::now()) {
-            tokio::time::sleep(BOOT_RETRY).await;
-            return;
-        }
+    /// Resolves when the local side has news before the next poll (see
+    /// `Mesh::news`). Never resolves without `--connect`. Cancel-safe.
+    async fn news(&mut self) -> mesh::News {
         match self.connect.as_mut() {
-            Some(connect) => connect.next_events().await,
+            Some(connect) => connect.news().await,
             None => std::future::pending().await,
         }
     }
 
-    /// Between polls: connect the known peers only.
-    async fn connect_only(&mut self) {
-        if self.sync_connect(Vec::new(), SyncCause::Event).await {
-            self.write_status();
+    /// Between polls: a sync of the known peers when the news asks for one,
+    /// then the files.
+    async fn take_news(&mut self, news: mesh::News) {
+        match news {
+            mesh::News::Sync => {
+                if self.sync_connect(Vec::new(), SyncCause::Event).await {
+                    self.write_status();
+                }
+            }
+            mesh::News::Changed => {
+                self.dirty = true;
+                self.write_status();
+            }
         }
         self.flush();
     }
@@ -294,7 +256,7 @@ impl Reporter {
         loop {
             tokio::select! {
                 outcome = &mut poll => return outcome,
-                () = self.news() => self.connect_only().await,
+                news = self.news() => self.take_news(news).await,
             }
         }
     }
@@ -597,41 +559,5 @@ mod tests {
         );
         assert!(doc["updated"].as_u64().is_some_and(|t| t > 1_600_000_000));
         std::fs::remove_dir_all(&dir).expect("clean up");
-    }
-
-    /// A VM that never registers is looked for every BOOT_RETRY for
-    /// BOOT_RETRY_FOR, then once per interval (the poll's own attempt).
-    #[test]
-    fn boot_retries_back_off() {
-        let settings = ReporterSettings {
-            interval: Duration::from_secs(5),
-            leave_after: 3,
-            peers_file: None,
-            peers_format: PeersFormat::Lines,
-            connect: Some(ConnectSettings {
-                local_node: "demo@10.0.0.1".into(),
-                cookie: Secret::new("c"),
-                prune: false,
-                leave_when_unlisted: false,
-            }),
-            status_file: None,
-        };
-        let discovery = Discovery::new(discovery_settings(&["demo@10.0.0.2"])).expect("new");
-        let mut r = Reporter::new(&discovery, &settings);
-        assert!(r.waiting_for_vm(), "no VM reached yet");
-        let t0 = tokio::time::Instant::now();
-        let at = |secs: u64| t0 + Duration::from_secs(secs);
-        // (time since the wait began, fast retry due)
-        for (secs, due) in [(0, true), (10, true), (29, true), (30, false), (600, false)] {
-            assert_eq!(r.boot_retry_due(at(secs)), due, "{secs}s");
-        }
-        assert!(r.said_slow);
-        // Without --connect there is nothing to wait for.
-        let plain = ReporterSettings {
-            connect: None,
-            ..settings
-        };
-        let mut r = Reporter::new(&discovery, &plain);
-        assert!(!r.boot_retry_due(t0));
     }
 }

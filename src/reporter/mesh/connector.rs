@@ -44,9 +44,17 @@ const PRUNED_FOR_SYNCS: u64 = 60;
 const PRUNED_MAX: usize = 1024;
 /// Bound on one epmd probe of a failing peer (also at most the sync's wait).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// At most this many peers are probed per poll (a huge hostile answer must
-/// not open a socket per name); the rest rely on the backoff alone.
-const PROBES_PER_SYNC: usize = 32;
+/// At most this many peers are probed per sync, like the dials they stand
+/// in for (a huge hostile answer must not open a socket per name); the rest
+/// at the next.
+const PROBES_PER_SYNC: usize = MAX_DIALS_PER_SYNC;
+/// A peer whose connection dropped has its epmd asked this often between
+/// polls (see `Connector::watch`) ...
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// ... for this long after the drop; after that, once per poll.
+const WATCH_FOR: Duration = Duration::from_secs(60);
+/// Bound on one look for the local node in its epmd (a loopback request).
+const LOOK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The connection to the local node, as of one `sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +126,8 @@ pub struct Connector {
     held: Vec<NodeEvent>,
     /// "The local node cannot run the relay" was said (once per reporter).
     said_no_relay: bool,
+    /// When the dropped peers' epmds were last asked (see `watch`).
+    watched_at: Option<Instant>,
 }
 
 /// The relay of the current session.
@@ -134,6 +144,26 @@ enum Relay {
 
 fn start_connect(session: &Session, peer: &str) -> Result<PendingCall, DistError> {
     session.start_call("net_kernel", "connect_node", vec![atom(peer)])
+}
+
+/// The port `name` is registered on with the epmd at `addr`, if it is
+/// (and the epmd answers within `timeout`).
+async fn registered_port(addr: SocketAddr, name: &str, timeout: Duration) -> Option<u16> {
+    epmd::names(addr, timeout)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(|r| r.port)
+}
+
+/// What a batch of relay events asks of the reporter.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Sync now: a peer dropped, or a pruned node connected again.
+    pub sync: bool,
+    /// Discovered peers that came up (their state is `connected` now).
+    pub up: Vec<String>,
 }
 
 impl Connector {
@@ -157,6 +187,7 @@ impl Connector {
             events: None,
             held: Vec::new(),
             said_no_relay: false,
+            watched_at: None,
         }
     }
 
@@ -242,7 +273,7 @@ impl Connector {
             .connect_wait
             .map_or(session.call_timeout(), |w| w.min(session.call_timeout()));
         let deadline = Instant::now() + wait;
-        let (mut states, mut in_flight, backing_off) =
+        let (mut states, mut in_flight, to_probe) =
             self.start_dials(session, &names, &connected, cause);
         let prune_calls = if self.prune {
             let pruned = self.pruned.update(peers, left, cause);
@@ -250,15 +281,15 @@ impl Connector {
         } else {
             Vec::new()
         };
-        self.start_relay(session, cause).await;
-        if cause == SyncCause::Poll {
-            for i in self.probe_epmd(&names, backing_off, deadline).await {
-                match start_connect(session, names[i]) {
-                    Ok(call) => in_flight.push((i, call)),
-                    Err(e) => states[i] = PeerState::Failed(e.to_string()),
-                }
+        // Each peer its epmd lists (newly) is dialed as soon as it answers.
+        self.probe_epmd(&names, to_probe, deadline, |i| {
+            match start_connect(session, names[i]) {
+                Ok(call) => in_flight.push((i, call)),
+                Err(e) => states[i] = PeerState::Failed(e.to_string()),
             }
-        }
+        })
+        .await;
+        self.start_relay(session, cause).await;
 
         let mut lost: Option<DistError> = None;
         for (i, reply) in self.replies(in_flight, deadline).await {
@@ -295,8 +326,9 @@ impl Connector {
     }
 
     /// Starts connect_node for every missing peer that is due; returns the
-    /// state of every peer so far, the calls in flight and the peers left
-    /// waiting out their backoff (by index into `names`).
+    /// state of every peer so far, the calls in flight and the peers whose
+    /// epmd to ask first (by index into `names`): newcomers, and at a poll
+    /// the peers waiting out their backoff.
     fn start_dials(
         &mut self,
         session: &Session,
@@ -306,10 +338,13 @@ impl Connector {
     ) -> (Vec<PeerState>, Vec<(usize, PendingCall)>, Vec<usize>) {
         let mut states = Vec::with_capacity(names.len());
         let mut in_flight = Vec::new();
-        let mut backing_off = Vec::new();
+        let mut to_probe = Vec::new();
         let now = Instant::now();
         for (i, peer) in names.iter().enumerate() {
-            let dial = self.dials.entry((*peer).clone()).or_default();
+            let dial = self
+                .dials
+                .entry((*peer).clone())
+                .or_insert_with(|| Dial::new(peer));
             if **peer == self.local_node || connected.contains(*peer) {
                 dial.connected(now);
                 states.push(PeerState::Connected);
@@ -329,7 +364,9 @@ impl Connector {
             }
             if !dial.due(cause) {
                 states.push(dial.last.clone().unwrap_or(PeerState::Unknown));
-                backing_off.push(i);
+                if dial.probe_due(cause) {
+                    to_probe.push(i);
+                }
                 continue;
             }
             if in_flight.len() >= MAX_DIALS_PER_SYNC {
@@ -351,7 +388,7 @@ impl Connector {
                 "more peers to dial than one sync starts; the rest at the next sync"
             );
         }
-        (states, in_flight, backing_off)
+        (states, in_flight, to_probe)
     }
 
     /// The outcome of one connect_node: the peer's state, with the backoff
@@ -443,35 +480,47 @@ impl Connector {
         }
     }
 
-    /// Asks the epmd of each peer waiting out its backoff whether its node is
+    /// Asks the epmd of each peer in `to_probe` whether its node is
     /// registered (the reporter's own TCP request, not the VM's, and no
-    /// connect_node call); returns the peers whose node newly registered
-    /// (restarted, or reachable again after a cut link), to dial now.
+    /// connect_node call) and calls `dial_now` for each one newly registered
+    /// (a newcomer up, a peer restarted, a cut link restored) as it answers.
     async fn probe_epmd(
         &mut self,
         names: &[&String],
-        backing_off: Vec<usize>,
+        to_probe: Vec<usize>,
         deadline: Instant,
-    ) -> Vec<usize> {
+        mut dial_now: impl FnMut(usize),
+    ) {
         let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        let peers = to_probe.into_iter().map(|i| (i, names[i].as_str()));
+        self.probe(peers, timeout, |i, _| dial_now(i)).await;
+    }
+
+    /// Asks the epmd of each of `peers` (at most [`PROBES_PER_SYNC`], each
+    /// within `timeout`) whether its node is registered, records each answer
+    /// in the peer's [`Dial`], and calls `back` with each peer newly
+    /// registered as it answers. A drop meanwhile ends the probing: the rest
+    /// are aborted with the JoinSet (asked again next time), the drop is held
+    /// for `events`, and its sync comes first.
+    async fn probe<K: Send + 'static>(
+        &mut self,
+        peers: impl Iterator<Item = (K, &str)>,
+        timeout: Duration,
+        mut back: impl FnMut(K, &str),
+    ) {
         let mut probes = tokio::task::JoinSet::new();
-        for i in backing_off.into_iter().take(PROBES_PER_SYNC) {
-            let Some((name, ip)) = name_and_ip(names[i]) else {
+        for (key, node) in peers.take(PROBES_PER_SYNC) {
+            let Some((name, ip)) = name_and_ip(node) else {
                 continue;
             };
             let addr = SocketAddr::new(ip, self.options.epmd_port);
+            let node = node.to_owned();
             probes.spawn(async move {
-                let port = epmd::names(addr, timeout)
-                    .await
-                    .ok()
-                    .and_then(|names| names.into_iter().find(|r| r.name == name).map(|r| r.port));
-                (i, port)
+                let port = registered_port(addr, &name, timeout).await;
+                (key, node, port)
             });
         }
-        let mut back = Vec::new();
         loop {
-            // A drop meanwhile ends the probing (the rest are aborted with
-            // the JoinSet; the next poll probes again).
             let joined = tokio::select! {
                 joined = probes.join_next() => joined,
                 () = self.urgent_event() => None,
@@ -479,20 +528,97 @@ impl Connector {
             let Some(joined) = joined else {
                 break;
             };
-            let Ok((i, port)) = joined else {
+            let Ok((key, node, port)) = joined else {
                 continue;
             };
             if self
                 .dials
-                .get_mut(names[i].as_str())
+                .get_mut(&node)
                 .is_some_and(|dial| dial.probed(port))
             {
-                debug!(peer = %names[i], ?port, "peer registered with its epmd again; dialing it now");
-                back.push(i);
+                debug!(peer = %node, ?port, "peer registered with its epmd; dialing it now");
+                back(key, &node);
             }
         }
-        back.sort_unstable();
-        back
+    }
+
+    /// When the dropped peers' epmds are to be asked next: while any peer
+    /// whose connection dropped less than [`WATCH_FOR`] ago is not back,
+    /// every [`WATCH_EVERY`].
+    pub fn next_watch(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.dials
+            .values()
+            .any(|dial| dial.watched(now, WATCH_FOR))
+            .then(|| self.watched_at.map_or(now, |at| at + WATCH_EVERY))
+    }
+
+    /// Asks the epmd of every watched peer (see [`next_watch`]) whether its
+    /// node is registered again; true when one is: the sync that follows
+    /// dials it, so a restored link heals within about [`WATCH_EVERY`]
+    /// instead of at the next poll. The local node is asked nothing unless
+    /// one is back (see `abandon_setups`).
+    ///
+    /// [`next_watch`]: Connector::next_watch
+    pub async fn watch(&mut self) -> bool {
+        let now = Instant::now();
+        self.watched_at = Some(now);
+        let watched: Vec<String> = self
+            .dials
+            .iter()
+            .filter(|(_, dial)| dial.watched(now, WATCH_FOR))
+            .map(|(node, _)| node.clone())
+            .collect();
+        let mut back = Vec::new();
+        let peers = watched.iter().map(|node| ((), node.as_str()));
+        self.probe(peers, WATCH_EVERY, |(), node| back.push(node.to_owned()))
+            .await;
+        if back.is_empty() {
+            return false;
+        }
+        self.abandon_setups(&back).await;
+        true
+    }
+
+    /// The VM may still be setting up the connection the drop's own re-dial
+    /// began while the link was down: a TCP connect waiting out SYN
+    /// retransmissions (1, 3, 7 s...) until net_setuptime, and connect_node
+    /// joins that attempt instead of starting one. So the peers that are
+    /// back and still not connected have that attempt ended
+    /// (`erlang:disconnect_node/1` ends a pending one too) before the sync
+    /// dials them afresh. Best effort: failures show in that sync.
+    async fn abandon_setups(&self, back: &[String]) {
+        let Some(session) = self.session.as_ref().filter(|s| s.is_alive()) else {
+            return;
+        };
+        let Ok(connected) = session.nodes().await else {
+            return;
+        };
+        let deadline = Instant::now() + WATCH_EVERY;
+        let calls: Vec<PendingCall> = back
+            .iter()
+            .filter(|node| !connected.contains(node))
+            .filter_map(|node| {
+                session
+                    .start_call("erlang", "disconnect_node", vec![atom(node)])
+                    .ok()
+            })
+            .collect();
+        for call in calls {
+            let _ = call.wait_until(deadline).await;
+        }
+    }
+
+    /// Whether the local node is registered with its epmd: one loopback
+    /// request, the whole cost of a look while the VM boots (no session, no
+    /// report). A name without an address cannot be looked up this way and
+    /// counts as registered (the session attempt tells).
+    pub async fn local_registered(&self) -> bool {
+        let Some((name, ip)) = name_and_ip(&self.local_node) else {
+            return true;
+        };
+        let addr = SocketAddr::new(ip, self.options.epmd_port);
+        registered_port(addr, &name, LOOK_TIMEOUT).await.is_some()
     }
 
     /// The replies to `calls` as they come until `deadline`, in order; but
@@ -551,8 +677,14 @@ impl Connector {
     /// Takes in what the relay said since the last call. A burst of drops
     /// (OTP's `global` turns one disconnect into dozens across a cluster) is
     /// one info line, not one per peer.
-    pub fn observe(&mut self, events: Vec<NodeEvent>) {
+    ///
+    /// Only a dropped peer (re-dial it) or a pruned node that connected
+    /// again (disconnect it) needs a sync; a peer that came up is only
+    /// recorded (`Seen::up`): at a cluster's boot every node sees every
+    /// other come up, and a sync for each cost the VMs a call apiece.
+    pub fn observe(&mut self, events: Vec<NodeEvent>) -> Seen {
         let mut dropped: Vec<String> = Vec::new();
+        let mut seen = Seen::default();
         for event in events {
             match event {
                 NodeEvent::Ready => debug!(local = %self.local_node, "relay ready"),
@@ -560,6 +692,9 @@ impl Connector {
                 NodeEvent::Up(node) => {
                     if let Some(dial) = self.dials.get_mut(&node) {
                         dial.connected(Instant::now());
+                        seen.up.push(node);
+                    } else if self.pruned.contains(&node) {
+                        seen.sync = true;
                     }
                 }
                 NodeEvent::Down(node) => {
@@ -577,6 +712,7 @@ impl Connector {
                 }
             }
         }
+        seen.sync |= !dropped.is_empty();
         match dropped.as_slice() {
             [] => {}
             [peer] => {
@@ -589,6 +725,7 @@ impl Connector {
                 peers.len()
             ),
         }
+        seen
     }
 
     /// Waits for the relay's next events, returning every one queued; `None`
@@ -781,6 +918,10 @@ impl Pruned {
             );
         }
         self.nodes.keys().cloned().collect()
+    }
+
+    fn contains(&self, node: &str) -> bool {
+        self.nodes.contains_key(node)
     }
 
     /// A pruned node had to be disconnected again: it is still re-dialing.

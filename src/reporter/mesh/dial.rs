@@ -42,6 +42,10 @@ pub enum SyncCause {
 /// epmd shows its node newly registered (restarted, or a cut link restored).
 /// The failure count itself is forgotten only once a connection has lasted
 /// [`FLAP_WINDOW`], so a peer that keeps cutting us off backs off further.
+///
+/// A newcomer (never connected, never failed) is dialed only once its epmd
+/// lists it (issue 19: at a cluster's boot about half of the dials went to
+/// peers still booting, which then dial us themselves when they are up).
 #[derive(Debug, Default)]
 pub(super) struct Dial {
     pub(super) failures: u32,
@@ -59,6 +63,14 @@ pub(super) struct Dial {
     /// It was connected before the current failures (its first failure is a
     /// peer that went away: worth a warning at once).
     was_connected: bool,
+    /// When its connection last dropped (it is watched for a while: see
+    /// `Dial::watched`).
+    dropped_at: Option<Instant>,
+    /// A probe found it newly registered: dial it at the next sync,
+    /// whatever the sync's cause and the backoff.
+    back: bool,
+    /// Its name has an address whose epmd can be asked (not a host name).
+    probeable: bool,
     warned: bool,
 }
 
@@ -90,12 +102,22 @@ impl Noteworthy {
 }
 
 impl Dial {
+    /// A newly discovered peer: probed before its first dial when its name
+    /// holds an address.
+    pub(super) fn new(node: &str) -> Self {
+        Dial {
+            probeable: name_and_ip(node).is_some(),
+            ..Dial::default()
+        }
+    }
+
     pub(super) fn connected(&mut self, now: Instant) {
         self.connected_since.get_or_insert(now);
         self.was_connected = true;
         self.wait = 0;
         self.last = None;
         self.epmd = None;
+        self.back = false;
     }
 
     /// It is not connected (any more): if it was, a connection that lasted
@@ -104,6 +126,7 @@ impl Dial {
     /// counted as a failure.
     pub(super) fn disconnected(&mut self, now: Instant) -> Option<Duration> {
         let up = now.saturating_duration_since(self.connected_since.take()?);
+        self.dropped_at = Some(now);
         if up < FLAP_WINDOW {
             self.quick_drops = self.quick_drops.saturating_add(1);
             if self.quick_drops > 1 {
@@ -122,15 +145,50 @@ impl Dial {
         self.wait = self.wait.saturating_sub(1);
     }
 
-    /// Whether to call connect_node now: always for a peer with no failures;
-    /// on a poll once its wait is over.
+    /// Whether to call connect_node now: at once when a probe found it back,
+    /// or for a dropped peer with no failures; on a poll once its wait is
+    /// over; a newcomer only once a probe found it registered.
     pub(super) fn due(&self, cause: SyncCause) -> bool {
+        if self.back {
+            return true;
+        }
+        if self.newcomer() {
+            return false;
+        }
         self.failures == 0 || (cause == SyncCause::Poll && self.wait == 0)
+    }
+
+    /// Never connected and never failed: its epmd is asked before it is
+    /// dialed.
+    pub(super) fn newcomer(&self) -> bool {
+        self.probeable
+            && !self.was_connected
+            && self.failures == 0
+            && self.connected_since.is_none()
+    }
+
+    /// Whether a sync of this cause asks its epmd: a newcomer at its first
+    /// sync and at every poll; a peer backing off at every poll.
+    pub(super) fn probe_due(&self, cause: SyncCause) -> bool {
+        !self.back && (cause == SyncCause::Poll || (self.newcomer() && self.epmd.is_none()))
+    }
+
+    /// Whether it is watched (its epmd asked every `WATCH_EVERY` between
+    /// polls): its connection dropped less than `for_` ago and it is not
+    /// back yet, so a restored link heals in a fraction of a second rather
+    /// than at the next poll.
+    pub(super) fn watched(&self, now: Instant, for_: Duration) -> bool {
+        !self.back
+            && self.connected_since.is_none()
+            && self
+                .dropped_at
+                .is_some_and(|at| now.saturating_duration_since(at) < for_)
     }
 
     pub(super) fn failed(&mut self, state: PeerState) -> Noteworthy {
         self.failures = self.failures.saturating_add(1);
         self.connected_since = None;
+        self.back = false;
         // Not probed yet: the failed call stands for "not there", so a first
         // probe that finds the node registered (it finished booting, or its
         // own reporter does not list us yet) dials it at once.
@@ -149,10 +207,16 @@ impl Dial {
     }
 
     /// Records an epmd probe; true when the node newly registered: it was
-    /// absent or unreachable at the last probe, or on another port.
+    /// absent or unreachable at the last probe (a newcomer counts as absent
+    /// before its first), or on another port. It is then due at once.
     pub(super) fn probed(&mut self, port: Option<u16>) -> bool {
+        if self.newcomer() {
+            self.epmd.get_or_insert(None);
+        }
         let before = self.epmd.replace(port);
-        matches!((before, port), (Some(was), Some(now)) if was != Some(now))
+        let back = matches!((before, port), (Some(was), Some(now)) if was != Some(now));
+        self.back |= back;
+        back
     }
 }
 
@@ -251,6 +315,49 @@ mod tests {
         assert!(dial.probed(Some(4370)));
         dial.failed(failed());
         assert!(!dial.probed(Some(4370)));
+    }
+
+    /// Issue 19: a newcomer is asked before it is dialed; a dropped peer is
+    /// watched for a while and dialed as soon as its epmd lists it again.
+    #[test]
+    fn newcomers_wait_for_their_epmd_and_dropped_peers_are_watched() {
+        let watch_for = Duration::from_secs(60);
+        let mut dial = Dial::new("demo@10.0.0.2");
+        assert!(dial.newcomer());
+        // Never dialed blind: asked at its first sync, later at polls only.
+        assert!(!dial.due(SyncCause::Event) && !dial.due(SyncCause::Poll));
+        assert!(dial.probe_due(SyncCause::Event));
+        assert!(!dial.probed(None), "still booting");
+        assert!(!dial.probe_due(SyncCause::Event));
+        assert!(dial.probe_due(SyncCause::Poll));
+        assert!(!dial.due(SyncCause::Poll));
+        assert!(dial.probed(Some(4370)), "registered: dial it");
+        assert!(dial.due(SyncCause::Event));
+        assert!(!dial.probe_due(SyncCause::Poll), "due already");
+
+        // Connected, then its link is cut: the re-dial fails and it is
+        // watched until it is back or the watch is over.
+        let t0 = Instant::now();
+        dial.connected(t0);
+        assert!(!dial.newcomer() && !dial.watched(t0, watch_for));
+        let dropped = t0 + Duration::from_secs(5);
+        assert_eq!(dial.disconnected(dropped), None);
+        assert!(dial.due(SyncCause::Event), "a drop is re-dialed at once");
+        dial.failed(PeerState::Failed("timeout".into()));
+        assert!(dial.watched(dropped, watch_for));
+        assert!(!dial.watched(dropped + watch_for, watch_for));
+        assert!(!dial.due(SyncCause::Event));
+        assert!(!dial.probed(None), "the link is still down");
+        assert!(dial.probed(Some(4370)), "the link is back");
+        assert!(dial.due(SyncCause::Event));
+        assert!(
+            !dial.watched(dropped, watch_for),
+            "back: dialed, not watched"
+        );
+
+        // A host name has no epmd address to ask: dialed as before.
+        let named = Dial::new("demo@host.example");
+        assert!(!named.newcomer() && named.due(SyncCause::Event));
     }
 
     #[test]

@@ -6,19 +6,23 @@
 //! - this file: what the reporter calls ([`Mesh`]) and the per-peer log;
 //! - [`connector`]: the session to the local node, its relay, the syncs
 //!   (whom to dial, prune, leave);
-//! - [`dial`]: one peer's dialing policy (backoff, quick drops, probes).
+//! - [`dial`]: one peer's dialing policy (backoff, quick drops, probes);
+//! - [`wait`]: how often the booting VM is looked for.
 
 mod connector;
 mod dial;
+mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::{debug, info};
 
-pub use self::connector::{Connector, LocalState, SyncReport};
+pub use self::connector::{Connector, LocalState, Seen, SyncReport};
 pub use self::dial::SyncCause;
+use self::wait::VmWait;
 use super::ConnectSettings;
 use crate::naming;
 use crate::peer::PeerState;
@@ -27,6 +31,20 @@ pub struct Mesh {
     connector: Connector,
     local: Option<LocalState>,
     peers: BTreeMap<String, PeerState>,
+    /// The look-ups of the booting VM.
+    wait: VmWait,
+    interval: Duration,
+}
+
+/// What the local side says between polls.
+#[derive(Debug, PartialEq, Eq)]
+pub enum News {
+    /// Sync now: the VM registered, a peer dropped (or a dropped one is
+    /// back), a pruned node connected again, or the connection to the VM
+    /// ended.
+    Sync,
+    /// Peers came up: only their states changed (rewrite the files).
+    Changed,
 }
 
 impl Mesh {
@@ -47,6 +65,8 @@ impl Mesh {
             connector,
             local: None,
             peers: BTreeMap::new(),
+            wait: VmWait::default(),
+            interval,
         }
     }
 
@@ -78,13 +98,63 @@ impl Mesh {
         self.absorb(report)
     }
 
-    /// Waits for what the relay in the local node says next and takes it in;
-    /// the caller syncs then. Cancel-safe; never returns while there is no
-    /// connection to the local node.
-    pub async fn next_events(&mut self) {
-        // None: the connection ended, and the sync that follows reconnects.
-        let events = self.connector.events().await.unwrap_or_default();
-        self.connector.observe(events);
+    /// Waits for news from the local side and takes it in: while the VM
+    /// boots, looks for it (see [`VmWait`]); once connected, what the relay
+    /// in the VM says, and the watch of dropped peers' epmds. Cancel-safe;
+    /// while there is nothing to wait for (no connection, the VM not looked
+    /// for any more) it never returns: the next poll syncs.
+    pub async fn news(&mut self) -> News {
+        loop {
+            if self.waiting() {
+                let Some(delay) = self.wait.next_check(Instant::now(), self.interval) else {
+                    return std::future::pending().await;
+                };
+                tokio::time::sleep(delay).await;
+                if self.wait.look_due(Instant::now()) && self.connector.local_registered().await {
+                    return News::Sync;
+                }
+                continue;
+            }
+            self.wait.reset();
+            let watch = self.connector.next_watch();
+            tokio::select! {
+                events = self.connector.events() => {
+                    // None: the connection ended, and the sync reconnects.
+                    let Some(events) = events else {
+                        return News::Sync;
+                    };
+                    let seen = self.connector.observe(events);
+                    let changed = self.came_up(&seen.up);
+                    if seen.sync {
+                        return News::Sync;
+                    }
+                    if changed {
+                        return News::Changed;
+                    }
+                }
+                () = tokio::time::sleep_until(watch.unwrap_or_else(Instant::now)), if watch.is_some() => {
+                    if self.connector.watch().await {
+                        return News::Sync;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Peers the relay saw come up are connected; returns whether any state
+    /// changed.
+    fn came_up(&mut self, nodes: &[String]) -> bool {
+        let mut changed = false;
+        for node in nodes {
+            if let Some(state) = self.peers.get_mut(node)
+                && *state != PeerState::Connected
+            {
+                info!(peer = %node, "peer connected");
+                *state = PeerState::Connected;
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Logs transitions and keeps the latest states.
