@@ -3,12 +3,13 @@
 //! exec, so its parent is the release (the start scripts and `erlexec` exec
 //! all the way to `beam.smp`); with `--init` its parent is beamup, and the
 //! release is the parent's other child. So: the parent and its children,
-//! the reporter itself left out. Read from `/proc/PID/stat` (utime +
-//! stime of all its threads): one small file per process, nothing woken.
+//! the reporter itself left out. Read from each one's process CPU clock
+//! (all its threads, in ns): one syscall per process, nothing woken.
 
 use std::io::Read;
 
-use nix::unistd::{getpid, getppid};
+use nix::time::{clock_getcpuclockid, clock_gettime};
+use nix::unistd::{Pid, getpid, getppid};
 
 /// Re-read the parent's children every this many reads (under `--init` the
 /// release is spawned just after the reporter).
@@ -28,12 +29,10 @@ pub struct ReleaseCpu {
 
 impl ReleaseCpu {
     pub fn of_parent() -> Self {
-        let parent = getppid().as_raw();
-        let exe = |pid: String| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         ReleaseCpu {
-            parent,
+            parent: getppid().as_raw(),
             own: getpid().as_raw(),
-            supervised: exe("self".into()).is_some_and(|own| exe(parent.to_string()) == Some(own)),
+            supervised: true,
             children: Vec::new(),
             reads: 0,
         }
@@ -42,6 +41,11 @@ impl ReleaseCpu {
     /// The CPU time used by the release so far, in ns; None when /proc
     /// cannot tell (the parent gone, /proc not mounted).
     pub fn used_ns(&mut self) -> Option<u64> {
+        // Asked until it says no: the reporter starts before beamup execs
+        // the release, so its parent runs beamup for a moment in either mode.
+        if self.supervised {
+            self.supervised = runs_beamup(self.parent);
+        }
         if !self.supervised {
             return on_cpu_ns(self.parent);
         }
@@ -59,25 +63,20 @@ impl ReleaseCpu {
     }
 }
 
-/// CPU time used by all of `pid`'s threads, in ns: utime + stime of
-/// /proc/PID/stat (clock ticks; /proc/PID/schedstat would be the main
-/// thread's only, and a VM's schedulers are other threads).
-fn on_cpu_ns(pid: i32) -> Option<u64> {
-    let text = read_small(&format!("/proc/{pid}/stat"))?;
-    // After the command name, which may hold spaces and parentheses: field 3
-    // (state) on; utime and stime are fields 14 and 15.
-    let mut fields = text.get(text.rfind(')')? + 1..)?.split_ascii_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime).saturating_mul(ns_per_tick()))
+/// Whether `pid` runs this very program (beamup staying PID 1 with `--init`).
+fn runs_beamup(pid: i32) -> bool {
+    let exe = |pid: &str| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    exe("self").is_some_and(|own| exe(&pid.to_string()) == Some(own))
 }
 
-/// Nanoseconds per clock tick (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
-fn ns_per_tick() -> u64 {
-    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
-        Ok(Some(hz)) if hz > 0 => 1_000_000_000 / hz as u64,
-        _ => 10_000_000,
-    }
+/// CPU time used by all of `pid`'s threads so far, in ns: its process CPU
+/// clock (`clock_getcpuclockid(3)`), one syscall, no file.
+fn on_cpu_ns(pid: i32) -> Option<u64> {
+    let clock = clock_getcpuclockid(Pid::from_raw(pid)).ok()?;
+    let used = clock_gettime(clock).ok()?;
+    let secs = u64::try_from(used.tv_sec()).ok()?;
+    let nanos = u64::try_from(used.tv_nsec()).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
 /// The PIDs of `pid`'s children (/proc/PID/task/PID/children).
@@ -113,9 +112,14 @@ mod tests {
     fn the_parent_and_its_children_have_a_cpu_clock() {
         let mut cpu = ReleaseCpu::of_parent();
         assert!(cpu.used_ns().is_some(), "/proc/PPID/stat is readable");
-        assert!(!cpu.supervised, "the test runner is not this binary");
+        assert!(
+            !cpu.supervised,
+            "the test runner's parent is not this binary"
+        );
+        assert!(runs_beamup(cpu.own), "the test process runs itself");
         assert!(!cpu.children.contains(&cpu.own));
-        assert!(on_cpu_ns(i32::MAX).is_none(), "no such process");
+        // Above PID_MAX_LIMIT (2^22): never a process.
+        assert!(on_cpu_ns(4_194_305).is_none(), "no such process");
     }
 
     /// All threads count: CPU burnt in another thread of this process shows

@@ -7,9 +7,9 @@
 //!
 //! So the pace is the VM's own: one look per [`LOOK_PER_CPU`] of CPU time
 //! the release has used (`ReleaseCpu`: one small /proc read, done when the
-//! release may have used that much at its recent pace, every 10 to 100 ms).
+//! release may have used that much at its recent pace, every 10 to 50 ms).
 //! A VM booting at full speed is looked for every 10 ms, as before; one that
-//! gets a twelfth of a core, about every 100 ms. When /proc cannot tell, the
+//! gets a twelfth of a core, about every 40 ms. When /proc cannot tell, the
 //! pace is the clock's: every [`CHECK`] for the first [`FAST_FOR`], then
 //! every [`SLOWER`]. After [`LOOK_FOR`] the poll's own attempt, once per
 //! interval, goes on alone.
@@ -26,12 +26,12 @@ use crate::process::release_cpu::ReleaseCpu;
 /// [`CHECK_MAX`] and at most every [`CHECK`] (also the pace without a CPU
 /// clock).
 const CHECK: Duration = Duration::from_millis(10);
-const CHECK_MAX: Duration = Duration::from_millis(100);
+const CHECK_MAX: Duration = Duration::from_millis(50);
 /// One look per this much CPU time of the release.
-const LOOK_PER_CPU: Duration = Duration::from_millis(10);
+const LOOK_PER_CPU: Duration = Duration::from_millis(3);
 /// And at least one look per this much wall time (a VM that waits on I/O
 /// uses no CPU, but may register meanwhile).
-const LOOK_AT_LEAST: Duration = Duration::from_secs(1);
+const LOOK_AT_LEAST: Duration = Duration::from_millis(250);
 /// Without a CPU clock: every [`CHECK`] for this long, then every [`SLOWER`].
 const FAST_FOR: Duration = Duration::from_secs(1);
 const SLOWER: Duration = Duration::from_millis(20);
@@ -129,8 +129,8 @@ impl VmWait {
     }
 
     /// How long until the next read: the time the release needs for the
-    /// rest of [`LOOK_PER_CPU`] at its recent pace (a tenth of a core at
-    /// least), within [`CHECK`]..[`CHECK_MAX`].
+    /// rest of [`LOOK_PER_CPU`] at its recent pace (a twentieth of a core
+    /// at least), within [`CHECK`]..[`CHECK_MAX`].
     fn check_delay(&self) -> Duration {
         let (Some((_, Some(at_look))), Some((_, used))) = (self.looked, self.checked) else {
             return if self.looked.is_none() {
@@ -140,7 +140,7 @@ impl VmWait {
             };
         };
         let left = LOOK_PER_CPU.as_nanos() as f64 - used.saturating_sub(at_look) as f64;
-        let wall = left.max(0.0) / self.pace.max(0.1);
+        let wall = left.max(0.0) / self.pace.max(0.05);
         Duration::from_nanos(wall as u64).clamp(CHECK, CHECK_MAX)
     }
 
@@ -198,11 +198,11 @@ mod tests {
         // (wall ms since the last look, release CPU ms now, due)
         let table = [
             (10, cpu_ms(101), false), // the VM got 1 ms of CPU in 10 ms: a busy machine
-            (50, cpu_ms(109), false),
-            (60, cpu_ms(110), true),    // 10 ms of its CPU since the look
-            (1_060, cpu_ms(110), true), // no CPU for a second: a look all the same
-            (1_070, None, false),       // /proc cannot tell: 10 ms by the clock...
-            (1_080, None, true),
+            (20, cpu_ms(102), false),
+            (30, cpu_ms(103), true), // LOOK_PER_CPU (3 ms) of its CPU since the look
+            (280, cpu_ms(103), true), // no CPU for LOOK_AT_LEAST: a look all the same
+            (285, None, false),      // /proc cannot tell: 10 ms by the clock...
+            (290, None, true),
         ];
         for (at, cpu, want) in table {
             assert_eq!(wait.due_at(ms(at), cpu), want, "at {at} ms");
@@ -218,13 +218,12 @@ mod tests {
             ..VmWait::default()
         };
         wait.paced(ms(0), cpu_ms(100));
-        wait.paced(ms(10), cpu_ms(102)); // a fifth of a core: 8 ms left, 40 ms
-        assert_eq!(wait.check_delay(), Duration::from_millis(40));
-        wait.paced(ms(20), cpu_ms(112)); // a whole core: due now, but not sooner than CHECK
-        assert_eq!(wait.check_delay(), CHECK);
-        wait.paced(ms(120), cpu_ms(112)); // idle: a tenth of a core assumed, capped
-        wait.looked = Some((ms(120), cpu_ms(112)));
+        wait.paced(ms(10), cpu_ms(100)); // idle: a twentieth of a core assumed, capped
         assert_eq!(wait.check_delay(), CHECK_MAX);
+        wait.paced(ms(20), cpu_ms(101)); // a tenth of a core, 2 ms left: 20 ms
+        assert_eq!(wait.check_delay(), Duration::from_millis(20));
+        wait.paced(ms(30), cpu_ms(103)); // faster: due now, but not sooner than CHECK
+        assert_eq!(wait.check_delay(), CHECK);
         // ... and without a clock, after FAST_FOR, every SLOWER.
         assert!(!wait.by_clock(ms(1_500), ms(1_490)));
         assert!(wait.by_clock(ms(1_500), ms(1_480)));
