@@ -47,7 +47,7 @@ pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32,
     let record = call
         .boots()
         .then(|| boot_state(&config, &program, cookie_origin(&config, flags)));
-    let record_claimed = claim_names(&names_to_claim(&config, record.as_ref(), env))?;
+    let record_claim = claim_names(&names_to_claim(&config, record.as_ref(), env))?;
     write_files(&config.files)?;
     tracing::info!(
         node = %config.node,
@@ -60,8 +60,14 @@ pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32,
     // A command for a node that is not running here (e.g. `eval`) runs
     // without a reporter and leaves the boot record alone.
     let reporter = if let Some(record) = &record {
-        if !record_claimed {
-            record_boot(&config, record, env);
+        match record_claim {
+            RecordClaim::Written => {
+                tracing::debug!(path = %state::state_path(&env.render_dir(&config.node)).display(), "boot state recorded");
+            }
+            RecordClaim::Kept(dir) => state::write_boot_in(&dir, record),
+            RecordClaim::NotWritten => {
+                state::write_boot(&env.render_dir(&config.node), record);
+            }
         }
         reporter_body(&config)
     } else {
@@ -188,26 +194,76 @@ fn names_to_claim(config: &Config, record: Option<&BootState>, env: &Environment
     names
 }
 
+/// What the claims did with the boot record's name.
+enum RecordClaim {
+    /// The name was free: created holding the record.
+    Written,
+    /// An earlier boot's record is there, in this directory (opened once
+    /// for the claims and the write).
+    Kept(safe_file::Dir),
+    /// Not written by its claim (the record could not be encoded, or the
+    /// boot does not start the node).
+    NotWritten,
+}
+
 /// Claims `names` before anything else is written and before the exec: all
 /// are checked first, so a refused one leaves nothing half-claimed; then
 /// each free one is created exclusively (`safe_file::claim`), and no other
 /// user can take it while the node runs. Another user's entry or a directory
-/// at a name is exit 3 naming the path, its owner and the fix. Returns
-/// whether the boot record was written by its claim (its name was free).
-fn claim_names(names: &[Name]) -> Result<bool, Failure> {
+/// at a name is exit 3 naming the path, its owner and the fix. Each
+/// directory is opened (walked from `/` and checked) once for all its names
+/// (issue 19).
+fn claim_names(names: &[Name]) -> Result<RecordClaim, Failure> {
+    // (directory, file name) of each name, and each directory once: None
+    // until it exists (its first claim makes it).
+    let mut places = Vec::with_capacity(names.len());
+    let mut dirs: Vec<(PathBuf, Option<safe_file::Dir>)> = Vec::new();
     for name in names {
-        safe_file::check_claim(&name.path)
-            .with_context(|| name.what.clone())
-            .or_exit(ExitCode::Config)?;
+        let (dir, file) = safe_file::split(&name.path).map_err(|e| refused(name, e))?;
+        let i = match dirs.iter().position(|(d, _)| *d == dir) {
+            Some(i) => i,
+            None => {
+                let opened = safe_file::Dir::open_existing(&dir).map_err(|e| refused(name, e))?;
+                dirs.push((dir, opened));
+                dirs.len() - 1
+            }
+        };
+        if let Some(d) = &dirs[i].1 {
+            d.check_claim(&file, &name.path)
+                .map_err(|e| refused(name, e))?;
+        }
+        places.push((i, file));
     }
-    let mut record_written = false;
-    for name in names {
-        let claimed = safe_file::claim(&name.path, name.mode, &name.initial)
-            .with_context(|| name.what.clone())
-            .or_exit(ExitCode::Config)?;
-        record_written |= name.record && claimed == safe_file::Claimed::Created;
+    let mut record = RecordClaim::NotWritten;
+    let mut record_dir = None;
+    for (name, (i, file)) in names.iter().zip(&places) {
+        let (path, opened) = &mut dirs[*i];
+        let dir = match opened {
+            Some(dir) => dir,
+            None => opened.insert(
+                safe_file::Dir::open(path, Some(safe_file::dir_mode_for(name.mode)))
+                    .map_err(|e| refused(name, e))?,
+            ),
+        };
+        let claimed = dir
+            .claim(file, &name.path, name.mode, &name.initial)
+            .map_err(|e| refused(name, e))?;
+        if name.record {
+            match claimed {
+                safe_file::Claimed::Created => record = RecordClaim::Written,
+                safe_file::Claimed::Kept => record_dir = Some(*i),
+            }
+        }
     }
-    Ok(record_written)
+    Ok(match record_dir.and_then(|i| dirs.swap_remove(i).1) {
+        Some(dir) => RecordClaim::Kept(dir),
+        None => record,
+    })
+}
+
+/// A name that cannot be claimed: exit 3, saying which name.
+fn refused(name: &Name, e: anyhow::Error) -> Failure {
+    Failure::new(ExitCode::Config, e.context(name.what.clone()))
 }
 
 /// Exec mode: the reporter is forked just before the exec, so a failure to
@@ -231,13 +287,6 @@ fn reporter_body(config: &Config) -> Option<impl Fn() + use<>> {
         let settings = config.reporter.clone();
         move || reporter::run_child(discovery.clone(), settings.clone())
     })
-}
-
-/// Records the boot (in the render directory of the node `config`
-/// describes), just before the fork/exec, over the record of an earlier
-/// boot its claim kept.
-fn record_boot(config: &Config, record: &BootState, env: &Environment) {
-    state::write_boot(&env.render_dir(&config.node), record);
 }
 
 /// The record of what `config` decided, for the process about to exec.

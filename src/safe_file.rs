@@ -68,16 +68,81 @@ fn write_file(path: &Path, contents: &[u8], mode: u32, sync: bool) -> anyhow::Re
 /// again (issue 19).
 pub struct Dir {
     fd: OwnedFd,
+    /// Its status as checked when it was opened.
+    stat: FileStat,
     path: PathBuf,
 }
 
 impl Dir {
     /// [`open_dir`]: `create` makes missing directories with that mode.
     pub fn open(path: &Path, create: Option<u32>) -> anyhow::Result<Dir> {
+        let (fd, stat) = walk(path, create)?;
         Ok(Dir {
-            fd: open_dir(path, create)?,
+            fd,
+            stat,
             path: path.to_path_buf(),
         })
+    }
+
+    /// [`Dir::open`] of a directory that may not exist yet: None then.
+    pub fn open_existing(path: &Path) -> anyhow::Result<Option<Dir>> {
+        match Dir::open(path, None) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`claim`] of `name` in this directory (`path` names it in errors).
+    pub fn claim(
+        &self,
+        name: &str,
+        path: &Path,
+        mode: u32,
+        initial: &[u8],
+    ) -> anyhow::Result<Claimed> {
+        for _ in 0..4 {
+            match openat(
+                &self.fd,
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::S_IRUSR | Mode::S_IWUSR,
+            ) {
+                Ok(fd) => {
+                    return fill(File::from(fd), initial, mode, false)
+                        .map(|()| Claimed::Created)
+                        .with_context(|| format!("while creating {}", path.display()));
+                }
+                Err(Errno::EEXIST) => match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    Ok(entry) => {
+                        return ours_to_replace(&entry, &self.stat, path).map(|()| Claimed::Kept);
+                    }
+                    // Removed in between: try again.
+                    Err(Errno::ENOENT) => continue,
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("while checking {}", path.display()));
+                    }
+                },
+                Err(e) => {
+                    return Err(e).with_context(|| format!("while creating {}", path.display()));
+                }
+            }
+        }
+        bail!("{} keeps changing while beamup claims it", path.display())
+    }
+
+    /// [`check_claim`] of `name` in this directory (`path` names it in errors).
+    pub fn check_claim(&self, name: &str, path: &Path) -> anyhow::Result<()> {
+        match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(entry) => ours_to_replace(&entry, &self.stat, path),
+            Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("while checking {}", path.display())),
+        }
     }
 
     /// The path of `name` in this directory, for messages.
@@ -212,37 +277,7 @@ fn why_not_replaced(e: Errno, dirfd: &OwnedFd, name: &str, path: &Path) -> anyho
 /// error names the path, the owner and the fix.
 pub fn claim(path: &Path, mode: u32, initial: &[u8]) -> anyhow::Result<Claimed> {
     let (dir, name) = split(path)?;
-    let dirfd = open_dir(&dir, Some(dir_mode_for(mode)))?;
-    let dir_stat = fstat(&dirfd).with_context(|| format!("while checking {}", dir.display()))?;
-    for _ in 0..4 {
-        match openat(
-            &dirfd,
-            name.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::S_IRUSR | Mode::S_IWUSR,
-        ) {
-            Ok(fd) => {
-                return fill(File::from(fd), initial, mode, false)
-                    .map(|()| Claimed::Created)
-                    .with_context(|| format!("while creating {}", path.display()));
-            }
-            Err(Errno::EEXIST) => {
-                match fstatat(&dirfd, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                    Ok(entry) => {
-                        return ours_to_replace(&entry, &dir_stat, path).map(|()| Claimed::Kept);
-                    }
-                    // Removed in between: try again.
-                    Err(Errno::ENOENT) => continue,
-                    Err(e) => {
-                        return Err(e)
-                            .with_context(|| format!("while checking {}", path.display()));
-                    }
-                }
-            }
-            Err(e) => return Err(e).with_context(|| format!("while creating {}", path.display())),
-        }
-    }
-    bail!("{} keeps changing while beamup claims it", path.display())
+    Dir::open(&dir, Some(dir_mode_for(mode)))?.claim(&name, path, mode, initial)
 }
 
 /// What [`claim`] found at the name.
@@ -259,17 +294,10 @@ pub enum Claimed {
 /// first, so a boot that [`claim`] would refuse halfway creates nothing.
 pub fn check_claim(path: &Path) -> anyhow::Result<()> {
     let (dir, name) = split(path)?;
-    let dirfd = match open_dir(&dir, None) {
-        Ok(fd) => fd,
+    match Dir::open_existing(&dir)? {
+        Some(dir) => dir.check_claim(&name, path),
         // Made by beamup itself when claimed.
-        Err(e) if is_not_found(&e) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let dir_stat = fstat(&dirfd).with_context(|| format!("while checking {}", dir.display()))?;
-    match fstatat(&dirfd, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(entry) => ours_to_replace(&entry, &dir_stat, path),
-        Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("while checking {}", path.display())),
+        None => Ok(()),
     }
 }
 
@@ -427,6 +455,11 @@ pub fn dir_mode_for(file_mode: u32) -> u32 {
 /// Returns the open directory, so what is checked is what is written into,
 /// whatever happens to the path afterwards.
 pub fn open_dir(dir: &Path, create: Option<u32>) -> anyhow::Result<OwnedFd> {
+    walk(dir, create).map(|(fd, _)| fd)
+}
+
+/// [`open_dir`], with the opened directory's status as checked.
+fn walk(dir: &Path, create: Option<u32>) -> anyhow::Result<(OwnedFd, FileStat)> {
     let dir = absolute(dir)?;
     let mut fd = open(
         "/",
@@ -446,7 +479,7 @@ pub fn open_dir(dir: &Path, create: Option<u32>) -> anyhow::Result<OwnedFd> {
         stat = fstat(&fd).with_context(|| format!("while checking {}", walked.display()))?;
         trusted(&stat, &walked)?;
     }
-    Ok(fd)
+    Ok((fd, stat))
 }
 
 fn open_child(
@@ -584,7 +617,8 @@ fn random_u64() -> anyhow::Result<u64> {
     Ok(u64::from_ne_bytes(buf))
 }
 
-fn split(path: &Path) -> anyhow::Result<(PathBuf, String)> {
+/// The directory (absolute) and the file name of `path`.
+pub fn split(path: &Path) -> anyhow::Result<(PathBuf, String)> {
     let path = absolute(path)?;
     let name = path
         .file_name()
@@ -647,6 +681,48 @@ mod tests {
         // No temp file left behind.
         let names: Vec<_> = std::fs::read_dir(dir.join("a/b")).expect("ls").collect();
         assert_eq!(names.len(), 1);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// write_volatile swaps the new file in (RENAME_EXCHANGE) and removes the
+    /// old entry: a file or a planted symlink goes as a rename would take it;
+    /// a directory stays (a rename would not replace it) and nothing is left.
+    #[test]
+    fn volatile_writes_swap_the_old_entry_out() {
+        let dir = scratch("swap");
+        let path = dir.join("beamup.state.json");
+        write_volatile(&path, b"first", 0o600).expect("free name");
+        write_volatile(&path, b"second", 0o600).expect("over a file");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "second");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "untouched").expect("victim");
+        std::fs::remove_file(&path).expect("rm");
+        symlink(&victim, &path).expect("plant");
+        write_volatile(&path, b"third", 0o600).expect("over a symlink");
+        assert!(!std::fs::symlink_metadata(&path).expect("meta").is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "third");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "untouched"
+        );
+        let held = dir.join("held");
+        std::fs::create_dir(&held).expect("mkdir");
+        std::fs::write(held.join("inside"), "kept").expect("inside");
+        assert!(write_volatile(&held, b"x", 0o600).is_err(), "a directory");
+        assert_eq!(
+            std::fs::read_to_string(held.join("inside")).expect("kept"),
+            "kept"
+        );
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["beamup.state.json", "held", "victim"],
+            "no temp file left"
+        );
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 

@@ -249,34 +249,42 @@ pub fn status_path(dir: &Path) -> PathBuf {
 /// boot: the release runs fine without it, only the ops commands will not
 /// find it.
 pub fn write_boot(dir: &Path, state: &BootState) {
-    // The directory is opened once for the read and the write (issue 19).
-    let result = safe_file::Dir::open(dir, Some(safe_file::dir_mode_for(0o600))).and_then(|d| {
-        // `beamup -- bin/app <a command not known to be for a running node>`
-        // next to a running node renders to the same directory: the live node's
-        // record stays, or `status` and the ops commands would lose it.
-        if let Ok(live) = read_boot(&d)
-            && live.pid != state.pid
-            && live.alive()
-        {
-            tracing::warn!(
-                node = %live.node,
-                pid = live.pid,
-                "a running node's boot record is already here; keeping it"
-            );
-            return Ok(());
-        }
-        let json = encode_boot(state)?;
-        d.write_volatile(STATE_FILE, &json, 0o600)?;
-        tracing::debug!(path = %state_path(dir).display(), "boot state recorded");
-        Ok(())
-    });
-    if let Err(e) = result {
-        tracing::warn!(
-            error = %format!("{e:#}"),
-            "cannot record the boot state: `beamup remote`, `rpc`, `status` will not find this \
-             node; point RELEASE_TMP (or TMPDIR) at a writable directory"
-        );
+    match safe_file::Dir::open(dir, Some(safe_file::dir_mode_for(0o600))) {
+        Ok(dir) => write_boot_in(&dir, state),
+        Err(e) => cannot_record(&e),
     }
+}
+
+/// [`write_boot`] into `dir`, already opened (the boot's claims opened it):
+/// the directory is walked once for the read and the write (issue 19).
+pub fn write_boot_in(dir: &safe_file::Dir, state: &BootState) {
+    // `beamup -- bin/app <a command not known to be for a running node>`
+    // next to a running node renders to the same directory: the live node's
+    // record stays, or `status` and the ops commands would lose it.
+    if let Ok(live) = read_boot(dir)
+        && live.pid != state.pid
+        && live.alive()
+    {
+        tracing::warn!(
+            node = %live.node,
+            pid = live.pid,
+            "a running node's boot record is already here; keeping it"
+        );
+        return;
+    }
+    let result = encode_boot(state).and_then(|json| dir.write_volatile(STATE_FILE, &json, 0o600));
+    match result {
+        Ok(()) => tracing::debug!(path = %dir.join(STATE_FILE).display(), "boot state recorded"),
+        Err(e) => cannot_record(&e),
+    }
+}
+
+fn cannot_record(e: &anyhow::Error) {
+    tracing::warn!(
+        error = %format!("{e:#}"),
+        "cannot record the boot state: `beamup remote`, `rpc`, `status` will not find this \
+         node; point RELEASE_TMP (or TMPDIR) at a writable directory"
+    );
 }
 
 /// The boot record as written to disk (the boot claims its name holding
