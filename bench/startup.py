@@ -24,6 +24,7 @@ Run as root from the repository: `python3 bench/startup.py [--runs N]`.
 import argparse
 import json
 import os
+import random
 import shlex
 import shutil
 import subprocess
@@ -169,10 +170,14 @@ def timings(binary, port, args):
         script = Path(tmp) / "rancher_boot.sh"
         script.write_text(RANCHER_BOOT_SH)
         script.chmod(0o755)
+        # beamup keeps its files (boot records) under TMPDIR; the baseline binary
+        # gets a directory of its own at the same depth (below).
+        home = f"{tmp}/under-test"
+        os.mkdir(home, 0o700)
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": tmp,
-            "TMPDIR": tmp,
+            "HOME": home,
+            "TMPDIR": home,
             "POD_IP": POD_IP,
             "RANCHER_METADATA": meta,
         }
@@ -218,27 +223,45 @@ def timings(binary, port, args):
                 f"demo@{RANCHER_IP}",
             ),
         ]
+        # The baseline binary keeps its files (boot records) in a directory of its
+        # own: an older binary's writes (e.g. a rename over the record, which ext4
+        # flushes) would otherwise make the next run wait on that I/O when it
+        # replaces the same record.
+        envs = {name: env for name, _, _ in variants}
         if args.baseline:
-            variants += beamup(args.baseline, BASELINE)
-        for _, argv, node in variants:
+            base_env = dict(env, HOME=f"{tmp}/baseline", TMPDIR=f"{tmp}/baseline")
+            os.mkdir(base_env["TMPDIR"], 0o700)
+            for variant in beamup(args.baseline, BASELINE):
+                variants.append(variant)
+                envs[variant[0]] = base_env
+        for name, argv, node in variants:
             if node:
-                check_exports(argv, env, {"RELEASE_NODE": node, "RELEASE_DISTRIBUTION": "name"})
+                check_exports(
+                    argv, envs[name], {"RELEASE_NODE": node, "RELEASE_DISTRIBUTION": "name"}
+                )
 
         samples = {name: {"wall": [], "cpu": [], "faults": []} for name, _, _ in variants}
         for _ in range(args.warmup):
             for name, argv, _ in variants:
-                spawn_wait(argv, env)
+                spawn_wait(argv, envs[name])
         # Round-robin: drift of the machine (other load, frequency) hits all alike.
+        # Each round in a new order (seeded): a run that follows another binary
+        # starts with colder caches (about 0.2 ms here), and a fixed order would
+        # give that to the same rows every round (the first beamup row after
+        # /bin/true; with a baseline binary in the rounds, every switch).
+        rng = random.Random(19)
+        order = list(variants)
         for _ in range(args.runs):
-            for name, argv, _ in variants:
-                wall, cpu, faults = spawn_wait(argv, env)
+            rng.shuffle(order)
+            for name, argv, _ in order:
+                wall, cpu, faults = spawn_wait(argv, envs[name])
                 samples[name]["wall"].append(wall)
                 samples[name]["cpu"].append(cpu)
                 samples[name]["faults"].append(faults)
         # After the timing, with the boot record of the timed runs in place.
         for name, argv, _ in variants:
             if "beamup" in name:
-                samples[name]["syscalls"] = syscalls_before_exec(argv, env, tmp)
+                samples[name]["syscalls"] = syscalls_before_exec(argv, envs[name], tmp)
         return samples
 
 
@@ -316,7 +339,8 @@ def report(samples, binary, size, baseline, args):
         *bl.machine_lines(),
         f"binary:  {binary} (static, musl)",
         *([f"baseline: {baseline} (rows `{BASELINE}...`)"] if baseline else []),
-        f"runs:    {args.runs} per variant, interleaved round-robin after {args.warmup} warm-up rounds;",
+        f"runs:    {args.runs} per variant, interleaved round-robin (each round in a new seeded random",
+        f"         order) after {args.warmup} warm-up rounds;",
         "         wall = posix_spawn .. waitpid; cpu = user+sys of the child (getrusage via wait4);",
         "         faults = minor page faults of the whole process (beamup and the /bin/true it execs);",
         "         syscalls = beamup's own up to the exec (strace; mmap+munmap among them);",

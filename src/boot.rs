@@ -60,15 +60,7 @@ pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32,
     // A command for a node that is not running here (e.g. `eval`) runs
     // without a reporter and leaves the boot record alone.
     let reporter = if let Some(record) = &record {
-        match record_claim {
-            RecordClaim::Written => {
-                tracing::debug!(path = %state::state_path(&env.render_dir(&config.node)).display(), "boot state recorded");
-            }
-            RecordClaim::Kept(dir) => state::write_boot_in(&dir, record),
-            RecordClaim::NotWritten => {
-                state::write_boot(&env.render_dir(&config.node), record);
-            }
-        }
+        record_boot(record_claim, record, &config, env);
         reporter_body(&config)
     } else {
         None
@@ -171,7 +163,7 @@ fn names_to_claim(config: &Config, record: Option<&BootState>, env: &Environment
         let dir = env.render_dir(&config.node);
         // A free name is created holding the record itself: no second write,
         // no rename (a record that cannot be encoded is left to
-        // `record_boot`, which warns).
+        // `state::write_boot`, which warns).
         let encoded = state::encode_boot(record).ok();
         names.push(Name {
             path: state::state_path(&dir),
@@ -287,6 +279,20 @@ fn reporter_body(config: &Config) -> Option<impl Fn() + use<>> {
         let settings = config.reporter.clone();
         move || reporter::run_child(discovery.clone(), settings.clone())
     })
+}
+
+/// Records the boot, just before the fork/exec: the claim wrote the record
+/// when its name was free; an earlier boot's record is replaced here,
+/// through the directory the claims opened.
+fn record_boot(claim: RecordClaim, record: &BootState, config: &Config, env: &Environment) {
+    let dir = env.render_dir(&config.node);
+    match claim {
+        RecordClaim::Written => {
+            tracing::debug!(path = %state::state_path(&dir).display(), "boot state recorded");
+        }
+        RecordClaim::Kept(opened) => state::write_boot_in(&opened, record),
+        RecordClaim::NotWritten => state::write_boot(&dir, record),
+    }
 }
 
 /// The record of what `config` decided, for the process about to exec.
