@@ -8,7 +8,8 @@
 //! start-up time on these machines. Here an allocation takes the next bytes
 //! of one static arena, the last one is given back or grown in place (a
 //! growing Vec), and nothing is ever returned to the kernel: the exec drops
-//! the whole image anyway.
+//! the whole image anyway. The first 160 KiB, about what a boot uses, are
+//! mapped in one madvise call instead of one page fault per page.
 //!
 //! The arena serves the boot only: [`close`] hands every later allocation to
 //! the system allocator. It is closed in the reporter child and by `--init`
@@ -25,6 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 /// config, the records); past it, the system allocator takes over. Pages
 /// never touched cost nothing (.bss).
 const SIZE: usize = 512 * 1024;
+/// What a boot touches of the arena, about: populated at once (below).
+const POPULATE: usize = 160 * 1024;
+/// madvise(2)'s MADV_POPULATE_WRITE (Linux 5.14), not in the libc crate yet.
+const MADV_POPULATE_WRITE: libc::c_int = 23;
 
 #[repr(C, align(4096))]
 struct Space(UnsafeCell<[u8; SIZE]>);
@@ -39,6 +44,7 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// The highest offset ever handed out: the bytes above it are still zero.
 static HIGH: AtomicUsize = AtomicUsize::new(0);
 static OPEN: AtomicBool = AtomicBool::new(true);
+static POPULATED: AtomicBool = AtomicBool::new(false);
 
 /// Later allocations go to the system allocator (see the module doc).
 pub fn close() {
@@ -67,6 +73,14 @@ fn take(layout: Layout) -> Option<usize> {
     // (larger alignments go to the system allocator).
     if layout.align() > 4096 {
         return None;
+    }
+    if !POPULATED.swap(true, SeqCst) {
+        // The pages a boot uses, mapped in one call rather than one page
+        // fault each (about 40): ~0.05 ms less here. Older kernels refuse the
+        // advice, and the pages fault in as before.
+        // SAFETY: the range lies within the arena, which is ours and mapped.
+        let _ =
+            unsafe { libc::madvise(base() as *mut libc::c_void, POPULATE, MADV_POPULATE_WRITE) };
     }
     let mut next = NEXT.load(SeqCst);
     loop {
