@@ -249,10 +249,12 @@ def timings(binary, port, args):
         # starts with colder caches (about 0.2 ms here), and a fixed order would
         # give that to the same rows every round (the first beamup row after
         # /bin/true; with a baseline binary in the rounds, every switch).
+        # `--order fixed` keeps the listed order, as this bench did before issue 19.
         rng = random.Random(19)
         order = list(variants)
         for _ in range(args.runs):
-            rng.shuffle(order)
+            if args.order == "shuffled":
+                rng.shuffle(order)
             for name, argv, _ in order:
                 wall, cpu, faults = spawn_wait(argv, envs[name])
                 samples[name]["wall"].append(wall)
@@ -272,6 +274,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=300)
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument(
+        "--order",
+        choices=["shuffled", "fixed"],
+        default="shuffled",
+        help="each round in a new seeded random order (default), or the listed one",
+    )
     p.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--binary", help=argparse.SUPPRESS)
@@ -304,7 +312,7 @@ def main():
             ns.exec_prefix()
             + [sys.executable, __file__, "--inner", "--binary", str(binary)]
             + (["--baseline", baseline] if baseline else [])
-            + ["--runs", str(args.runs), "--warmup", str(args.warmup)],
+            + ["--runs", str(args.runs), "--warmup", str(args.warmup), "--order", args.order],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -322,7 +330,11 @@ def command_line(args):
         for name in ("BEAMUP_BENCH_BIN", BASELINE_ENV)
         if os.environ.get(name)
     ]
-    flags = f"--runs {args.runs}" + (f" --warmup {args.warmup}" if args.warmup != 20 else "")
+    flags = (
+        f"--runs {args.runs}"
+        + (f" --warmup {args.warmup}" if args.warmup != 20 else "")
+        + (f" --order {args.order}" if args.order != "shuffled" else "")
+    )
     return " ".join(["$", *env, "python3 bench/startup.py", flags])
 
 
@@ -339,8 +351,13 @@ def report(samples, binary, size, baseline, args):
         *bl.machine_lines(),
         f"binary:  {binary} (static, musl)",
         *([f"baseline: {baseline} (rows `{BASELINE}...`)"] if baseline else []),
-        f"runs:    {args.runs} per variant, interleaved round-robin (each round in a new seeded random",
-        f"         order) after {args.warmup} warm-up rounds;",
+        f"runs:    {args.runs} per variant, interleaved round-robin ("
+        + (
+            "each round in a new seeded random order"
+            if args.order == "shuffled"
+            else "each round in the listed order"
+        )
+        + f") after {args.warmup} warm-up rounds;",
         "         wall = posix_spawn .. waitpid; cpu = user+sys of the child (getrusage via wait4);",
         "         faults = minor page faults of the whole process (beamup and the /bin/true it execs);",
         "         syscalls = beamup's own up to the exec (strace; mmap+munmap among them);",
