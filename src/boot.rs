@@ -42,7 +42,12 @@ pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32,
         mode: Mode::Exec,
         booted: None,
     })?;
-    claim_names(&names_to_claim(&config, call.boots(), env))?;
+    // The boot record is complete before anything is claimed: its name is
+    // claimed holding it, so a first boot writes it once (issue 19).
+    let record = call
+        .boots()
+        .then(|| boot_state(&config, &program, cookie_origin(&config, flags)));
+    let record_claim = claim_names(&names_to_claim(&config, record.as_ref(), env))?;
     write_files(&config.files)?;
     tracing::info!(
         node = %config.node,
@@ -54,8 +59,8 @@ pub fn boot(flags: &Flags, command: &[String], env: &Environment) -> Result<i32,
     let launch = process::Launch::new(&program, &config.command, &config.exec_env(env))?;
     // A command for a node that is not running here (e.g. `eval`) runs
     // without a reporter and leaves the boot record alone.
-    let reporter = if call.boots() {
-        record_boot(&config, &program, flags, env);
+    let reporter = if let Some(record) = &record {
+        record_boot(record_claim, record, &config, env);
         reporter_body(&config)
     } else {
         None
@@ -107,14 +112,18 @@ struct Name {
     what: String,
     mode: u32,
     initial: Vec<u8>,
+    /// The boot record's name: [`claim_names`] says whether its claim wrote it.
+    record: bool,
 }
 
-/// Every name this boot writes: the rendered files and the boot record now;
-/// the peers file and the live status later, from the reporter. In a shared
-/// sticky directory (`RELEASE_TMP=/tmp`, Dockerfile.example's setup) another
-/// user could otherwise hold one first, and a non-root beamup could never
-/// replace it (issue 16).
-fn names_to_claim(config: &Config, boots: bool, env: &Environment) -> Vec<Name> {
+/// Every name this boot writes: the rendered files and the boot record
+/// (`record`, when the boot starts the node) now; the peers file and the
+/// live status later, from the reporter. In a shared sticky directory
+/// (`RELEASE_TMP=/tmp`, Dockerfile.example's setup) another user could
+/// otherwise hold one first, and a non-root beamup could never replace it
+/// (issue 16).
+fn names_to_claim(config: &Config, record: Option<&BootState>, env: &Environment) -> Vec<Name> {
+    let boots = record.is_some();
     let mut names: Vec<Name> = config
         .files
         .iter()
@@ -127,6 +136,7 @@ fn names_to_claim(config: &Config, boots: bool, env: &Environment) -> Vec<Name> 
             ),
             mode: 0o600,
             initial: Vec::new(),
+            record: false,
         })
         .collect();
     // The reporter's files only when a reporter is forked: a command that
@@ -146,15 +156,21 @@ fn names_to_claim(config: &Config, boots: bool, env: &Environment) -> Vec<Name> 
             what: format!("--peers-file {}", path.display()),
             mode: reporter::PEERS_FILE_MODE,
             initial: empty.into_bytes(),
+            record: false,
         });
     }
-    if boots {
+    if let Some(record) = record {
         let dir = env.render_dir(&config.node);
+        // A free name is created holding the record itself: no second write,
+        // no rename (a record that cannot be encoded is left to
+        // `state::write_boot`, which warns).
+        let encoded = state::encode_boot(record).ok();
         names.push(Name {
             path: state::state_path(&dir),
             what: format!("the boot record {}", state::state_path(&dir).display()),
             mode: 0o600,
-            initial: Vec::new(),
+            record: encoded.is_some(),
+            initial: encoded.unwrap_or_default(),
         });
         if let (true, Some(path)) = (reporter, &config.reporter.status_file) {
             // Empty: `beamup status` reads it as "not written yet".
@@ -163,29 +179,83 @@ fn names_to_claim(config: &Config, boots: bool, env: &Environment) -> Vec<Name> 
                 what: format!("the live status {}", path.display()),
                 mode: 0o600,
                 initial: Vec::new(),
+                record: false,
             });
         }
     }
     names
 }
 
+/// What the claims did with the boot record's name.
+enum RecordClaim {
+    /// The name was free: created holding the record.
+    Written,
+    /// An earlier boot's record is there, in this directory (opened once
+    /// for the claims and the write).
+    Kept(safe_file::Dir),
+    /// Not written by its claim (the record could not be encoded, or the
+    /// boot does not start the node).
+    NotWritten,
+}
+
 /// Claims `names` before anything else is written and before the exec: all
 /// are checked first, so a refused one leaves nothing half-claimed; then
 /// each free one is created exclusively (`safe_file::claim`), and no other
 /// user can take it while the node runs. Another user's entry or a directory
-/// at a name is exit 3 naming the path, its owner and the fix.
-fn claim_names(names: &[Name]) -> Result<(), Failure> {
+/// at a name is exit 3 naming the path, its owner and the fix. Each
+/// directory is opened (walked from `/` and checked) once for all its names
+/// (issue 19).
+fn claim_names(names: &[Name]) -> Result<RecordClaim, Failure> {
+    // (directory, file name) of each name, and each directory once: None
+    // until it exists (its first claim makes it).
+    let mut places = Vec::with_capacity(names.len());
+    let mut dirs: Vec<(PathBuf, Option<safe_file::Dir>)> = Vec::new();
     for name in names {
-        safe_file::check_claim(&name.path)
-            .with_context(|| name.what.clone())
-            .or_exit(ExitCode::Config)?;
+        let (dir, file) = safe_file::split(&name.path).map_err(|e| refused(name, e))?;
+        let i = match dirs.iter().position(|(d, _)| *d == dir) {
+            Some(i) => i,
+            None => {
+                let opened = safe_file::Dir::open_existing(&dir).map_err(|e| refused(name, e))?;
+                dirs.push((dir, opened));
+                dirs.len() - 1
+            }
+        };
+        if let Some(d) = &dirs[i].1 {
+            d.check_claim(&file, &name.path)
+                .map_err(|e| refused(name, e))?;
+        }
+        places.push((i, file));
     }
-    for name in names {
-        safe_file::claim(&name.path, name.mode, &name.initial)
-            .with_context(|| name.what.clone())
-            .or_exit(ExitCode::Config)?;
+    let mut record = RecordClaim::NotWritten;
+    let mut record_dir = None;
+    for (name, (i, file)) in names.iter().zip(&places) {
+        let (path, opened) = &mut dirs[*i];
+        let dir = match opened {
+            Some(dir) => dir,
+            None => opened.insert(
+                safe_file::Dir::open(path, Some(safe_file::dir_mode_for(name.mode)))
+                    .map_err(|e| refused(name, e))?,
+            ),
+        };
+        let claimed = dir
+            .claim(file, &name.path, name.mode, &name.initial)
+            .map_err(|e| refused(name, e))?;
+        if name.record {
+            match claimed {
+                safe_file::Claimed::Created => record = RecordClaim::Written,
+                safe_file::Claimed::Kept => record_dir = Some(*i),
+            }
+        }
     }
-    Ok(())
+    Ok(match record_dir.and_then(|i| dirs.swap_remove(i).1) {
+        Some(dir) => RecordClaim::Kept(dir),
+        None => record,
+    })
+}
+
+/// A name that cannot be claimed: exit 3, saying which name.
+fn refused(name: &Name, e: anyhow::Error) -> Failure {
+    Failure::new(ExitCode::Config, e.context(name.what.clone()))
 }
 
 /// Exec mode: the reporter is forked just before the exec, so a failure to
@@ -211,14 +281,18 @@ fn reporter_body(config: &Config) -> Option<impl Fn() + use<>> {
     })
 }
 
-/// Records the boot of the release `config` describes (in its render
-/// directory), just before the fork/exec.
-fn record_boot(config: &Config, program: &Path, flags: &Flags, env: &Environment) {
-    let cookie = cookie_origin(config, flags.opts.cookie_file.as_deref());
-    state::write_boot(
-        &env.render_dir(&config.node),
-        &boot_state(config, program, cookie),
-    );
+/// Records the boot, just before the fork/exec: the claim wrote the record
+/// when its name was free; an earlier boot's record is replaced here,
+/// through the directory the claims opened.
+fn record_boot(claim: RecordClaim, record: &BootState, config: &Config, env: &Environment) {
+    let dir = env.render_dir(&config.node);
+    match claim {
+        RecordClaim::Written => {
+            tracing::debug!(path = %state::state_path(&dir).display(), "boot state recorded");
+        }
+        RecordClaim::Kept(opened) => state::write_boot_in(&opened, record),
+        RecordClaim::NotWritten => state::write_boot(&dir, record),
+    }
 }
 
 /// The record of what `config` decided, for the process about to exec.
@@ -270,8 +344,8 @@ fn boot_state(config: &Config, program: &Path, cookie: CookieOrigin) -> BootStat
 /// rule (`crate::cookie`): a cookie beamup handed to the release came from
 /// --cookie-file or from the variable its origin names (`RELEASE_COOKIE`,
 /// `RELX_COOKIE`); any other is the release's own.
-fn cookie_origin(config: &Config, cookie_file: Option<&Path>) -> CookieOrigin {
-    match (&config.cookie, cookie_file) {
+fn cookie_origin(config: &Config, flags: &Flags) -> CookieOrigin {
+    match (&config.cookie, flags.opts.cookie_file.as_deref()) {
         (Some(c), Some(path)) if c.exported => {
             let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
             CookieOrigin::File(path)

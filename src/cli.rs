@@ -104,6 +104,11 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// A subcommand's arguments are built only when it is named (or its help is
+// shown): each of inspect, peers and doctor carries every option again, and
+// building those three copies on every boot was a third of beamup's
+// start-up (issue 19; clap's `Command::defer`, the default in clap 5).
+#[command(defer = true)]
 pub enum Sub {
     /// Print every decision (address, node name, exports, rendered files, query); writes and execs nothing.
     #[command(after_help = EXAMPLES)]
@@ -145,6 +150,7 @@ pub enum Sub {
 /// Commands for the node beamup booted here, found through its boot record
 /// (for `docker exec c beamup ...` / `kubectl exec pod -- beamup ...`).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum OpsCommand {
     /// Open a remote shell on the running node (the release's `remote` / `remote_console`).
     Remote {
@@ -187,7 +193,9 @@ pub enum OpsCommand {
     },
 }
 
-/// Which node an ops command acts on.
+// Which node an ops command acts on. (A plain comment, as for `Opts`: a
+// doc comment would become the `about` of every deferred subcommand that
+// flattens it, in place of the subcommand's own.)
 #[derive(Debug, Clone, Args, Default)]
 pub struct Target {
     /// The node, when several were started through beamup here (default: the only one, or the running one).
@@ -195,8 +203,11 @@ pub struct Target {
     pub node: Option<String>,
 }
 
-/// Every option, shared by the default action, `inspect` and `peers`.
-/// Each one is also read from a `BEAMUP_*` environment variable.
+// Every option, shared by the default action, `inspect` and `peers`.
+// Each one is also read from a `BEAMUP_*` environment variable. A plain
+// comment: clap turns a doc comment here into the `about` of the deferred
+// subcommands that flatten it (`#[command(defer = true)]` on `Sub`),
+// replacing their own.
 #[derive(Debug, Clone, Args, Default)]
 pub struct Opts {
     /// Where to find the node's own address, tried in order: auto, env:VAR, interface:NAME,

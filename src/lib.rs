@@ -9,6 +9,7 @@
 //! ARCHITECTURE.md for the map of modules.
 
 pub mod address;
+pub mod arena;
 pub mod boot;
 pub mod cli;
 pub mod config;
@@ -67,6 +68,11 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Resul
     logging::init(command.log_format());
     process::signals::log_json(command.log_format() == LogFormat::Json);
     let env = Environment::capture();
+    if !matches!(command, Command::Boot { .. }) {
+        // Only the boot, which execs, gains from the arena; the other
+        // commands may run long (`peers --watch`, `doctor`).
+        arena::close();
+    }
     match command {
         Command::Boot { flags, command } => boot::boot(&flags, &command, &env),
         Command::Inspect {

@@ -249,10 +249,19 @@ pub fn status_path(dir: &Path) -> PathBuf {
 /// boot: the release runs fine without it, only the ops commands will not
 /// find it.
 pub fn write_boot(dir: &Path, state: &BootState) {
+    match safe_file::Dir::open(dir, Some(safe_file::dir_mode_for(0o600))) {
+        Ok(dir) => write_boot_in(&dir, state),
+        Err(e) => cannot_record(&e),
+    }
+}
+
+/// [`write_boot`] into `dir`, already opened (the boot's claims opened it):
+/// the directory is walked once for the read and the write (issue 19).
+pub fn write_boot_in(dir: &safe_file::Dir, state: &BootState) {
     // `beamup -- bin/app <a command not known to be for a running node>`
     // next to a running node renders to the same directory: the live node's
     // record stays, or `status` and the ops commands would lose it.
-    if let Ok(live) = load(dir).map(|found| found.state)
+    if let Ok(live) = read_boot(dir)
         && live.pid != state.pid
         && live.alive()
     {
@@ -263,17 +272,25 @@ pub fn write_boot(dir: &Path, state: &BootState) {
         );
         return;
     }
-    let result = serde_json::to_vec(state)
-        .context("while encoding the boot record")
-        .and_then(|json| safe_file::write_volatile(&state_path(dir), &json, 0o600));
+    let result = encode_boot(state).and_then(|json| dir.write_volatile(STATE_FILE, &json, 0o600));
     match result {
-        Ok(()) => tracing::debug!(path = %state_path(dir).display(), "boot state recorded"),
-        Err(e) => tracing::warn!(
-            error = %format!("{e:#}"),
-            "cannot record the boot state: `beamup remote`, `rpc`, `status` will not find this \
-             node; point RELEASE_TMP (or TMPDIR) at a writable directory"
-        ),
+        Ok(()) => tracing::debug!(path = %dir.join(STATE_FILE).display(), "boot state recorded"),
+        Err(e) => cannot_record(&e),
     }
+}
+
+fn cannot_record(e: &anyhow::Error) {
+    tracing::warn!(
+        error = %format!("{e:#}"),
+        "cannot record the boot state: `beamup remote`, `rpc`, `status` will not find this \
+         node; point RELEASE_TMP (or TMPDIR) at a writable directory"
+    );
+}
+
+/// The boot record as written to disk (the boot claims its name holding
+/// this, `crate::boot`).
+pub fn encode_boot(state: &BootState) -> anyhow::Result<Vec<u8>> {
+    serde_json::to_vec(state).context("while encoding the boot record")
 }
 
 /// Writes the live status (the reporter, after every poll).
@@ -406,16 +423,22 @@ fn scan(base: &Path) -> Vec<Located> {
 }
 
 fn load(dir: &Path) -> anyhow::Result<Located> {
-    let path = state_path(dir);
-    let text = safe_file::read(&path, MAX_STATE)?;
-    let state: BootState = parse(&text, &path)?;
-    state
-        .validate()
-        .with_context(|| format!("{} is not a valid boot record", path.display()))?;
+    let state = read_boot(&safe_file::Dir::open(dir, None)?)?;
     Ok(Located {
         dir: dir.to_path_buf(),
         state,
     })
+}
+
+/// The boot record in `dir`, checked.
+fn read_boot(dir: &safe_file::Dir) -> anyhow::Result<BootState> {
+    let path = dir.join(STATE_FILE);
+    let text = dir.read(STATE_FILE, MAX_STATE)?;
+    let state: BootState = parse(&text, &path)?;
+    state
+        .validate()
+        .with_context(|| format!("{} is not a valid boot record", path.display()))?;
+    Ok(state)
 }
 
 pub fn unix_ms() -> u64 {
@@ -427,7 +450,17 @@ pub fn unix_ms() -> u64 {
 /// The start time of `pid` (field 22 of /proc/PID/stat), None if it is gone
 /// or a zombie.
 pub fn process_start(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read as _;
+    // One read into a buffer that holds the fields up to the start time
+    // whatever their values (22 numbers of at most 20 digits and a comm of
+    // at most 64 bytes), not read_to_string's growing probes of a file
+    // whose size /proc reports as 0 (issue 19).
+    let mut buf = [0u8; 1024];
+    let n = std::fs::File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .read(&mut buf)
+        .ok()?;
+    let stat = std::str::from_utf8(&buf[..n]).ok()?;
     // "pid (comm) S ...": comm may hold spaces and parentheses.
     let (_, rest) = stat.rsplit_once(')')?;
     let mut fields = rest.split_whitespace();

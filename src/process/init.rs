@@ -26,6 +26,9 @@ use crate::exit_codes::{ExitCode, Failure};
 /// Runs the release (and the reporter, when `reporter` is given) as children
 /// and supervises them until the release exits; returns its exit status.
 pub fn supervise(launch: &Launch, reporter: Option<&dyn Fn()>) -> Result<i32, Failure> {
+    // PID 1 for the node's life: later allocations are the system
+    // allocator's, not the boot's arena.
+    crate::arena::close();
     let signals = Signals::take()?;
     become_reaper();
     let release = spawn_release(launch)?;

@@ -103,6 +103,9 @@ pub fn fork_reporter(child: impl FnOnce()) -> Result<Pid, Failure> {
     match fork_single_threaded("the reporter")? {
         Some(pid) => Ok(pid),
         None => {
+            // The reporter runs for the node's life: its allocations are
+            // the system allocator's, not the boot's arena.
+            crate::arena::close();
             prepare_reporter(parent);
             child();
             std::process::exit(0)
