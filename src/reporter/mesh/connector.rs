@@ -364,7 +364,9 @@ impl Connector {
             }
             if !dial.due(cause) {
                 states.push(dial.last.clone().unwrap_or(PeerState::Unknown));
-                if dial.probe_due(cause) {
+                // A dropped peer is left to the watch, which ends the VM's
+                // pending attempt before the re-dial (see `abandon_setups`).
+                if dial.probe_due(cause) && !dial.watched(now, WATCH_FOR) {
                     to_probe.push(i);
                 }
                 continue;

@@ -6,13 +6,14 @@
 //! two cores ~16% slower when each reporter looked every 10 ms.
 //!
 //! So the pace is the VM's own: one look per [`LOOK_PER_CPU`] of CPU time
-//! the release has used (`ReleaseCpu`: one small /proc read, done when the
-//! release may have used that much at its recent pace, every 10 to 50 ms).
-//! A VM booting at full speed is looked for every 10 ms, as before; one that
-//! gets a twelfth of a core, about every 40 ms. When /proc cannot tell, the
-//! pace is the clock's: every [`CHECK`] for the first [`FAST_FOR`], then
-//! every [`SLOWER`]. After [`LOOK_FOR`] the poll's own attempt, once per
-//! interval, goes on alone.
+//! the release has used (`ReleaseCpu`: its process CPU clock, one syscall,
+//! read when the release may have used that much at its recent pace), and
+//! at least one per [`LOOK_AT_LEAST`]. A VM booting at full speed is looked
+//! for every 5 ms; one that gets a twelfth of a core, about every 25 ms.
+//! When the clock cannot be read, the pace is the wall clock's: every
+//! [`CHECK`] for the first [`FAST_FOR`], then every [`SLOWER`]. After
+//! [`LOOK_FOR`] the poll's own
+//! attempt, once per interval, goes on alone.
 
 use std::time::Duration;
 
@@ -22,16 +23,15 @@ use tracing::info;
 use crate::process::release_cpu::ReleaseCpu;
 
 /// The release's CPU time is read when it may have used [`LOOK_PER_CPU`]
-/// since the last look at the pace it ran at lately, but at least every
-/// [`CHECK_MAX`] and at most every [`CHECK`] (also the pace without a CPU
-/// clock).
-const CHECK: Duration = Duration::from_millis(10);
-const CHECK_MAX: Duration = Duration::from_millis(50);
+/// since the last look at the pace it ran at lately, but at most every
+/// [`CHECK`] (also the pace without a CPU clock).
+const CHECK: Duration = Duration::from_millis(5);
 /// One look per this much CPU time of the release.
-const LOOK_PER_CPU: Duration = Duration::from_millis(3);
-/// And at least one look per this much wall time (a VM that waits on I/O
-/// uses no CPU, but may register meanwhile).
-const LOOK_AT_LEAST: Duration = Duration::from_millis(250);
+const LOOK_PER_CPU: Duration = Duration::from_millis(2);
+/// And at least one look per this much wall time: a VM that waits uses no
+/// CPU but may register meanwhile (at 8 hosts on two cores a VM was found up
+/// to ~200 ms late with one look per 250 ms).
+const LOOK_AT_LEAST: Duration = Duration::from_millis(30);
 /// Without a CPU clock: every [`CHECK`] for this long, then every [`SLOWER`].
 const FAST_FOR: Duration = Duration::from_secs(1);
 const SLOWER: Duration = Duration::from_millis(20);
@@ -130,9 +130,11 @@ impl VmWait {
 
     /// How long until the next read: the time the release needs for the
     /// rest of [`LOOK_PER_CPU`] at its recent pace (a twentieth of a core
-    /// at least), within [`CHECK`]..[`CHECK_MAX`].
+    /// at least), but no later than the look [`LOOK_AT_LEAST`] forces, and
+    /// no sooner than [`CHECK`].
     fn check_delay(&self) -> Duration {
-        let (Some((_, Some(at_look))), Some((_, used))) = (self.looked, self.checked) else {
+        let (Some((look_at, Some(at_look))), Some((check_at, used))) = (self.looked, self.checked)
+        else {
             return if self.looked.is_none() {
                 Duration::ZERO
             } else {
@@ -140,8 +142,9 @@ impl VmWait {
             };
         };
         let left = LOOK_PER_CPU.as_nanos() as f64 - used.saturating_sub(at_look) as f64;
-        let wall = left.max(0.0) / self.pace.max(0.05);
-        Duration::from_nanos(wall as u64).clamp(CHECK, CHECK_MAX)
+        let paced = Duration::from_nanos((left.max(0.0) / self.pace.max(0.05)) as u64);
+        let forced = (look_at + LOOK_AT_LEAST).saturating_duration_since(check_at);
+        paced.min(forced).max(CHECK)
     }
 
     /// The pace without a CPU clock.
@@ -175,7 +178,7 @@ mod tests {
             let next = wait.next_check(ms(at), interval);
             assert_eq!(next.is_some(), checks, "{at} ms");
             assert!(
-                next.is_none_or(|d| (CHECK..=CHECK_MAX).contains(&d)),
+                next.is_none_or(|d| (CHECK..=LOOK_AT_LEAST).contains(&d)),
                 "{at} ms: {next:?}"
             );
         }
@@ -198,11 +201,10 @@ mod tests {
         // (wall ms since the last look, release CPU ms now, due)
         let table = [
             (10, cpu_ms(101), false), // the VM got 1 ms of CPU in 10 ms: a busy machine
-            (20, cpu_ms(102), false),
-            (30, cpu_ms(103), true), // LOOK_PER_CPU (3 ms) of its CPU since the look
-            (280, cpu_ms(103), true), // no CPU for LOOK_AT_LEAST: a look all the same
-            (285, None, false),      // /proc cannot tell: 10 ms by the clock...
-            (290, None, true),
+            (20, cpu_ms(102), true),  // LOOK_PER_CPU (2 ms) of its CPU since the look
+            (70, cpu_ms(102), true),  // no CPU for LOOK_AT_LEAST: a look all the same
+            (74, None, false),        // no CPU clock: CHECK by the wall clock...
+            (75, None, true),
         ];
         for (at, cpu, want) in table {
             assert_eq!(wait.due_at(ms(at), cpu), want, "at {at} ms");
@@ -218,11 +220,11 @@ mod tests {
             ..VmWait::default()
         };
         wait.paced(ms(0), cpu_ms(100));
-        wait.paced(ms(10), cpu_ms(100)); // idle: a twentieth of a core assumed, capped
-        assert_eq!(wait.check_delay(), CHECK_MAX);
-        wait.paced(ms(20), cpu_ms(101)); // a tenth of a core, 2 ms left: 20 ms
+        wait.paced(ms(10), cpu_ms(100)); // idle: the look LOOK_AT_LEAST forces, at 30 ms
         assert_eq!(wait.check_delay(), Duration::from_millis(20));
-        wait.paced(ms(30), cpu_ms(103)); // faster: due now, but not sooner than CHECK
+        wait.paced(ms(20), cpu_ms(101)); // a tenth of a core, 1 ms left: 10 ms
+        assert_eq!(wait.check_delay(), Duration::from_millis(10));
+        wait.paced(ms(28), cpu_ms(102)); // due now, but not sooner than CHECK
         assert_eq!(wait.check_delay(), CHECK);
         // ... and without a clock, after FAST_FOR, every SLOWER.
         assert!(!wait.by_clock(ms(1_500), ms(1_490)));
