@@ -1384,16 +1384,16 @@ fn a_dead_but_listed_peer_is_dialed_with_backoff_and_rejoins_when_restarted() {
 }
 
 /// Issue 19, on three hosts polling every 30 s (no poll explains what is seen):
-/// - a host booted after the others is dialed only once its epmd lists it: each
-///   reporter asks a newcomer's epmd before its first dial, so no dial fails during
-///   the boot (before, the first sync dialed every listed peer, up or not);
+/// - a host booted after the others joins them (DNS lists it from the first poll);
+/// - a burst of drops is one line: c cuts both peers while its relay is suspended, and
+///   its reporter names both in one line;
 /// - a link cut long enough for the peers to drop the host heals once it is back,
 ///   well inside the interval: the peers of a dropped host ask its epmd every 200 ms
 ///   and re-dial it as soon as it answers, ending the VM's own attempt, which would
 ///   wait out its SYN retransmissions (before, the next poll or a retransmission
 ///   seconds later healed it).
 #[test]
-fn newcomers_are_dialed_once_registered_and_a_restored_link_heals_between_polls() {
+fn a_late_host_joins_a_burst_of_drops_is_one_line_and_a_restored_link_heals_between_polls() {
     let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
     let (net, hosts, dir, vm_args) = demo_cluster("late", &["a", "b", "c"], true, false);
@@ -1410,23 +1410,7 @@ fn newcomers_are_dialed_once_registered_and_a_restored_link_heals_between_polls(
     wait_views("the mesh of a and b", &full_mesh(&members));
     members.push(boot(&hosts[2], dir.path(), how));
     wait_views("the three-node mesh", &full_mesh(&members));
-    for m in &members {
-        let log = m.proc.log();
-        assert!(
-            !log.contains("connecting to peer failed"),
-            "{}: a dial failed during the boot (a peer dialed before its epmd listed \
-             it?):\n{log}",
-            m.host.name
-        );
-    }
     let c = &members[2];
-    assert!(
-        c.proc
-            .log()
-            .contains("peer registered with its epmd; dialing it now"),
-        "c dialed its peers without asking their epmds first:\n{}",
-        c.proc.log()
-    );
 
     // --- a burst of drops is one line -------------------------------------------------
     // c cuts both its peers while its relay is suspended: the relay then forwards both

@@ -326,9 +326,9 @@ impl Connector {
     }
 
     /// Starts connect_node for every missing peer that is due; returns the
-    /// state of every peer so far, the calls in flight and the peers whose
-    /// epmd to ask first (by index into `names`): newcomers, and at a poll
-    /// the peers waiting out their backoff.
+    /// state of every peer so far, the calls in flight and, at a poll, the
+    /// peers waiting out their backoff, whose epmd to ask (by index into
+    /// `names`).
     fn start_dials(
         &mut self,
         session: &Session,
@@ -341,10 +341,7 @@ impl Connector {
         let mut to_probe = Vec::new();
         let now = Instant::now();
         for (i, peer) in names.iter().enumerate() {
-            let dial = self
-                .dials
-                .entry((*peer).clone())
-                .or_insert_with(|| Dial::new(peer));
+            let dial = self.dials.entry((*peer).clone()).or_default();
             if **peer == self.local_node || connected.contains(*peer) {
                 dial.connected(now);
                 states.push(PeerState::Connected);
@@ -364,9 +361,10 @@ impl Connector {
             }
             if !dial.due(cause) {
                 states.push(dial.last.clone().unwrap_or(PeerState::Unknown));
-                // A dropped peer is left to the watch, which ends the VM's
-                // pending attempt before the re-dial (see `abandon_setups`).
-                if dial.probe_due(cause) && !dial.watched(now, WATCH_FOR) {
+                // At a poll; a dropped peer is left to the watch, which ends
+                // the VM's pending attempt before the re-dial (see
+                // `abandon_setups`).
+                if cause == SyncCause::Poll && !dial.watched(now, WATCH_FOR) {
                     to_probe.push(i);
                 }
                 continue;
@@ -485,7 +483,7 @@ impl Connector {
     /// Asks the epmd of each peer in `to_probe` whether its node is
     /// registered (the reporter's own TCP request, not the VM's, and no
     /// connect_node call) and calls `dial_now` for each one newly registered
-    /// (a newcomer up, a peer restarted, a cut link restored) as it answers.
+    /// (a peer restarted, a cut link restored) as it answers.
     async fn probe_epmd(
         &mut self,
         names: &[&String],

@@ -42,10 +42,6 @@ pub enum SyncCause {
 /// epmd shows its node newly registered (restarted, or a cut link restored).
 /// The failure count itself is forgotten only once a connection has lasted
 /// [`FLAP_WINDOW`], so a peer that keeps cutting us off backs off further.
-///
-/// A newcomer (never connected, never failed) is dialed only once its epmd
-/// lists it (issue 19: at a cluster's boot about half of the dials went to
-/// peers still booting, which then dial us themselves when they are up).
 #[derive(Debug, Default)]
 pub(super) struct Dial {
     pub(super) failures: u32,
@@ -69,8 +65,6 @@ pub(super) struct Dial {
     /// A probe found it newly registered: dial it at the next sync,
     /// whatever the sync's cause and the backoff.
     back: bool,
-    /// Its name has an address whose epmd can be asked (not a host name).
-    probeable: bool,
     warned: bool,
 }
 
@@ -102,15 +96,6 @@ impl Noteworthy {
 }
 
 impl Dial {
-    /// A newly discovered peer: probed before its first dial when its name
-    /// holds an address.
-    pub(super) fn new(node: &str) -> Self {
-        Dial {
-            probeable: name_and_ip(node).is_some(),
-            ..Dial::default()
-        }
-    }
-
     pub(super) fn connected(&mut self, now: Instant) {
         self.connected_since.get_or_insert(now);
         self.was_connected = true;
@@ -146,31 +131,9 @@ impl Dial {
     }
 
     /// Whether to call connect_node now: at once when a probe found it back,
-    /// or for a dropped peer with no failures; on a poll once its wait is
-    /// over; a newcomer only once a probe found it registered.
+    /// or with no failures; on a poll once its wait is over.
     pub(super) fn due(&self, cause: SyncCause) -> bool {
-        if self.back {
-            return true;
-        }
-        if self.newcomer() {
-            return false;
-        }
-        self.failures == 0 || (cause == SyncCause::Poll && self.wait == 0)
-    }
-
-    /// Never connected and never failed: its epmd is asked before it is
-    /// dialed.
-    pub(super) fn newcomer(&self) -> bool {
-        self.probeable
-            && !self.was_connected
-            && self.failures == 0
-            && self.connected_since.is_none()
-    }
-
-    /// Whether a sync of this cause asks its epmd: a newcomer at its first
-    /// sync and at every poll; a peer backing off at every poll.
-    pub(super) fn probe_due(&self, cause: SyncCause) -> bool {
-        !self.back && (cause == SyncCause::Poll || (self.newcomer() && self.epmd.is_none()))
+        self.back || self.failures == 0 || (cause == SyncCause::Poll && self.wait == 0)
     }
 
     /// Whether it is watched (its epmd asked every `WATCH_EVERY` between
@@ -207,12 +170,9 @@ impl Dial {
     }
 
     /// Records an epmd probe; true when the node newly registered: it was
-    /// absent or unreachable at the last probe (a newcomer counts as absent
-    /// before its first), or on another port. It is then due at once.
+    /// absent or unreachable at the last probe, or on another port. It is
+    /// then due at once.
     pub(super) fn probed(&mut self, port: Option<u16>) -> bool {
-        if self.newcomer() {
-            self.epmd.get_or_insert(None);
-        }
         let before = self.epmd.replace(port);
         let back = matches!((before, port), (Some(was), Some(now)) if was != Some(now));
         self.back |= back;
@@ -317,29 +277,17 @@ mod tests {
         assert!(!dial.probed(Some(4370)));
     }
 
-    /// Issue 19: a newcomer is asked before it is dialed; a dropped peer is
-    /// watched for a while and dialed as soon as its epmd lists it again.
+    /// Issue 19: a dropped peer is watched for a while and dialed as soon
+    /// as its epmd lists it again.
     #[test]
-    fn newcomers_wait_for_their_epmd_and_dropped_peers_are_watched() {
+    fn dropped_peers_are_watched_until_back() {
         let watch_for = Duration::from_secs(60);
-        let mut dial = Dial::new("demo@10.0.0.2");
-        assert!(dial.newcomer());
-        // Never dialed blind: asked at its first sync, later at polls only.
-        assert!(!dial.due(SyncCause::Event) && !dial.due(SyncCause::Poll));
-        assert!(dial.probe_due(SyncCause::Event));
-        assert!(!dial.probed(None), "still booting");
-        assert!(!dial.probe_due(SyncCause::Event));
-        assert!(dial.probe_due(SyncCause::Poll));
-        assert!(!dial.due(SyncCause::Poll));
-        assert!(dial.probed(Some(4370)), "registered: dial it");
-        assert!(dial.due(SyncCause::Event));
-        assert!(!dial.probe_due(SyncCause::Poll), "due already");
-
-        // Connected, then its link is cut: the re-dial fails and it is
-        // watched until it is back or the watch is over.
+        let mut dial = Dial::default();
         let t0 = Instant::now();
         dial.connected(t0);
-        assert!(!dial.newcomer() && !dial.watched(t0, watch_for));
+        assert!(!dial.watched(t0, watch_for), "connected");
+        // Its link is cut: the re-dial fails, and it is watched until it is
+        // back or the watch is over.
         let dropped = t0 + Duration::from_secs(5);
         assert_eq!(dial.disconnected(dropped), None);
         assert!(dial.due(SyncCause::Event), "a drop is re-dialed at once");
@@ -349,15 +297,17 @@ mod tests {
         assert!(!dial.due(SyncCause::Event));
         assert!(!dial.probed(None), "the link is still down");
         assert!(dial.probed(Some(4370)), "the link is back");
-        assert!(dial.due(SyncCause::Event));
+        assert!(dial.due(SyncCause::Event), "back: due whatever the cause");
         assert!(
             !dial.watched(dropped, watch_for),
             "back: dialed, not watched"
         );
-
-        // A host name has no epmd address to ask: dialed as before.
-        let named = Dial::new("demo@host.example");
-        assert!(!named.newcomer() && named.due(SyncCause::Event));
+        dial.failed(PeerState::Failed("another cookie".into()));
+        assert!(!dial.due(SyncCause::Event), "a failed dial ends `back`");
+        assert!(
+            !dial.probed(Some(4370)),
+            "registered all along: not back again"
+        );
     }
 
     #[test]
