@@ -23,6 +23,8 @@ pub struct ReleaseCpu {
     /// The parent is beamup itself (`--init`): the release is among its
     /// other children; else the parent is the release.
     supervised: bool,
+    /// This program's path, read once (compared with the parent's).
+    own_exe: Option<std::path::PathBuf>,
     children: Vec<i32>,
     reads: u32,
 }
@@ -33,6 +35,7 @@ impl ReleaseCpu {
             parent: getppid().as_raw(),
             own: getpid().as_raw(),
             supervised: true,
+            own_exe: exe("self"),
             children: Vec::new(),
             reads: 0,
         }
@@ -44,7 +47,7 @@ impl ReleaseCpu {
         // Asked until it says no: the reporter starts before beamup execs
         // the release, so its parent runs beamup for a moment in either mode.
         if self.supervised {
-            self.supervised = runs_beamup(self.parent);
+            self.supervised = runs(self.own_exe.as_deref(), self.parent);
         }
         if !self.supervised {
             return on_cpu_ns(self.parent);
@@ -63,10 +66,15 @@ impl ReleaseCpu {
     }
 }
 
-/// Whether `pid` runs this very program (beamup staying PID 1 with `--init`).
-fn runs_beamup(pid: i32) -> bool {
-    let exe = |pid: &str| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    exe("self").is_some_and(|own| exe(&pid.to_string()) == Some(own))
+/// Whether `pid` runs this very program, `own_exe` (beamup staying PID 1
+/// with `--init`).
+fn runs(own_exe: Option<&std::path::Path>, pid: i32) -> bool {
+    own_exe.is_some_and(|own| exe(&pid.to_string()).as_deref() == Some(own))
+}
+
+/// The program `pid` (or `self`) runs.
+fn exe(pid: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
 /// CPU time used by all of `pid`'s threads so far, in ns: its process CPU
@@ -116,7 +124,10 @@ mod tests {
             !cpu.supervised,
             "the test runner's parent is not this binary"
         );
-        assert!(runs_beamup(cpu.own), "the test process runs itself");
+        assert!(
+            runs(cpu.own_exe.as_deref(), cpu.own),
+            "the test process runs itself"
+        );
         assert!(!cpu.children.contains(&cpu.own));
         // Above PID_MAX_LIMIT (2^22): never a process.
         assert!(on_cpu_ns(4_194_305).is_none(), "no such process");
