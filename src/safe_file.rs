@@ -22,7 +22,7 @@
 //!   is replaced, never followed;
 //! - every name beamup writes (the rendered files, the boot record, and the
 //!   peers file and live status the reporter writes only after the exec) is
-//!   claimed at boot, before the exec ([`claim`]): created
+//!   claimed at boot, before the exec ([`Dir::claim`]): created
 //!   exclusively when free, so that in a sticky shared directory (`RELEASE_TMP
 //!   =/tmp`, a 1777 emptyDir) no other user can take it later; an entry there
 //!   that another user owns, or that is not a file (a directory, a FIFO), is
@@ -93,7 +93,17 @@ impl Dir {
         }
     }
 
-    /// [`claim`] of `name` in this directory (`path` names it in errors).
+    /// Claims `name` (`path` names it in errors) for beamup at boot, so that
+    /// nobody else can take the name before beamup writes it (the reporter
+    /// writes the peers file and the live status only after the exec). A free
+    /// name is created exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`) holding
+    /// `initial`, mode `mode`; a name already holding beamup's own file (from
+    /// an earlier boot) is kept as it is. In a directory others may write to
+    /// (sticky, like /tmp), an entry another user owns is refused: beamup
+    /// would hand its content to the release (or `beamup status`), and a
+    /// non-root beamup cannot replace it; anywhere, an entry that is not a
+    /// file or a symlink is refused (a directory stops even root's rename).
+    /// The error names the path, the owner and the fix.
     pub fn claim(
         &self,
         name: &str,
@@ -136,7 +146,9 @@ impl Dir {
         bail!("{} keeps changing while beamup claims it", path.display())
     }
 
-    /// [`check_claim`] of `name` in this directory (`path` names it in errors).
+    /// [`Dir::claim`]'s check of `name` without creating anything. Run over
+    /// every name first, so a boot that a claim would refuse halfway creates
+    /// nothing.
     pub fn check_claim(&self, name: &str, path: &Path) -> anyhow::Result<()> {
         match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(entry) => ours_to_replace(&entry, &self.stat, path),
@@ -264,41 +276,13 @@ fn why_not_replaced(e: Errno, dirfd: &OwnedFd, name: &str, path: &Path) -> anyho
     }
 }
 
-/// Claims `path` for beamup at boot, so that nobody else can take the name
-/// before beamup writes it (the reporter writes the peers file and the live
-/// status only after the exec). A free name is created exclusively
-/// (`O_CREAT|O_EXCL|O_NOFOLLOW`, missing directories as [`write`] makes
-/// them) holding `initial`, mode `mode`; a name already holding beamup's own
-/// file (from an earlier boot) is kept as it is. In a directory others may
-/// write to (sticky, like /tmp), an entry another user owns is refused: beamup
-/// would hand its content to the release (or `beamup status`), and a
-/// non-root beamup cannot replace it; anywhere, an entry that is not a file
-/// or a symlink is refused (a directory stops even root's rename). The
-/// error names the path, the owner and the fix.
-pub fn claim(path: &Path, mode: u32, initial: &[u8]) -> anyhow::Result<Claimed> {
-    let (dir, name) = split(path)?;
-    Dir::open(&dir, Some(dir_mode_for(mode)))?.claim(&name, path, mode, initial)
-}
-
-/// What [`claim`] found at the name.
+/// What [`Dir::claim`] found at the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claimed {
     /// The name was free: created, holding `initial`.
     Created,
     /// beamup's own entry from an earlier boot: kept as it was.
     Kept,
-}
-
-/// [`claim`]'s checks without creating anything: the directories on the way
-/// (those that exist) and the entry at the name, if any. Run over every name
-/// first, so a boot that [`claim`] would refuse halfway creates nothing.
-pub fn check_claim(path: &Path) -> anyhow::Result<()> {
-    let (dir, name) = split(path)?;
-    match Dir::open_existing(&dir)? {
-        Some(dir) => dir.check_claim(&name, path),
-        // Made by beamup itself when claimed.
-        None => Ok(()),
-    }
 }
 
 /// Whether the entry at `path` (in a directory `dir`) is beamup's to
@@ -796,6 +780,19 @@ mod tests {
     /// directory's owner could have put it there) and is replaced as before.
     #[test]
     fn claims_free_names_and_refuses_names_others_hold() {
+        // As the boot claims a name: its directory opened (made when
+        // missing) for the claim, opened if it exists for the check.
+        let claim = |path: &Path, mode: u32, initial: &[u8]| {
+            let (dir, name) = split(path)?;
+            Dir::open(&dir, Some(dir_mode_for(mode)))?.claim(&name, path, mode, initial)
+        };
+        let check_claim = |path: &Path| {
+            let (dir, name) = split(path)?;
+            match Dir::open_existing(&dir)? {
+                Some(dir) => dir.check_claim(&name, path),
+                None => Ok(()),
+            }
+        };
         let dir = scratch("claim");
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
         let mine = dir.join("new/peers");

@@ -353,7 +353,7 @@ impl Connector {
                      node, or the connection flaps)",
                     up.as_millis()
                 );
-                let note = dial.failed(PeerState::Failed(reason.clone()));
+                let note = dial.cut(PeerState::Failed(reason.clone()));
                 note.log(&self.local_node, peer, &reason, dial.failures);
             }
             if cause == SyncCause::Poll {

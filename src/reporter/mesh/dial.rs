@@ -148,14 +148,29 @@ impl Dial {
                 .is_some_and(|at| now.saturating_duration_since(at) < for_)
     }
 
+    /// A connect_node that failed: the peer was not reached (or not in
+    /// time).
     pub(super) fn failed(&mut self, state: PeerState) -> Noteworthy {
-        self.failures = self.failures.saturating_add(1);
-        self.connected_since = None;
-        self.back = false;
         // Not probed yet: the failed call stands for "not there", so a first
         // probe that finds the node registered (it finished booting, or its
         // own reporter does not list us yet) dials it at once.
         self.epmd.get_or_insert(None);
+        self.count_failure(state)
+    }
+
+    /// A quick drop that counts as a failure (see [`Dial::disconnected`]):
+    /// the peer was reached, so its epmd listing it is no sign that it is
+    /// back. A peer that prunes us stays registered; were the cut taken for
+    /// "not there", the watch would find it back and re-dial it every
+    /// `WATCH_EVERY`, past the backoff.
+    pub(super) fn cut(&mut self, state: PeerState) -> Noteworthy {
+        self.count_failure(state)
+    }
+
+    fn count_failure(&mut self, state: PeerState) -> Noteworthy {
+        self.failures = self.failures.saturating_add(1);
+        self.connected_since = None;
+        self.back = false;
         let step = (self.failures as usize - 1).min(DIAL_WAITS.len() - 1);
         self.wait = DIAL_WAITS[step];
         self.last = Some(state);
@@ -242,7 +257,7 @@ mod tests {
                 }
                 Some(up) => {
                     assert_eq!(up, Duration::from_millis(5), "cut {cut}");
-                    dial.failed(failed());
+                    dial.cut(failed());
                     waits.push(dial.wait);
                 }
             }
@@ -308,6 +323,35 @@ mod tests {
             !dial.probed(Some(4370)),
             "registered all along: not back again"
         );
+    }
+
+    /// A peer that cuts us off at once (it prunes us) stays registered with
+    /// its epmd: the watch that follows each cut must not take that for a
+    /// return and re-dial it past the backoff (it did, every 200 ms, until
+    /// this node noticed it had left: the prune test saw 10 cuts).
+    #[test]
+    fn a_peer_that_cuts_us_off_is_not_back_while_its_epmd_lists_it() {
+        let watch_for = Duration::from_secs(60);
+        let mut dial = Dial::default();
+        let t0 = Instant::now();
+        let mut redials = 0;
+        for cut in 0..6u32 {
+            let at = t0 + Duration::from_millis(u64::from(cut) * 200);
+            dial.connected(at);
+            if dial.disconnected(at + Duration::from_millis(5)).is_some() {
+                dial.cut(PeerState::Failed("cut".into()));
+            }
+            assert!(dial.watched(at, watch_for), "cut {cut}: watched");
+            // The watch's probes: registered on the same port all along.
+            let back = [dial.probed(Some(4370)), dial.probed(Some(4370))].contains(&true);
+            if back || dial.due(SyncCause::Event) {
+                redials += 1;
+            }
+        }
+        assert_eq!(redials, 1, "only the first quick cut is re-dialed at once");
+        // Restarted (another port): back.
+        assert!(dial.probed(Some(4371)));
+        assert!(dial.due(SyncCause::Event));
     }
 
     #[test]
