@@ -832,3 +832,83 @@ impl Drop for CpuSampler {
         }
     }
 }
+
+/// The neighbour (ARP/NDP) entries of one host, as `ip monitor neigh` reports them
+/// changing, each stamped with [`now_us`] when read: when the network carries that
+/// host's packets to a peer again after a cut. A restored link is usable only once the
+/// entry is resolved again, and the kernel retries an unresolved one once per second
+/// (`retrans_time_ms`), whoever sends: that, not beamup, is the floor of a heal.
+pub struct NeighWatch {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<(i64, String)>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    ns: String,
+}
+
+impl NeighWatch {
+    pub fn start(host: &Host) -> Result<NeighWatch, String> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new("ip")
+            .args(["-n", &host.ns, "monitor", "neigh"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("ip monitor neigh in {}: {e}", host.ns))?;
+        let out = child.stdout.take().ok_or("ip monitor: no stdout")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let into = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let at = now_us();
+                into.lock().expect("neigh lines").push((at, line));
+            }
+        });
+        Ok(NeighWatch {
+            child,
+            lines,
+            reader: Some(reader),
+            ns: host.ns.clone(),
+        })
+    }
+
+    /// When the entry for each of `peers` was first usable (resolved: REACHABLE, STALE,
+    /// DELAY or PROBE) at or after `since`; `since` itself for an entry that did not
+    /// change because it was usable all along; None for one still unresolved.
+    pub fn usable_since(&self, peers: &[std::net::IpAddr], since: i64) -> Vec<Option<i64>> {
+        const USABLE: [&str; 4] = ["REACHABLE", "STALE", "DELAY", "PROBE"];
+        let usable = |line: &str| {
+            line.contains("lladdr") && line.split_whitespace().any(|w| USABLE.contains(&w))
+        };
+        let lines = self.lines.lock().expect("neigh lines").clone();
+        peers
+            .iter()
+            .map(|ip| {
+                let ip = ip.to_string();
+                let of_ip = |line: &str| line.split_whitespace().next() == Some(ip.as_str());
+                let mut changed = false;
+                for (at, line) in lines.iter().filter(|(at, l)| *at >= since && of_ip(l)) {
+                    if usable(line) {
+                        return Some(*at);
+                    }
+                    changed = true;
+                }
+                let now = std::process::Command::new("ip")
+                    .args(["-n", &self.ns, "neigh", "show", &ip])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                (!changed && usable(&now)).then_some(since)
+            })
+            .collect()
+    }
+}
+
+impl Drop for NeighWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}

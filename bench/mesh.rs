@@ -464,6 +464,9 @@ struct Sample {
     /// Link cut: the last node noticing it / the full mesh after the link is back.
     cut_drop: Option<f64>,
     cut_heal: Option<f64>,
+    /// Link restored: the network carrying the cut host's packets to every peer again
+    /// (its neighbour entries resolved, see `cluster::NeighWatch`): the heal's floor.
+    cut_net: Option<f64>,
     /// Dead peer: the calls' instants after the kill, and the window (s).
     dead_calls: Option<Vec<f64>>,
     dead_window: f64,
@@ -672,7 +675,7 @@ fn summary(s: &Sample) -> String {
         );
     }
     let mut out = format!(
-        "boot {}, mesh {} after the last registration, worst pair {}, {} warning(s); disconnect heal {} (full {}); cut dropped after {}, healed {}",
+        "boot {}, mesh {} after the last registration, worst pair {}, {} warning(s); disconnect heal {} (full {}); cut dropped after {}, healed {} (network back after {})",
         show_secs(s.boot),
         show_secs(s.mesh),
         opt_secs(s.worst_pair()),
@@ -681,6 +684,7 @@ fn summary(s: &Sample) -> String {
         opt_secs(s.disconnect_full),
         opt_secs(s.cut_drop),
         opt_secs(s.cut_heal),
+        opt_secs(s.cut_net),
     );
     if let Some(calls) = &s.dead_calls {
         let _ = write!(
@@ -1342,6 +1346,7 @@ fn phases(
         }
     };
     sample.cut_drop = Some(secs(dropped - down_at));
+    let neigh = cluster::NeighWatch::start(&hosts[c]);
     std::thread::sleep(CUT_HOLD.saturating_sub(cut_started.elapsed()));
     let up_at = now_us();
     net.link_up(&hosts[c]);
@@ -1350,6 +1355,16 @@ fn phases(
     })?;
     cluster.dump("link cut (from the link down)", down_at);
     sample.cut_heal = Some(secs(healed - up_at).max(0.0));
+    let peer_ips: Vec<std::net::IpAddr> = others
+        .iter()
+        .filter_map(|&x| hosts[x].v4.map(Into::into).or(hosts[x].v6.map(Into::into)))
+        .collect();
+    sample.cut_net = neigh
+        .map(|w| w.usable_since(&peer_ips, up_at))
+        .ok()
+        .and_then(|usable| usable.into_iter().collect::<Option<Vec<i64>>>())
+        .and_then(|usable| usable.into_iter().max())
+        .map(|at| secs(at - up_at).max(0.0));
 
     // 4. h(N-2) killed while DNS still lists it; h0's connect_node calls to it counted.
     let mut alive: Vec<usize> = everyone.clone();
@@ -1586,6 +1601,21 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             target: "contract: within one poll (≤ interval)",
         },
         Metric {
+            title: "link restored: the network carrying the cut host's packets to every peer \
+                    again (neighbour entries resolved; the kernel retries once per second)",
+            unit: "ms",
+            get: &|s| s.cut_net,
+            verdict: None,
+            target: "(informational: the heal's floor)",
+        },
+        Metric {
+            title: "link restored: full mesh after the network is back (beamup's own share)",
+            unit: "ms",
+            get: &|s| Some((s.cut_heal? - s.cut_net?).max(0.0)),
+            verdict: None,
+            target: "(informational)",
+        },
+        Metric {
             title: "connect_node calls to a dead, still listed peer, per 15 s",
             unit: "calls",
             get: &|s| s.dead_per_15s(),
@@ -1797,6 +1827,20 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                 get: &|s| s.cut_heal,
                 target: "≤ 250 ms",
                 verdict: Some(&cut_ok),
+            },
+            Row {
+                title: "link restored: network back (the heal's floor) [ms]",
+                ms: true,
+                get: &|s| s.cut_net,
+                target: "",
+                verdict: None,
+            },
+            Row {
+                title: "link restored: full mesh − network back [ms]",
+                ms: true,
+                get: &|s| Some((s.cut_heal? - s.cut_net?).max(0.0)),
+                target: "",
+                verdict: None,
             },
             Row {
                 title: "INFO lines per host, whole run (median host)",

@@ -49,10 +49,17 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// at the next.
 const PROBES_PER_SYNC: usize = MAX_DIALS_PER_SYNC;
 /// A peer whose connection dropped has its epmd asked this often between
-/// polls (see `Connector::watch`) ...
-const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// polls (see `Connector::watch`), each probe bounded by the same time ...
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+/// ... or this much per watched peer when that is longer: on average at most
+/// one probe per millisecond, whatever the number of peers that dropped
+/// (256 are asked every 256 ms) ...
+const WATCH_PER_PEER: Duration = Duration::from_millis(1);
 /// ... for this long after the drop; after that, once per poll.
 const WATCH_FOR: Duration = Duration::from_secs(60);
+/// Bound on waiting for the local node to end the setups of peers that are
+/// back (`Connector::abandon_setups`; the calls go on without the wait).
+const ABANDON_WAIT: Duration = Duration::from_millis(200);
 /// Bound on one look for the local node in its epmd (a loopback request).
 const LOOK_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -544,25 +551,38 @@ impl Connector {
 
     /// When the dropped peers' epmds are to be asked next: while any peer
     /// whose connection dropped less than [`WATCH_FOR`] ago is not back,
-    /// every [`WATCH_EVERY`].
+    /// one watch period (see [`Connector::watch_period`]) after the last.
     pub fn next_watch(&self) -> Option<Instant> {
-        let now = Instant::now();
-        self.dials
+        let period = self.watch_period(Instant::now())?;
+        Some(self.watched_at.map_or_else(Instant::now, |at| at + period))
+    }
+
+    /// [`WATCH_EVERY`], or [`WATCH_PER_PEER`] per watched peer when that is
+    /// longer; None while no peer is watched.
+    fn watch_period(&self, now: Instant) -> Option<Duration> {
+        let watched = self
+            .dials
             .values()
-            .any(|dial| dial.watched(now, WATCH_FOR))
-            .then(|| self.watched_at.map_or(now, |at| at + WATCH_EVERY))
+            .filter(|dial| dial.watched(now, WATCH_FOR))
+            .count()
+            .min(PROBES_PER_SYNC);
+        (watched > 0).then(|| WATCH_EVERY.max(WATCH_PER_PEER * watched as u32))
     }
 
     /// Asks the epmd of every watched peer (see [`next_watch`]) whether its
-    /// node is registered again; true when one is: the sync that follows
-    /// dials it, so a restored link heals within about [`WATCH_EVERY`]
-    /// instead of at the next poll. The local node is asked nothing unless
-    /// one is back (see `abandon_setups`).
+    /// node is registered again, each within one watch period; true when one
+    /// is: the sync that follows dials it, so a restored link heals within
+    /// about one period of the network carrying it again, instead of at the
+    /// next poll. The local node is asked nothing unless one is back (see
+    /// `abandon_setups`).
     ///
     /// [`next_watch`]: Connector::next_watch
     pub async fn watch(&mut self) -> bool {
         let now = Instant::now();
         self.watched_at = Some(now);
+        let Some(period) = self.watch_period(now) else {
+            return false;
+        };
         let watched: Vec<String> = self
             .dials
             .iter()
@@ -571,7 +591,7 @@ impl Connector {
             .collect();
         let mut back = Vec::new();
         let peers = watched.iter().map(|node| ((), node.as_str()));
-        self.probe(peers, WATCH_EVERY, |(), node| back.push(node.to_owned()))
+        self.probe(peers, period, |(), node| back.push(node.to_owned()))
             .await;
         if back.is_empty() {
             return false;
@@ -594,7 +614,7 @@ impl Connector {
         let Ok(connected) = session.nodes().await else {
             return;
         };
-        let deadline = Instant::now() + WATCH_EVERY;
+        let deadline = Instant::now() + ABANDON_WAIT;
         let calls: Vec<PendingCall> = back
             .iter()
             .filter(|node| !connected.contains(node))

@@ -327,7 +327,7 @@ mod tests {
 
     /// A peer that cuts us off at once (it prunes us) stays registered with
     /// its epmd: the watch that follows each cut must not take that for a
-    /// return and re-dial it past the backoff (it did, every 200 ms, until
+    /// return and re-dial it past the backoff (it did, at every watch, until
     /// this node noticed it had left: the prune test saw 10 cuts).
     #[test]
     fn a_peer_that_cuts_us_off_is_not_back_while_its_epmd_lists_it() {
