@@ -871,7 +871,7 @@ impl NeighWatch {
         })
     }
 
-    /// When the entry for each of `peers` was first usable (resolved: REACHABLE, STALE,
+    /// When this host's entry for each of `peers` was first usable (resolved: REACHABLE, STALE,
     /// DELAY or PROBE) at or after `since`; `since` itself for an entry that did not
     /// change because it was usable all along; None for one still unresolved.
     pub fn usable_since(&self, peers: &[std::net::IpAddr], since: i64) -> Vec<Option<i64>> {

@@ -40,7 +40,8 @@
 //! Run (as root): `bash bench/mesh.sh` (builds the static binary and the baseline, and
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
-//! [--seed N] [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--out NAME]`.
+//! [--seed N] [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--cut link|ip]
+//! [--out NAME]`.
 //! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
 //! bench/results/mesh.txt (mesh-scale.txt when every size is 16 or more).
@@ -248,6 +249,40 @@ struct Options {
     trace_boot: bool,
     /// `--out`: the result file's name under bench/results/.
     out: Option<String>,
+    /// `--cut`: how phase 3 cuts h(N-1) off.
+    cut: Cut,
+}
+
+/// Phase 3's cut: `link`, h(N-1)'s bridge port down (the carrier gone: traffic sent to it
+/// leaves ARP entries unresolved, retried once per second after the link is back), or
+/// `ip`, an IPv4 partition (its incoming IPv4 dropped by nftables; ARP still resolves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Link,
+    Ip,
+}
+
+impl Cut {
+    fn start(self, net: &Net, host: &Host) {
+        match self {
+            Cut::Link => net.link_down(host),
+            Cut::Ip => net.partition(host),
+        }
+    }
+
+    fn end(self, net: &Net, host: &Host) {
+        match self {
+            Cut::Link => net.link_up(host),
+            Cut::Ip => net.partition_end(host),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Cut::Link => "bridge port down",
+            Cut::Ip => "incoming IPv4 dropped (nftables)",
+        }
+    }
 }
 
 fn parse_options() -> Options {
@@ -264,6 +299,7 @@ fn parse_options() -> Options {
         variants: None,
         trace_boot: false,
         out: None,
+        cut: Cut::Link,
     };
     let sizes = |value: &str| -> Vec<usize> {
         value
@@ -330,6 +366,13 @@ fn parse_options() -> Options {
                     other => panic!("--trace-boot takes yes or no, not {other:?}"),
                 };
             }
+            "--cut" => {
+                opts.cut = match value.as_str() {
+                    "link" => Cut::Link,
+                    "ip" => Cut::Ip,
+                    other => panic!("--cut takes link or ip, not {other:?}"),
+                };
+            }
             "--out" => {
                 assert!(
                     !value.contains('/') && !value.is_empty(),
@@ -338,7 +381,7 @@ fn parse_options() -> Options {
                 opts.out = Some(value);
             }
             other => panic!(
-                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --out)"
+                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --cut, --out)"
             ),
         }
     }
@@ -881,6 +924,28 @@ fn parse_events(term: &Term) -> Option<Vec<(bool, String, i64)>> {
         .collect()
 }
 
+/// When the network carried packets both ways between the cut host `c` and every other
+/// host again, after `up_at`: for each pair, the later of the two sides' neighbour
+/// entries resolved (a side whose entry stayed usable still waits for the other's: its
+/// SYN arrives, the answer does not). None when an entry never resolved.
+fn network_back(
+    watches: &[cluster::NeighWatch],
+    hosts: &[Host],
+    c: usize,
+    up_at: i64,
+) -> Option<i64> {
+    let ip =
+        |h: &Host| -> Option<std::net::IpAddr> { h.v4.map(Into::into).or(h.v6.map(Into::into)) };
+    let cut_ip = ip(&hosts[c])?;
+    let mut last = up_at;
+    for (x, host) in hosts.iter().enumerate().filter(|(x, _)| *x != c) {
+        let theirs = watches[x].usable_since(&[cut_ip], up_at)[0]?;
+        let ours = watches[c].usable_since(&[ip(host)?], up_at)[0]?;
+        last = last.max(theirs).max(ours);
+    }
+    Some(last)
+}
+
 fn secs(us: i64) -> f64 {
     us as f64 / 1e6
 }
@@ -1120,6 +1185,20 @@ fn measure(
     }
     if cluster::debugging() {
         cluster::debug_log(&format!("h0's log:\n{}", log_tail(&procs[0], 200)));
+        // The cut host (phase 3).
+        cluster::debug_log(&format!(
+            "h{}'s log (the cut host):\n{}",
+            size - 1,
+            log_tail(&procs[size - 1], 200)
+        ));
+        // The last to register: what its reporter did for the boot's last joins.
+        if let Some(last) = (0..size).max_by_key(|&i| registrations[i]) {
+            cluster::debug_log(&format!(
+                "h{last}'s log (the last to register, at {} µs):\n{}",
+                registrations[last],
+                procs[last].log()
+            ));
+        }
     }
     sample.info_end = info_lines(&procs);
     sample.dns_per_node_min =
@@ -1324,7 +1403,7 @@ fn phases(
     let cut = cluster.names[c].clone();
     let down_at = now_us();
     let cut_started = Instant::now();
-    net.link_down(&hosts[c]);
+    opts.cut.start(net, &hosts[c]);
     let others: Vec<usize> = (0..size).filter(|&x| x != c).collect();
     let dropped = cluster.wait(
         cut_drop_limit(size),
@@ -1341,29 +1420,25 @@ fn phases(
     let dropped = match dropped {
         Ok(t) => t,
         Err(e) => {
-            net.link_up(&hosts[c]);
+            opts.cut.end(net, &hosts[c]);
             return Err(e);
         }
     };
     sample.cut_drop = Some(secs(dropped - down_at));
-    let neigh = cluster::NeighWatch::start(&hosts[c]);
+    // Each host's neighbour entries: the cut host's for its peers, and theirs for it.
+    let neigh: Result<Vec<cluster::NeighWatch>, String> =
+        hosts.iter().map(cluster::NeighWatch::start).collect();
     std::thread::sleep(CUT_HOLD.saturating_sub(cut_started.elapsed()));
     let up_at = now_us();
-    net.link_up(&hosts[c]);
+    opts.cut.end(net, &hosts[c]);
     let healed = cluster.wait(heal_limit, "full mesh after the link came back", |cl| {
         cl.full_mesh(&everyone)
     })?;
     cluster.dump("link cut (from the link down)", down_at);
     sample.cut_heal = Some(secs(healed - up_at).max(0.0));
-    let peer_ips: Vec<std::net::IpAddr> = others
-        .iter()
-        .filter_map(|&x| hosts[x].v4.map(Into::into).or(hosts[x].v6.map(Into::into)))
-        .collect();
     sample.cut_net = neigh
-        .map(|w| w.usable_since(&peer_ips, up_at))
         .ok()
-        .and_then(|usable| usable.into_iter().collect::<Option<Vec<i64>>>())
-        .and_then(|usable| usable.into_iter().max())
+        .and_then(|watches| network_back(&watches, hosts, c, up_at))
         .map(|at| secs(at - up_at).max(0.0));
 
     // 4. h(N-2) killed while DNS still lists it; h0's connect_node calls to it counted.
@@ -1536,9 +1611,10 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
     );
     line(format!(
         "phases:  boot (all N at once) → after a random pause in [0, I) h0 runs\n\
-         \x20        erlang:disconnect_node(h1) → h{{N-1}}'s bridge port down until all dropped it (≥ {} s), up\n\
+         \x20        erlang:disconnect_node(h1) → h{{N-1}} cut ({}) until all dropped it (≥ {} s), back\n\
          \x20        → h{{N-2}} killed (SIGKILL, DNS unchanged), h0's net_kernel:connect_node(h{{N-2}}) calls\n\
          \x20        counted by a call trace for {} intervals (at sizes {}) → RSS, relays.",
+        opts.cut.what(),
         CUT_HOLD.as_secs(),
         opts.dead_polls,
         opts.dead_sizes.as_ref().map_or("all".into(), |s| {

@@ -4,7 +4,8 @@
 # Usage (as root, from anywhere):
 #   bash bench/mesh.sh [--sizes 3,5,8] [--intervals 1s,5s] [--runs 3] [--only new|baseline]
 #                      [--dead-polls 24] [--dead-sizes 3] [--seed N]
-#                      [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--out NAME]
+#                      [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--cut link|ip]
+#                      [--out NAME]
 # BEAMUP_BENCH_BASELINE=/path/to/beamup skips the baseline build; BEAMUP_BENCH_BASELINE_REV
 # picks another baseline commit (default d2e512b; issue 19's scale runs use d0d2058).
 # Writes bench/results/mesh.txt, or mesh-scale.txt when every size is 16 or more.
@@ -22,6 +23,10 @@ for arg in "$@"; do
   [ "$prev" = "--variants" ] && variants="$arg"
   prev="$arg"
 done
+# --cut ip partitions a host with nftables.
+if [[ " $* " == *" --cut ip "* ]] && ! command -v nft >/dev/null; then
+  apt-get install -y -q nftables >&2
+fi
 # --variants without the baseline needs no baseline build either.
 if [ -n "$variants" ] && ! [[ ",$variants," == *",baseline,"* ]]; then
   only="new"

@@ -528,6 +528,36 @@ impl Net {
         ip(&["-n", &self.bridge_ns, "link", "set", self.port(host), "up"]);
     }
 
+    /// An IPv4 partition of `host` (a firewall, a security group): every IPv4 packet
+    /// arriving on its interface is dropped (nftables in its namespace), so its connections
+    /// time out both ways while ARP still resolves, unlike [`Net::link_down`], where
+    /// traffic sent to the cut host leaves the senders' neighbour entries unresolved for up
+    /// to a second after the link is back. Undone by [`Net::partition_end`].
+    pub fn partition(&self, host: &Host) {
+        let chain = "{ type filter hook input priority 0; policy accept; }";
+        let iif = format!("iifname {} meta nfproto ipv4 drop", host.ifname);
+        for rule in [
+            "add table inet beamup_partition".to_owned(),
+            format!("add chain inet beamup_partition input {chain}"),
+            format!("add rule inet beamup_partition input {iif}"),
+        ] {
+            run_ok("ip", &["netns", "exec", &host.ns, "nft", &rule]);
+        }
+    }
+
+    pub fn partition_end(&self, host: &Host) {
+        run_ok(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &host.ns,
+                "nft",
+                "delete table inet beamup_partition",
+            ],
+        );
+    }
+
     fn port(&self, host: &Host) -> &str {
         self.ports
             .iter()
