@@ -1388,7 +1388,7 @@ fn a_dead_but_listed_peer_is_dialed_with_backoff_and_rejoins_when_restarted() {
 /// - a burst of drops is one line: c cuts both peers while its relay is suspended, and
 ///   its reporter names both in one line;
 /// - a link cut long enough for the peers to drop the host heals once it is back,
-///   well inside the interval: the peers of a dropped host ask its epmd every 50 ms
+///   well inside the interval: the peers of a dropped host ask its epmd every 200 ms
 ///   and re-dial it as soon as it answers, ending the VM's own attempt, which would
 ///   wait out its SYN retransmissions (before, the next poll or a retransmission
 ///   seconds later healed it).
