@@ -871,35 +871,36 @@ impl NeighWatch {
         })
     }
 
-    /// When this host's entry for each of `peers` was first usable (resolved: REACHABLE, STALE,
+    /// When this host's entry for `peer` was first usable (resolved: REACHABLE, STALE,
     /// DELAY or PROBE) at or after `since`; `since` itself for an entry that did not
     /// change because it was usable all along; None for one still unresolved.
-    pub fn usable_since(&self, peers: &[std::net::IpAddr], since: i64) -> Vec<Option<i64>> {
+    pub fn usable_at(&self, peer: std::net::IpAddr, since: i64) -> Option<i64> {
         const USABLE: [&str; 4] = ["REACHABLE", "STALE", "DELAY", "PROBE"];
         let usable = |line: &str| {
             line.contains("lladdr") && line.split_whitespace().any(|w| USABLE.contains(&w))
         };
-        let lines = self.lines.lock().expect("neigh lines").clone();
-        peers
+        let ip = peer.to_string();
+        let of_peer = |line: &str| line.split_whitespace().next() == Some(ip.as_str());
+        let changes: Vec<(i64, String)> = self
+            .lines
+            .lock()
+            .expect("neigh lines")
             .iter()
-            .map(|ip| {
-                let ip = ip.to_string();
-                let of_ip = |line: &str| line.split_whitespace().next() == Some(ip.as_str());
-                let mut changed = false;
-                for (at, line) in lines.iter().filter(|(at, l)| *at >= since && of_ip(l)) {
-                    if usable(line) {
-                        return Some(*at);
-                    }
-                    changed = true;
-                }
-                let now = std::process::Command::new("ip")
-                    .args(["-n", &self.ns, "neigh", "show", &ip])
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                    .unwrap_or_default();
-                (!changed && usable(&now)).then_some(since)
-            })
-            .collect()
+            .filter(|(at, line)| *at >= since && of_peer(line))
+            .cloned()
+            .collect();
+        if let Some((at, _)) = changes.iter().find(|(_, line)| usable(line)) {
+            return Some(*at);
+        }
+        if !changes.is_empty() {
+            return None;
+        }
+        let now = std::process::Command::new("ip")
+            .args(["-n", &self.ns, "neigh", "show", &ip])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        usable(&now).then_some(since)
     }
 }
 

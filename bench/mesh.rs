@@ -934,13 +934,11 @@ fn network_back(
     c: usize,
     up_at: i64,
 ) -> Option<i64> {
-    let ip =
-        |h: &Host| -> Option<std::net::IpAddr> { h.v4.map(Into::into).or(h.v6.map(Into::into)) };
-    let cut_ip = ip(&hosts[c])?;
+    let cut_ip = hosts[c].addr();
     let mut last = up_at;
     for (x, host) in hosts.iter().enumerate().filter(|(x, _)| *x != c) {
-        let theirs = watches[x].usable_since(&[cut_ip], up_at)[0]?;
-        let ours = watches[c].usable_since(&[ip(host)?], up_at)[0]?;
+        let theirs = watches[x].usable_at(cut_ip, up_at)?;
+        let ours = watches[c].usable_at(host.addr(), up_at)?;
         last = last.max(theirs).max(ours);
     }
     Some(last)

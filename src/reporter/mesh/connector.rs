@@ -152,6 +152,13 @@ enum Relay {
     Unavailable,
 }
 
+/// How often `watched` dropped peers are asked: [`WATCH_EVERY`], or
+/// [`WATCH_PER_PEER`] per peer probed when that is longer.
+fn watch_period(watched: usize) -> Duration {
+    let probed = watched.min(PROBES_PER_SYNC) as u32;
+    WATCH_EVERY.max(WATCH_PER_PEER * probed)
+}
+
 fn start_connect(session: &Session, peer: &str) -> Result<PendingCall, DistError> {
     session.start_call("net_kernel", "connect_node", vec![atom(peer)])
 }
@@ -554,22 +561,19 @@ impl Connector {
 
     /// When the dropped peers' epmds are to be asked next: while any peer
     /// whose connection dropped less than [`WATCH_FOR`] ago is not back,
-    /// one watch period (see [`Connector::watch_period`]) after the last.
+    /// one [`watch_period`] after the last.
     pub fn next_watch(&self) -> Option<Instant> {
-        let period = self.watch_period(Instant::now())?;
-        Some(self.watched_at.map_or_else(Instant::now, |at| at + period))
+        let now = Instant::now();
+        let watched = self.watched(now).count();
+        (watched > 0).then(|| self.watched_at.map_or(now, |at| at + watch_period(watched)))
     }
 
-    /// [`WATCH_EVERY`], or [`WATCH_PER_PEER`] per watched peer when that is
-    /// longer; None while no peer is watched.
-    fn watch_period(&self, now: Instant) -> Option<Duration> {
-        let watched = self
-            .dials
-            .values()
-            .filter(|dial| dial.watched(now, WATCH_FOR))
-            .count()
-            .min(PROBES_PER_SYNC);
-        (watched > 0).then(|| WATCH_EVERY.max(WATCH_PER_PEER * watched as u32))
+    /// The peers watched now (see `Dial::watched`).
+    fn watched(&self, now: Instant) -> impl Iterator<Item = &String> {
+        self.dials
+            .iter()
+            .filter(move |(_, dial)| dial.watched(now, WATCH_FOR))
+            .map(|(node, _)| node)
     }
 
     /// Asks the epmd of every watched peer (see [`next_watch`]) whether its
@@ -583,15 +587,8 @@ impl Connector {
     pub async fn watch(&mut self) -> bool {
         let now = Instant::now();
         self.watched_at = Some(now);
-        let Some(period) = self.watch_period(now) else {
-            return false;
-        };
-        let watched: Vec<String> = self
-            .dials
-            .iter()
-            .filter(|(_, dial)| dial.watched(now, WATCH_FOR))
-            .map(|(node, _)| node.clone())
-            .collect();
+        let watched: Vec<String> = self.watched(now).cloned().collect();
+        let period = watch_period(watched.len());
         let mut back = Vec::new();
         let peers = watched.iter().map(|node| ((), node.as_str()));
         self.probe(peers, period, |(), node| back.push(node.to_owned()))
