@@ -4,8 +4,8 @@
 //!
 //! Each host is a network namespace of the test harness (tests/support/net.rs) with its
 //! own epmd; dnsmasq answers the query `demo` (search domain svc.test) with every host;
-//! every release runs with `-kernel net_ticktime 4`, so that a cut link really breaks its
-//! connections within seconds. One run, per binary:
+//! every release runs with `-kernel net_ticktime 4` (`--ticktime`), so that a cut link
+//! really breaks its connections within seconds. One run, per binary:
 //!
 //! 1. **Boot.** All N beamups start at once. An observer per host (cluster::Agent: a
 //!    thread in the host's namespace) polls that host's epmd every 10 ms until `demo` is
@@ -41,7 +41,7 @@
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
 //! [--seed N] [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--cut link|ip]
-//! [--out NAME]`.
+//! [--ticktime 4] [--out NAME]`.
 //! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
 //! bench/results/mesh.txt (mesh-scale.txt when every size is 16 or more).
@@ -77,8 +77,9 @@ const BOOT_RETRY_FOR_S: f64 = 30.0;
 const EPMD_POLL: Duration = Duration::from_millis(10);
 /// How often the bench fetches the recorders' events (the events carry their own stamps).
 const EVENTS_POLL: Duration = Duration::from_millis(20);
-/// The releases' net_ticktime: a cut link breaks their connections within 4-6 s.
-const NET_TICKTIME: &str = "4";
+/// The releases' net_ticktime by default (`--ticktime`): a cut link breaks their
+/// connections within 4-6 s.
+const NET_TICKTIME: u32 = 4;
 /// The least time a link stays cut, and the bound on waiting for everyone to drop it.
 const CUT_HOLD: Duration = Duration::from_secs(8);
 fn cut_drop_limit(size: usize) -> Duration {
@@ -251,6 +252,10 @@ struct Options {
     out: Option<String>,
     /// `--cut`: how phase 3 cuts h(N-1) off.
     cut: Cut,
+    /// `--ticktime`: the releases' net_ticktime in seconds (at 48 hosts on two cores a
+    /// starved VM can miss 4 s of ticks while booting, and OTP's `global` then
+    /// disconnects nodes "to prevent overlapping partitions").
+    ticktime: u32,
 }
 
 /// Phase 3's cut: `link`, h(N-1)'s bridge port down (the carrier gone: traffic sent to it
@@ -300,6 +305,7 @@ fn parse_options() -> Options {
         trace_boot: false,
         out: None,
         cut: Cut::Link,
+        ticktime: NET_TICKTIME,
     };
     let sizes = |value: &str| -> Vec<usize> {
         value
@@ -373,6 +379,12 @@ fn parse_options() -> Options {
                     other => panic!("--cut takes link or ip, not {other:?}"),
                 };
             }
+            "--ticktime" => {
+                opts.ticktime =
+                    value.parse().ok().filter(|&t| t >= 1).unwrap_or_else(|| {
+                        panic!("--ticktime takes a number of seconds, 1 or more")
+                    });
+            }
             "--out" => {
                 assert!(
                     !value.contains('/') && !value.is_empty(),
@@ -381,7 +393,7 @@ fn parse_options() -> Options {
                 opts.out = Some(value);
             }
             other => panic!(
-                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --cut, --out)"
+                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --cut, --ticktime, --out)"
             ),
         }
     }
@@ -1003,7 +1015,7 @@ fn measure(
 
     let start = now_us();
     let interval_arg = show(interval);
-    let ticktime = format!("-kernel net_ticktime {NET_TICKTIME}");
+    let ticktime = format!("-kernel net_ticktime {}", opts.ticktime);
     let mut env = vec![("ELIXIR_ERL_OPTIONS", ticktime.as_str())];
     if cluster::debugging() {
         env.push(("BEAMUP_LOG", "debug"));
@@ -1582,7 +1594,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             "variants: nolib = the binary under test without --connect (`--ip interface:eth0 --query demo`:\n\
              \x20        names the node, polls DNS; nothing meshes the VMs, the observer alone joins each VM once);\n\
              \x20        selfonly = with --connect but `--peers <own node>` instead of the query (the reporter\n\
-             \x20        looks for its VM every 10 ms, connects, starts the relay, dials no peer); nolib+poll = nolib\n\
+             \x20        looks for its VM as it does (README step 6), connects, starts the relay, dials no peer); nolib+poll = nolib\n\
              \x20        plus a bench thread per host asking its epmd for demo (PORT_PLEASE2) every 10 ms until\n\
              \x20        registered, like the reporter's look-up loop. All three: boot only."
                 .into(),
@@ -1591,9 +1603,10 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
     line(format!(
         "setup:   N network namespaces on a bridge, dnsmasq answering `demo` with all N, each host\n\
          \x20        `beamup --ip interface:eth0 --query demo --connect --interval I -- bin/demo start`\n\
-         \x20        (demo mix release, OTP {}, -kernel net_ticktime {NET_TICKTIME}); {} run(s) per cell and\n\
+         \x20        (demo mix release, OTP {}, -kernel net_ticktime {}); {} run(s) per cell and\n\
          \x20        binary, interleaved (order alternating); seed {}; {} in all",
         otp_release(),
+        opts.ticktime,
         opts.runs,
         opts.seed,
         show(took)

@@ -9,7 +9,6 @@
 //! release (tini's `-p`). With `--init` ([`init`]) beamup stays PID 1 instead.
 
 pub mod init;
-pub mod release_cpu;
 pub mod signals;
 
 use std::ffi::{CString, OsStr, OsString};
