@@ -65,6 +65,9 @@ const WATCH_FOR: Duration = Duration::from_secs(60);
 const ABANDON_WAIT: Duration = Duration::from_millis(200);
 /// Bound on one look for the local node in its epmd (a loopback request).
 const LOOK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Drops within this long of the first one are one burst, said in one line
+/// when it is over (`Connector::say_drops`); the re-dials do not wait for it.
+const BURST: Duration = Duration::from_millis(100);
 
 /// The connection to the local node, as of one `sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +141,9 @@ pub struct Connector {
     said_no_relay: bool,
     /// When the dropped peers' epmds were last asked (see `watch`).
     watched_at: Option<Instant>,
+    /// The burst of drops not said yet: when its first drop came, and the
+    /// peers (see `observe`).
+    unsaid: Option<(Instant, Vec<String>)>,
 }
 
 /// The relay of the current session.
@@ -203,6 +209,7 @@ impl Connector {
             relay: Relay::Start,
             events: None,
             held: Vec::new(),
+            unsaid: None,
             said_no_relay: false,
             watched_at: None,
         }
@@ -695,8 +702,12 @@ impl Connector {
     }
 
     /// Takes in what the relay said since the last call. A burst of drops
-    /// (OTP's `global` turns one disconnect into dozens across a cluster) is
-    /// one info line, not one per peer.
+    /// (OTP's `global` turns one disconnect into dozens across a cluster,
+    /// and the relay forwards them as the VM sees them, milliseconds apart)
+    /// is one info line, not one per peer: the drops within [`BURST`] of the
+    /// first are said together once it is over ([`say_drops`]).
+    ///
+    /// [`say_drops`]: Connector::say_drops
     ///
     /// Only a dropped peer (re-dial it) or a pruned node that connected
     /// again (disconnect it) needs a sync; a peer that came up is only
@@ -733,6 +744,29 @@ impl Connector {
             }
         }
         seen.sync |= !dropped.is_empty();
+        if !dropped.is_empty() {
+            let (_, burst) = self
+                .unsaid
+                .get_or_insert_with(|| (Instant::now(), Vec::new()));
+            for peer in dropped {
+                if !burst.contains(&peer) {
+                    burst.push(peer);
+                }
+            }
+        }
+        seen
+    }
+
+    /// When the burst of drops taken in so far is to be said, if any.
+    pub fn drops_said_at(&self) -> Option<Instant> {
+        self.unsaid.as_ref().map(|(first, _)| *first + BURST)
+    }
+
+    /// Says the burst of drops taken in so far, in one line.
+    pub fn say_drops(&mut self) {
+        let Some((_, dropped)) = self.unsaid.take() else {
+            return;
+        };
         match dropped.as_slice() {
             [] => {}
             [peer] => {
@@ -745,7 +779,6 @@ impl Connector {
                 peers.len()
             ),
         }
-        seen
     }
 
     /// Waits for the relay's next events, returning every one queued; `None`
@@ -981,6 +1014,44 @@ mod tests {
         );
     }
     use std::net::TcpListener;
+
+    /// Drops that come in separate batches within BURST are one burst, said
+    /// once; the sync they ask for is not held back.
+    #[test]
+    fn drops_in_separate_batches_are_one_burst() {
+        let mut c = Connector::new(
+            "a@127.0.0.1".into(),
+            "beamup-1@127.0.0.1".into(),
+            Secret::new("c"),
+            false,
+        );
+        for peer in ["b@127.0.0.1", "c@127.0.0.1"] {
+            c.dials.insert(peer.into(), Dial::default());
+        }
+        let down = |node: &str| vec![NodeEvent::Down(node.into())];
+        assert_eq!(c.drops_said_at(), None);
+        let before = Instant::now();
+        assert!(
+            c.observe(down("b@127.0.0.1")).sync,
+            "a drop re-dials at once"
+        );
+        let say_at = c.drops_said_at().expect("a burst to say");
+        assert!(say_at >= before + BURST, "said once the burst is over");
+        assert!(c.observe(down("c@127.0.0.1")).sync);
+        assert!(c.observe(down("b@127.0.0.1")).sync);
+        assert!(!c.observe(down("x@127.0.0.1")).sync, "not a peer: no sync");
+        assert_eq!(c.drops_said_at(), Some(say_at), "the same burst");
+        assert_eq!(
+            c.unsaid.as_ref().map(|(_, peers)| peers.clone()),
+            Some(vec!["b@127.0.0.1".to_string(), "c@127.0.0.1".to_string()])
+        );
+        c.say_drops();
+        assert_eq!(
+            c.drops_said_at(),
+            None,
+            "said: the next drop starts a burst"
+        );
+    }
 
     fn set(nodes: &[&str]) -> BTreeSet<String> {
         nodes.iter().map(|s| s.to_string()).collect()

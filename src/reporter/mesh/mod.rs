@@ -106,6 +106,8 @@ impl Mesh {
     pub async fn news(&mut self) -> News {
         loop {
             if self.waiting() {
+                // The connection ended: no more of a burst of drops can come.
+                self.connector.say_drops();
                 let Some(delay) = self.wait.next_check(Instant::now(), self.interval) else {
                     return std::future::pending().await;
                 };
@@ -117,6 +119,7 @@ impl Mesh {
             }
             self.wait.reset();
             let watch = self.connector.next_watch();
+            let say = self.connector.drops_said_at();
             tokio::select! {
                 events = self.connector.events() => {
                     // None: the connection ended, and the sync reconnects.
@@ -136,6 +139,9 @@ impl Mesh {
                     if self.connector.watch().await {
                         return News::Sync;
                     }
+                }
+                () = tokio::time::sleep_until(say.unwrap_or_else(Instant::now)), if say.is_some() => {
+                    self.connector.say_drops();
                 }
             }
         }
