@@ -105,38 +105,22 @@ impl VmWait {
     ///
     /// [`look_due`]: VmWait::look_due
     fn look_due_with(&mut self, now: Instant, count: Option<u64>) -> bool {
-        let due = self.due_at(now, count);
+        let Some((last, before)) = self.looked else {
+            self.looked = Some((now, count));
+            return true;
+        };
+        let changed = matches!((before, count), (Some(b), Some(c)) if b != c);
+        if changed {
+            self.eager_until = Some(now + EAGER);
+        }
+        let due = changed
+            || now.duration_since(last) >= LOOK_AT_LEAST
+            || self.eager_until.is_some_and(|until| now < until)
+            || ((before.is_none() || count.is_none()) && self.by_clock(now, last));
         if due {
-            if self.changed(count) {
-                self.eager_until = Some(now + EAGER);
-            }
             self.looked = Some((now, count));
         }
         due
-    }
-
-    /// Whether a look is due at `now` with the socket count `count`.
-    fn due_at(&self, now: Instant, count: Option<u64>) -> bool {
-        let Some((last, before)) = self.looked else {
-            return true;
-        };
-        if now.duration_since(last) >= LOOK_AT_LEAST
-            || self.eager_until.is_some_and(|until| now < until)
-        {
-            return true;
-        }
-        match (before, count) {
-            (Some(_), Some(_)) => self.changed(count),
-            _ => self.by_clock(now, last),
-        }
-    }
-
-    /// Whether `count` differs from the count at the last look (both read).
-    fn changed(&self, count: Option<u64>) -> bool {
-        match (self.looked, count) {
-            (Some((_, Some(before))), Some(now)) => before != now,
-            _ => false,
-        }
     }
 
     /// The pace without a socket count.
