@@ -984,9 +984,22 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
     let c_node = &pruned[2].node;
     let mut disconnected_by = Vec::new();
     for (m, mark) in pruned[..2].iter().zip(&marks) {
+        // The views can be right before this reporter's own polls say c left (another
+        // reporter pruned c, and OTP's global dropped it here too).
+        let peer = format!("peer={c_node}");
+        testkit::wait_until(
+            Duration::from_secs(30),
+            &format!("{} to report c left", m.host.name),
+            || {
+                m.proc
+                    .log()
+                    .lines()
+                    .skip(*mark)
+                    .any(|l| l.contains("peer left") && l.contains(&peer))
+            },
+        );
         let log = m.proc.log();
         let lines: Vec<&str> = log.lines().skip(*mark).collect();
-        let peer = format!("peer={c_node}");
         let left = lines
             .iter()
             .position(|l| l.contains("peer left") && l.contains(&peer))
