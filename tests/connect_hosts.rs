@@ -1398,6 +1398,8 @@ fn a_dead_but_listed_peer_is_dialed_with_backoff_and_rejoins_when_restarted() {
 
 /// Issue 19, on three hosts polling every 30 s (no poll explains what is seen):
 /// - a host booted after the others joins them (DNS lists it from the first poll);
+///   listed only after their first sync, it is asked for in its epmd until it boots,
+///   never dialed (no atom of its name in their VMs);
 /// - a burst of drops is one line: c cuts both peers while its relay is suspended, and
 ///   its reporter names both in one line;
 /// - a link cut long enough for the peers to drop the host heals once it is back,
@@ -1409,18 +1411,48 @@ fn a_dead_but_listed_peer_is_dialed_with_backoff_and_rejoins_when_restarted() {
 fn a_late_host_joins_a_burst_of_drops_is_one_line_and_a_restored_link_heals_between_polls() {
     let _heavy = testkit::heavy::exclusive();
     require(&["dnsmasq", "erl", "elixir", "epmd"]);
-    let (net, hosts, dir, vm_args) = demo_cluster("late", &["a", "b", "c"], true, false);
+    let (mut net, hosts, dir, vm_args) = demo_cluster("late", &["a", "b", "c"], true, false);
     let cookie = Cookie::new();
     let how = Boot {
         interval: SLOW_INTERVAL,
         ..connecting(&cookie, &vm_args)
     };
-    // a and b first; DNS lists c from their first poll on, long before it boots.
+    // a and b first; DNS lists c from a later poll on, long before it boots.
+    net.set_dns(&zone(&[("demo", &[&hosts[0], &hosts[1]])]));
     let mut members: Vec<Member> = hosts[..2]
         .iter()
         .map(|h| boot(h, dir.path(), how))
         .collect();
     wait_views("the mesh of a and b", &full_mesh(&members));
+    net.set_dns(&zone(&[("demo", &hosts.iter().collect::<Vec<_>>())]));
+    // Listed after their first sync, c is asked for in its epmd, not dialed, until it
+    // boots (issue 19): a's and b's peers files say why, and neither VM has c's name
+    // as an atom (a connect_node would have made one).
+    let c_node = node_name(&hosts[2]);
+    for m in &members {
+        testkit::wait_until(
+            LONG,
+            &format!("{}'s peers file to show c's epmd not there", m.host.name),
+            || {
+                states(m)
+                    .get(&c_node)
+                    .is_some_and(|(state, why)| state == "failed" && why.contains("epmd"))
+            },
+        );
+        let answer = ask(
+            m,
+            &format!(
+                "IO.puts(try do String.to_existing_atom(\"{c_node}\"); \"dialed\" \
+                 rescue ArgumentError -> \"never dialed\" end)"
+            ),
+        );
+        assert_eq!(
+            answer.lines().last(),
+            Some("never dialed"),
+            "{}'s VM has c's name as an atom before c booted: it was dialed, not asked first",
+            m.host.name
+        );
+    }
     members.push(boot(&hosts[2], dir.path(), how));
     wait_views("the three-node mesh", &full_mesh(&members));
     let c = &members[2];

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
-use super::dial::{Dial, SyncCause, name_and_ip};
+use super::dial::{Dial, Listing, SyncCause, name_and_ip};
 use crate::dist::{
     DistError, EVENTS_QUEUED, NodeEvent, PendingCall, Session, SessionOptions, atom, decode_bool,
     epmd, start_relay,
@@ -133,6 +133,11 @@ pub struct Connector {
     /// Every discovered peer's dialing state (backoff), by node name.
     dials: BTreeMap<String, Dial>,
     relay: Relay,
+    /// The session is new: its first sync dials every listed peer at once
+    /// (a node joining, or the last of a booting cluster, meshes without
+    /// waiting for any epmd's answer); after it, a peer never reached is
+    /// asked first (`Dial::unreached`).
+    fresh: bool,
     /// The relay's events of the current session.
     events: Option<tokio::sync::mpsc::Receiver<NodeEvent>>,
     /// Events received during a sync, for the next `events` call.
@@ -169,15 +174,21 @@ fn start_connect(session: &Session, peer: &str) -> Result<PendingCall, DistError
     session.start_call("net_kernel", "connect_node", vec![atom(peer)])
 }
 
-/// The port `name` is registered on with the epmd at `addr`, if it is
-/// (and the epmd answers within `timeout`).
-async fn registered_port(addr: SocketAddr, name: &str, timeout: Duration) -> Option<u16> {
-    epmd::names(addr, timeout)
-        .await
-        .ok()?
-        .into_iter()
-        .find(|r| r.name == name)
-        .map(|r| r.port)
+/// What the epmd at `addr` says of `name` within `timeout`.
+async fn listing(addr: SocketAddr, name: &str, timeout: Duration) -> Listing {
+    match epmd::names(addr, timeout).await {
+        Ok(names) => match names.into_iter().find(|r| r.name == name) {
+            Some(registered) => Listing::Port(registered.port),
+            None => Listing::Absent(
+                DistError::NotRegistered {
+                    node: format!("{name}@{}", addr.ip()),
+                }
+                .to_string(),
+            ),
+        },
+        Err(DistError::Timeout(_)) => Listing::Silent,
+        Err(e) => Listing::Absent(e.to_string()),
+    }
 }
 
 /// What a batch of relay events asks of the reporter.
@@ -187,6 +198,18 @@ pub struct Seen {
     pub sync: bool,
     /// Discovered peers that came up (their state is `connected` now).
     pub up: Vec<String>,
+}
+
+/// What `Connector::start_dials` began, by index into the sync's names.
+struct Dials {
+    /// Every peer's state so far.
+    states: Vec<PeerState>,
+    /// The connect_node calls started.
+    in_flight: Vec<(usize, PendingCall)>,
+    /// Due, never reached: asked first (`Dial::unreached`).
+    to_ask: Vec<usize>,
+    /// At a poll, the peers waiting out their backoff, whose epmd to ask.
+    to_probe: Vec<usize>,
 }
 
 impl Connector {
@@ -207,6 +230,7 @@ impl Connector {
             connect_wait: None,
             dials: BTreeMap::new(),
             relay: Relay::Start,
+            fresh: false,
             events: None,
             held: Vec::new(),
             unsaid: None,
@@ -297,8 +321,13 @@ impl Connector {
             .connect_wait
             .map_or(session.call_timeout(), |w| w.min(session.call_timeout()));
         let deadline = Instant::now() + wait;
-        let (mut states, mut in_flight, to_probe) =
-            self.start_dials(session, &names, &connected, cause);
+        let Dials {
+            mut states,
+            mut in_flight,
+            to_ask,
+            to_probe,
+        } = self.start_dials(session, &names, &connected, cause);
+        self.fresh = false;
         let prune_calls = if self.prune {
             let pruned = self.pruned.update(peers, left, cause);
             self.start_prune(session, peers, &pruned, &connected)
@@ -306,13 +335,17 @@ impl Connector {
             Vec::new()
         };
         // Each peer its epmd lists (newly) is dialed as soon as it answers.
-        self.probe_epmd(&names, to_probe, deadline, |i| {
-            match start_connect(session, names[i]) {
+        let asked = self
+            .probe_epmd(&names, to_ask, to_probe, deadline, |i| match start_connect(
+                session, names[i],
+            ) {
                 Ok(call) => in_flight.push((i, call)),
                 Err(e) => states[i] = PeerState::Failed(e.to_string()),
-            }
-        })
-        .await;
+            })
+            .await;
+        for (i, state) in asked {
+            states[i] = state;
+        }
         self.start_relay(session, cause).await;
 
         let mut lost: Option<DistError> = None;
@@ -349,19 +382,19 @@ impl Connector {
         }
     }
 
-    /// Starts connect_node for every missing peer that is due; returns the
-    /// state of every peer so far, the calls in flight and, at a poll, the
-    /// peers waiting out their backoff, whose epmd to ask (by index into
-    /// `names`).
+    /// Starts connect_node for every missing peer that is due; after the
+    /// session's first sync, the due ones never reached are asked first
+    /// (see `Dial::unreached`).
     fn start_dials(
         &mut self,
         session: &Session,
         names: &[&String],
         connected: &BTreeSet<String>,
         cause: SyncCause,
-    ) -> (Vec<PeerState>, Vec<(usize, PendingCall)>, Vec<usize>) {
+    ) -> Dials {
         let mut states = Vec::with_capacity(names.len());
         let mut in_flight = Vec::new();
+        let mut to_ask = Vec::new();
         let mut to_probe = Vec::new();
         let now = Instant::now();
         for (i, peer) in names.iter().enumerate() {
@@ -393,26 +426,35 @@ impl Connector {
                 }
                 continue;
             }
-            if in_flight.len() >= MAX_DIALS_PER_SYNC {
+            if in_flight.len() + to_ask.len() >= MAX_DIALS_PER_SYNC {
                 // Due, and dialed at the next sync: a burst of new names is
                 // spread over syncs instead of becoming a burst of atoms.
                 states.push(dial.last.clone().unwrap_or(PeerState::Unknown));
                 continue;
             }
             states.push(PeerState::Unknown);
+            if !self.fresh && dial.unreached() && name_and_ip(peer).is_some() {
+                to_ask.push(i);
+                continue;
+            }
             match start_connect(session, peer) {
                 Ok(call) => in_flight.push((i, call)),
                 Err(e) => states[i] = PeerState::Failed(e.to_string()),
             }
         }
-        if in_flight.len() >= MAX_DIALS_PER_SYNC {
+        if in_flight.len() + to_ask.len() >= MAX_DIALS_PER_SYNC {
             debug!(
                 local = %self.local_node,
                 limit = MAX_DIALS_PER_SYNC,
                 "more peers to dial than one sync starts; the rest at the next sync"
             );
         }
-        (states, in_flight, to_probe)
+        Dials {
+            states,
+            in_flight,
+            to_ask,
+            to_probe,
+        }
     }
 
     /// The outcome of one connect_node: the peer's state, with the backoff
@@ -504,33 +546,58 @@ impl Connector {
         }
     }
 
-    /// Asks the epmd of each peer in `to_probe` whether its node is
-    /// registered (the reporter's own TCP request, not the VM's, and no
-    /// connect_node call) and calls `dial_now` for each one newly registered
-    /// (a peer restarted, a cut link restored) as it answers.
+    /// Asks the epmd of each peer in `to_ask` and `to_probe` whether its
+    /// node is registered (the reporter's own TCP request, not the VM's, and
+    /// no connect_node call) and calls `dial_now`, as the answers come, for
+    /// each one to dial: of `to_ask` (due, never reached), each its epmd
+    /// lists or that does not answer; of `to_probe` (backing off), each newly
+    /// registered (a peer restarted, a cut link restored). Returns the state
+    /// of each asked peer its epmd does not list, counted as a failed dial.
     async fn probe_epmd(
         &mut self,
         names: &[&String],
+        to_ask: Vec<usize>,
         to_probe: Vec<usize>,
         deadline: Instant,
         mut dial_now: impl FnMut(usize),
-    ) {
+    ) -> Vec<(usize, PeerState)> {
         let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-        let peers = to_probe.into_iter().map(|i| (i, names[i].as_str()));
-        self.probe(peers, timeout, |i, _| dial_now(i)).await;
+        let asks = to_ask.into_iter().map(|i| ((i, true), names[i].as_str()));
+        let probes = to_probe
+            .into_iter()
+            .map(|i| ((i, false), names[i].as_str()));
+        let local = self.local_node.clone();
+        let mut absent = Vec::new();
+        self.probe(asks.chain(probes), timeout, |(i, asking), node, listing, dial| {
+            if !asking {
+                if dial.probed(listing.port()) {
+                    debug!(peer = %node, ?listing, "peer registered with its epmd; dialing it now");
+                    dial_now(i);
+                }
+            } else if listing.worth_a_dial() {
+                dial_now(i);
+            } else if let Listing::Absent(why) = listing {
+                // Recorded as not listed: registering later makes it back.
+                dial.probed(None);
+                let state = PeerState::Failed(why.clone());
+                dial.failed(state.clone()).log(&local, node, why, dial.failures);
+                absent.push((i, state));
+            }
+        })
+        .await;
+        absent
     }
 
     /// Asks the epmd of each of `peers` (at most [`PROBES_PER_SYNC`], each
-    /// within `timeout`) whether its node is registered, records each answer
-    /// in the peer's [`Dial`], and calls `back` with each peer newly
-    /// registered as it answers. A drop meanwhile ends the probing: the rest
-    /// are aborted with the JoinSet (asked again next time), the drop is held
-    /// for `events`, and its sync comes first.
+    /// within `timeout`) whether its node is registered and calls `answered`
+    /// with each answer and the peer's [`Dial`] as it comes. A drop meanwhile
+    /// ends the probing: the rest are aborted with the JoinSet (asked again
+    /// next time), the drop is held for `events`, and its sync comes first.
     async fn probe<K: Send + 'static>(
         &mut self,
         peers: impl Iterator<Item = (K, &str)>,
         timeout: Duration,
-        mut back: impl FnMut(K, &str),
+        mut answered: impl FnMut(K, &str, &Listing, &mut Dial),
     ) {
         let mut probes = tokio::task::JoinSet::new();
         for (key, node) in peers.take(PROBES_PER_SYNC) {
@@ -540,8 +607,8 @@ impl Connector {
             let addr = SocketAddr::new(ip, self.options.epmd_port);
             let node = node.to_owned();
             probes.spawn(async move {
-                let port = registered_port(addr, &name, timeout).await;
-                (key, node, port)
+                let listing = listing(addr, &name, timeout).await;
+                (key, node, listing)
             });
         }
         loop {
@@ -552,16 +619,11 @@ impl Connector {
             let Some(joined) = joined else {
                 break;
             };
-            let Ok((key, node, port)) = joined else {
+            let Ok((key, node, listing)) = joined else {
                 continue;
             };
-            if self
-                .dials
-                .get_mut(&node)
-                .is_some_and(|dial| dial.probed(port))
-            {
-                debug!(peer = %node, ?port, "peer registered with its epmd; dialing it now");
-                back(key, &node);
+            if let Some(dial) = self.dials.get_mut(&node) {
+                answered(key, &node, &listing, dial);
             }
         }
     }
@@ -598,8 +660,13 @@ impl Connector {
         let period = watch_period(watched.len());
         let mut back = Vec::new();
         let peers = watched.iter().map(|node| ((), node.as_str()));
-        self.probe(peers, period, |(), node| back.push(node.to_owned()))
-            .await;
+        self.probe(peers, period, |(), node, listing, dial| {
+            if dial.probed(listing.port()) {
+                debug!(peer = %node, ?listing, "peer registered with its epmd again");
+                back.push(node.to_owned());
+            }
+        })
+        .await;
         if back.is_empty() {
             return false;
         }
@@ -645,7 +712,7 @@ impl Connector {
             return true;
         };
         let addr = SocketAddr::new(ip, self.options.epmd_port);
-        registered_port(addr, &name, LOOK_TIMEOUT).await.is_some()
+        listing(addr, &name, LOOK_TIMEOUT).await.port().is_some()
     }
 
     /// The replies to `calls` as they come until `deadline`, in order; but
@@ -859,6 +926,7 @@ impl Connector {
                 self.events = session.take_events();
                 self.held.clear();
                 self.relay = Relay::Start;
+                self.fresh = true;
                 if self.waiting_since.is_some() || self.last_failure.is_some() {
                     info!(local = %self.local_node, "connected to the local node");
                 } else {

@@ -68,6 +68,38 @@ pub(super) struct Dial {
     warned: bool,
 }
 
+/// What a peer's epmd said of its node when asked (`Connector::probe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Listing {
+    /// Registered, on this distribution port.
+    Port(u16),
+    /// Not listed, or nothing listens on epmd's port there (no VM has
+    /// started on that host yet), or no such host: why.
+    Absent(String),
+    /// No answer within the probe's bound (a host that drops packets, or a
+    /// starved one).
+    Silent,
+}
+
+impl Listing {
+    pub(super) fn port(&self) -> Option<u16> {
+        match self {
+            Listing::Port(port) => Some(*port),
+            Listing::Absent(_) | Listing::Silent => None,
+        }
+    }
+
+    /// Whether a peer never reached is dialed after this answer (see
+    /// [`Dial::unreached`]): its epmd lists it, or did not answer in time
+    /// (the VM's own attempt has the longer bound, net_setuptime). Not
+    /// listed, it is not dialed, and the caller counts a failed dial: it
+    /// backs off, and a probe that finds it registered ends the wait, as
+    /// after a failed connect_node.
+    pub(super) fn worth_a_dial(&self) -> bool {
+        !matches!(self, Listing::Absent(_))
+    }
+}
+
 /// Which failure deserves a warning.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Noteworthy {
@@ -182,6 +214,15 @@ impl Dial {
         } else {
             Noteworthy::No
         }
+    }
+
+    /// Whether its epmd is asked before it is dialed: a peer never reached
+    /// is dialed only once its epmd lists it, so the VM makes no connection
+    /// attempt (and no atom) for a node that is still booting or a name no
+    /// epmd lists (issue 19: ~45% of a 24-host boot's dials were to peers not
+    /// registered yet, each a failing connection setup in the VM).
+    pub(super) fn unreached(&self) -> bool {
+        !self.was_connected
     }
 
     /// Records an epmd probe; true when the node newly registered: it was
@@ -352,6 +393,28 @@ mod tests {
         // Restarted (another port): back.
         assert!(dial.probed(Some(4371)));
         assert!(dial.due(SyncCause::Event));
+    }
+
+    /// Issue 19: a peer never reached is dialed only once its epmd lists it;
+    /// not listed, it backs off as if dialed, and a probe that finds it
+    /// registered ends the wait as before.
+    #[test]
+    fn a_peer_never_reached_is_dialed_only_once_its_epmd_lists_it() {
+        let mut dial = Dial::default();
+        assert!(dial.unreached());
+        assert!(!Listing::Absent("refused".into()).worth_a_dial());
+        dial.failed(PeerState::Failed("refused".into()));
+        assert!(!dial.due(SyncCause::Event), "not listed: backs off");
+        assert!(!dial.probed(None), "still not listed");
+        assert!(dial.probed(Some(4370)), "registered meanwhile");
+        assert!(dial.due(SyncCause::Event));
+        assert!(Listing::Port(4370).worth_a_dial());
+        assert!(
+            Listing::Silent.worth_a_dial(),
+            "no answer: the VM's own attempt has the longer bound"
+        );
+        dial.connected(Instant::now());
+        assert!(!dial.unreached(), "reached once: re-dialed without asking");
     }
 
     #[test]
