@@ -41,7 +41,7 @@
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
 //! [--seed N] [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--cut link|ip]
-//! [--ticktime 4] [--out NAME]`.
+//! [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]`.
 //! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
 //! bench/results/mesh.txt (mesh-scale.txt when every size is 16 or more).
@@ -256,6 +256,13 @@ struct Options {
     /// starved VM can miss 4 s of ticks while booting, and OTP's `global` then
     /// disconnects nodes "to prevent overlapping partitions").
     ticktime: u32,
+    /// `--erl-flags`: more flags for every release's VM (appended to ELIXIR_ERL_OPTIONS),
+    /// e.g. `+sbwt none` to see what the schedulers' busy waiting costs a shared host.
+    erl_flags: String,
+    /// `--toolchain`: the Debian root whose OTP and Elixir every host runs (the tests'
+    /// roots, `tests/support/chroot.rs`: bookworm OTP 25, trixie 27, sid 29); None: the
+    /// machine's own.
+    toolchain: Option<testkit::chroot::Toolchain>,
 }
 
 /// Phase 3's cut: `link`, h(N-1)'s bridge port down (the carrier gone: traffic sent to it
@@ -306,6 +313,8 @@ fn parse_options() -> Options {
         out: None,
         cut: Cut::Link,
         ticktime: NET_TICKTIME,
+        erl_flags: String::new(),
+        toolchain: None,
     };
     let sizes = |value: &str| -> Vec<usize> {
         value
@@ -385,6 +394,14 @@ fn parse_options() -> Options {
                         panic!("--ticktime takes a number of seconds, 1 or more")
                     });
             }
+            "--erl-flags" => opts.erl_flags = value,
+            "--toolchain" => {
+                assert!(
+                    ["bookworm", "trixie", "sid"].contains(&value.as_str()),
+                    "--toolchain takes bookworm (OTP 25), trixie (27) or sid (29), not {value:?}"
+                );
+                opts.toolchain = Some(testkit::chroot::toolchain(&value));
+            }
             "--out" => {
                 assert!(
                     !value.contains('/') && !value.is_empty(),
@@ -393,7 +410,7 @@ fn parse_options() -> Options {
                 opts.out = Some(value);
             }
             other => panic!(
-                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --cut, --ticktime, --out)"
+                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --cut, --ticktime, --erl-flags, --toolchain, --out)"
             ),
         }
     }
@@ -582,6 +599,14 @@ fn main() {
         return;
     };
     let mut opts = parse_options();
+    let (release, cookie) = match &opts.toolchain {
+        Some(tc) => {
+            let release = tc.mix_release();
+            let cookie = cluster::release_cookie(&release);
+            (release, cookie)
+        }
+        None => (release, cookie),
+    };
     let mut binaries = Vec::new();
     let wanted: Vec<bool> = VARIANTS
         .iter()
@@ -982,7 +1007,13 @@ fn measure(
     let bin = binary.path.as_path();
     let mut net = Net::new("mesh");
     let hosts: Vec<Host> = (0..size)
-        .map(|i| net.add_host(&format!("h{i}"), true, false))
+        .map(|i| {
+            let host = net.add_host(&format!("h{i}"), true, false);
+            match &opts.toolchain {
+                Some(tc) => host.in_root(tc),
+                None => host,
+            }
+        })
         .collect();
     let refs: Vec<&Host> = hosts.iter().collect();
     net.start_dns(&Zone::service("demo", "svc.test", &refs));
@@ -1015,8 +1046,8 @@ fn measure(
 
     let start = now_us();
     let interval_arg = show(interval);
-    let ticktime = format!("-kernel net_ticktime {}", opts.ticktime);
-    let mut env = vec![("ELIXIR_ERL_OPTIONS", ticktime.as_str())];
+    let erl_options = format!("-kernel net_ticktime {} {}", opts.ticktime, opts.erl_flags);
+    let mut env = vec![("ELIXIR_ERL_OPTIONS", erl_options.trim_end())];
     if cluster::debugging() {
         env.push(("BEAMUP_LOG", "debug"));
     }
@@ -1603,10 +1634,20 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
     line(format!(
         "setup:   N network namespaces on a bridge, dnsmasq answering `demo` with all N, each host\n\
          \x20        `beamup --ip interface:eth0 --query demo --connect --interval I -- bin/demo start`\n\
-         \x20        (demo mix release, OTP {}, -kernel net_ticktime {}); {} run(s) per cell and\n\
+         \x20        (demo mix release, OTP {}, -kernel net_ticktime {}{}); {} run(s) per cell and\n\
          \x20        binary, interleaved (order alternating); seed {}; {} in all",
-        otp_release(),
+        opts.toolchain
+            .as_ref()
+            .map_or_else(otp_release, |tc| format!(
+                "{} in a {} root",
+                tc.otp, tc.suite
+            )),
         opts.ticktime,
+        if opts.erl_flags.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", opts.erl_flags)
+        },
         opts.runs,
         opts.seed,
         show(took)
