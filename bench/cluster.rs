@@ -718,7 +718,8 @@ impl CpuSampler {
     /// hosts, for their namespaces (to tell their epmds apart).
     pub fn start(bin: &Path, roots: Vec<u32>, hosts: &[Host], every: Duration) -> CpuSampler {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let bin = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+        let bin = testkit::pid1::file_id(bin)
+            .unwrap_or_else(|| panic!("cannot stat the binary {}", bin.display()));
         let inode = |ns: &str| {
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata(Path::new("/run/netns").join(ns))
@@ -764,10 +765,9 @@ impl CpuSampler {
                     for (h, &root) in roots.iter().enumerate() {
                         if reporters[h].is_none() {
                             reporters[h] = children.get(&root).and_then(|kids| {
-                                kids.iter().copied().find(|pid| {
-                                    std::fs::read_link(format!("/proc/{pid}/exe"))
-                                        .is_ok_and(|exe| exe == bin)
-                                })
+                                kids.iter()
+                                    .copied()
+                                    .find(|&pid| testkit::pid1::runs(pid, bin))
                             });
                         }
                         let reporter = reporters[h];

@@ -57,10 +57,23 @@ pub fn children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The file at `path` as (device, inode): one binary, whatever path a process
+/// sees it at (in a toolchain root it is bind-mounted elsewhere, so
+/// `/proc/<pid>/exe` reads differently).
+pub fn file_id(path: impl AsRef<std::path::Path>) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether `pid` runs the file `bin` (a [`file_id`]).
+pub fn runs(pid: u32, bin: (u64, u64)) -> bool {
+    file_id(format!("/proc/{pid}/exe")) == Some(bin)
+}
+
 /// beamup's reporter behind a booted release: the child of the VM (beamup's
 /// pid after the exec) that still runs the beamup binary `bin`.
 pub fn reporter_of(vm: u32, bin: &std::path::Path) -> Option<u32> {
-    let bin = std::fs::canonicalize(bin).ok()?;
+    let bin = file_id(bin)?;
     let tasks = std::fs::read_dir(format!("/proc/{vm}/task")).ok()?;
     tasks
         .flatten()
@@ -70,7 +83,7 @@ pub fn reporter_of(vm: u32, bin: &std::path::Path) -> Option<u32> {
                 .filter_map(|p| p.parse::<u32>().ok())
                 .collect::<Vec<_>>()
         })
-        .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
+        .find(|&pid| runs(pid, bin))
 }
 
 fn all_pids() -> Vec<u32> {
@@ -121,18 +134,12 @@ pub fn zombies(pid1: u32) -> Vec<ProcInfo> {
         .collect()
 }
 
-/// The pids in the namespace running `exe` (compared by /proc/<pid>/exe).
+/// The pids in the namespace running `exe` (see [`runs`]).
 pub fn running_exe(pid1: u32, exe: &Path) -> Vec<u32> {
-    let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+    let exe = file_id(exe).unwrap_or_else(|| panic!("cannot stat {}", exe.display()));
     namespace_processes(pid1)
         .into_iter()
-        .filter(|p| !p.zombie())
-        .filter(|p| {
-            std::fs::read_link(format!("/proc/{}/exe", p.pid))
-                .ok()
-                .as_deref()
-                == Some(&exe)
-        })
+        .filter(|p| !p.zombie() && runs(p.pid, exe))
         .map(|p| p.pid)
         .collect()
 }
