@@ -9,7 +9,8 @@
 # qemu-<arch>-static (Debian's qemu-user-static; no binfmt_misc registration needed).
 # scripts/build-static.sh --install-only installs the target, the cross linker and qemu when
 # missing. Tests that need root, namespaces or a BEAM stay in the native suite: qemu-user
-# emulates the instructions, not the kernel, so they would prove nothing more here.
+# emulates the instructions, not the kernel, so they would prove nothing more here. Each
+# run is bounded by CROSS_TIMEOUT seconds (600) and retried once after a hang (below).
 #
 # scripts/test.sh and the release workflow run `bash scripts/test-cross.sh aarch64`.
 set -euo pipefail
