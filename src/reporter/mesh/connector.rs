@@ -42,7 +42,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const PRUNED_FOR_SYNCS: u64 = 60;
 /// And never more than this many are remembered at once (the oldest go).
 const PRUNED_MAX: usize = 1024;
-/// Bound on one epmd probe of a failing peer (also at most the sync's wait).
+/// Bound on one epmd probe of a failing peer, or ask before a first dial
+/// (also at most the sync's wait).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// At most this many peers are probed per sync, like the dials they stand
 /// in for (a huge hostile answer must not open a socket per name); the rest
@@ -335,7 +336,7 @@ impl Connector {
             Vec::new()
         };
         // Each peer its epmd lists (newly) is dialed as soon as it answers.
-        let asked = self
+        let not_listed = self
             .probe_epmd(&names, to_ask, to_probe, deadline, |i| match start_connect(
                 session, names[i],
             ) {
@@ -343,7 +344,7 @@ impl Connector {
                 Err(e) => states[i] = PeerState::Failed(e.to_string()),
             })
             .await;
-        for (i, state) in asked {
+        for (i, state) in not_listed {
             states[i] = state;
         }
         self.start_relay(session, cause).await;
@@ -562,14 +563,15 @@ impl Connector {
         mut dial_now: impl FnMut(usize),
     ) -> Vec<(usize, PeerState)> {
         let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        // Keyed by (index, whether it is a first dial's ask).
         let asks = to_ask.into_iter().map(|i| ((i, true), names[i].as_str()));
         let probes = to_probe
             .into_iter()
             .map(|i| ((i, false), names[i].as_str()));
         let local = self.local_node.clone();
-        let mut absent = Vec::new();
-        self.probe(asks.chain(probes), timeout, |(i, asking), node, listing, dial| {
-            if !asking {
+        let mut not_listed = Vec::new();
+        self.probe(asks.chain(probes), timeout, |(i, first), node, listing, dial| {
+            if !first {
                 if dial.probed(listing.port()) {
                     debug!(peer = %node, ?listing, "peer registered with its epmd; dialing it now");
                     dial_now(i);
@@ -581,11 +583,11 @@ impl Connector {
                 dial.probed(None);
                 let state = PeerState::Failed(why.clone());
                 dial.failed(state.clone()).log(&local, node, why, dial.failures);
-                absent.push((i, state));
+                not_listed.push((i, state));
             }
         })
         .await;
-        absent
+        not_listed
     }
 
     /// Asks the epmd of each of `peers` (at most [`PROBES_PER_SYNC`], each
