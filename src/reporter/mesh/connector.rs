@@ -201,6 +201,15 @@ pub struct Seen {
     pub up: Vec<String>,
 }
 
+/// Why a peer's epmd is asked in a sync (`Connector::probe_epmd`).
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    /// Due, never reached: dialed only if its epmd lists it (`Dial::asked`).
+    FirstDial,
+    /// Waiting out its backoff: dialed at once if newly registered.
+    Backoff,
+}
+
 /// What `Connector::start_dials` began, by index into the sync's names.
 struct Dials {
     /// Every peer's state so far.
@@ -563,29 +572,33 @@ impl Connector {
         mut dial_now: impl FnMut(usize),
     ) -> Vec<(usize, PeerState)> {
         let timeout = PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-        // Keyed by (index, whether it is a first dial's ask).
-        let asks = to_ask.into_iter().map(|i| ((i, true), names[i].as_str()));
+        let asks = to_ask
+            .into_iter()
+            .map(|i| ((i, Asked::FirstDial), names[i].as_str()));
         let probes = to_probe
             .into_iter()
-            .map(|i| ((i, false), names[i].as_str()));
+            .map(|i| ((i, Asked::Backoff), names[i].as_str()));
         let local = self.local_node.clone();
         let mut not_listed = Vec::new();
-        self.probe(asks.chain(probes), timeout, |(i, first), node, listing, dial| {
-            if !first {
-                if dial.probed(listing.port()) {
+        self.probe(
+            asks.chain(probes),
+            timeout,
+            |(i, asked), node, listing, dial| match asked {
+                Asked::Backoff if dial.probed(listing.port()) => {
                     debug!(peer = %node, ?listing, "peer registered with its epmd; dialing it now");
                     dial_now(i);
                 }
-            } else if listing.worth_a_dial() {
-                dial_now(i);
-            } else if let Listing::Absent(why) = listing {
-                // Recorded as not listed: registering later makes it back.
-                dial.probed(None);
-                let state = PeerState::Failed(why.clone());
-                dial.failed(state.clone()).log(&local, node, why, dial.failures);
-                not_listed.push((i, state));
-            }
-        })
+                Asked::Backoff => {}
+                Asked::FirstDial => match dial.asked(listing) {
+                    None => dial_now(i),
+                    Some((state, note)) => {
+                        let reason = state.reason().unwrap_or_default();
+                        note.log(&local, node, reason, dial.failures);
+                        not_listed.push((i, state));
+                    }
+                },
+            },
+        )
         .await;
         not_listed
     }

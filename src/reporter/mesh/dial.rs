@@ -88,16 +88,6 @@ impl Listing {
             Listing::Absent(_) | Listing::Silent => None,
         }
     }
-
-    /// Whether a peer never reached is dialed after this answer (see
-    /// [`Dial::unreached`]): its epmd lists it, or did not answer in time
-    /// (the VM's own attempt has the longer bound, net_setuptime). Not
-    /// listed, it is not dialed, and the caller counts a failed dial: it
-    /// backs off, and a probe that finds it registered ends the wait, as
-    /// after a failed connect_node.
-    pub(super) fn worth_a_dial(&self) -> bool {
-        !matches!(self, Listing::Absent(_))
-    }
 }
 
 /// Which failure deserves a warning.
@@ -223,6 +213,23 @@ impl Dial {
     /// registered yet, each a failing connection setup in the VM).
     pub(super) fn unreached(&self) -> bool {
         !self.was_connected
+    }
+
+    /// Records the answer to asking before a first dial (see
+    /// [`Dial::unreached`]); None: dial it now (its epmd lists it, or did
+    /// not answer in time: the VM's own attempt has the longer bound,
+    /// net_setuptime). Not listed, it is not dialed and counts as a failed
+    /// dial (it backs off, and a probe that finds it registered ends the
+    /// wait, as after a failed connect_node): its state and the failure's
+    /// note come back.
+    pub(super) fn asked(&mut self, listing: &Listing) -> Option<(PeerState, Noteworthy)> {
+        let Listing::Absent(why) = listing else {
+            return None;
+        };
+        self.epmd = Some(None);
+        let state = PeerState::Failed(why.clone());
+        let note = self.failed(state.clone());
+        Some((state, note))
     }
 
     /// Records an epmd probe; true when the node newly registered: it was
@@ -402,15 +409,14 @@ mod tests {
     fn a_peer_never_reached_is_dialed_only_once_its_epmd_lists_it() {
         let mut dial = Dial::default();
         assert!(dial.unreached());
-        assert!(!Listing::Absent("refused".into()).worth_a_dial());
-        dial.failed(PeerState::Failed("refused".into()));
+        assert!(dial.asked(&Listing::Absent("refused".into())).is_some());
         assert!(!dial.due(SyncCause::Event), "not listed: backs off");
         assert!(!dial.probed(None), "still not listed");
         assert!(dial.probed(Some(4370)), "registered meanwhile");
         assert!(dial.due(SyncCause::Event));
-        assert!(Listing::Port(4370).worth_a_dial());
+        assert!(dial.asked(&Listing::Port(4370)).is_none());
         assert!(
-            Listing::Silent.worth_a_dial(),
+            dial.asked(&Listing::Silent).is_none(),
             "no answer: the VM's own attempt has the longer bound"
         );
         dial.connected(Instant::now());
