@@ -106,8 +106,9 @@ impl Noteworthy {
             Noteworthy::Dropped => warn!(%local, %peer, %reason, "connecting to peer failed"),
             Noteworthy::LongStreak(n) => warn!(
                 %local, %peer, %reason, failures = n,
-                "connecting to peer failed {n} times in a row; dialing it every {} polls from \
-                 now on, or at once when it registers with its epmd again or connects to us",
+                "connecting to peer failed {n} times in a row; trying it every {} polls from \
+                 now on (a peer never reached is dialed once its epmd lists it), or at once when \
+                 it registers with its epmd again or connects to us",
                 DIAL_WAITS[DIAL_WAITS.len() - 1]
             ),
             Noteworthy::No => {
