@@ -232,3 +232,40 @@ def children(pid):
         except OSError:
             pass
     return out
+
+
+def reporter_pid(parent, binary, timeout=10):
+    """The reporter: the child of beamup's pid (now /bin/sleep) still running beamup."""
+    real = os.path.realpath(binary)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in children(parent):
+            try:
+                if os.path.realpath(f"/proc/{pid}/exe") == real:
+                    return pid
+            except OSError:
+                pass
+        time.sleep(0.01)
+    die(f"no reporter child under pid {parent}")
+
+
+def schedstat_ns(pid):
+    """The on-CPU time (ns) of pid's main thread, from /proc/<pid>/schedstat, or None."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_cpu_ns(pid):
+    """The on-CPU time (ns) and the times scheduled in, summed over all of pid's
+    threads (/proc/<pid>/task/*/schedstat), or None once it is gone."""
+    run = switches = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            fields = (task / "schedstat").read_text().split()
+            run += int(fields[0])
+            switches += int(fields[2])
+    except (OSError, ValueError, IndexError):
+        return None
+    return run, switches

@@ -654,19 +654,33 @@ impl CpuSnapshot {
 /// µs of CPU per clock tick of /proc/<pid>/stat.
 const US_PER_TICK: u64 = (1e6 / TICKS_PER_SEC) as u64;
 
-/// The run time of every thread of `pid` so far, in µs (schedstat's first field is ns).
-fn run_time_us(pid: u32) -> Option<u64> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut ns = 0u64;
-    for task in tasks.flatten() {
-        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        ns += text
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+/// The run time of every thread a process has had so far, in µs (schedstat's first
+/// field is ns). /proc has it for the live threads only, so a thread that ended (the
+/// reporter's checker, once its VM is reached) keeps its last reading here: at most one
+/// sample short.
+#[derive(Default)]
+struct RunTimes(std::collections::BTreeMap<(u32, u32), u64>);
+
+impl RunTimes {
+    fn of(&mut self, pid: u32) -> Option<u64> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            if let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse().ok()) {
+                self.0.insert((pid, tid), ns);
+            }
+        }
+        Some(
+            self.0
+                .range((pid, 0)..=(pid, u32::MAX))
+                .map(|(_, ns)| ns)
+                .sum::<u64>()
+                / 1000,
+        )
     }
-    Some(ns / 1000)
 }
 
 /// A thread that reads /proc/<pid>/stat of every process every `every` and keeps the
@@ -735,6 +749,7 @@ impl CpuSampler {
                 // epmd pid → host (None: another namespace's).
                 let mut epmds: std::collections::HashMap<u32, Option<usize>> =
                     std::collections::HashMap::new();
+                let mut run_times = RunTimes::default();
                 let mut out = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let at = now_us();
@@ -771,7 +786,7 @@ impl CpuSampler {
                             });
                         }
                         let reporter = reporters[h];
-                        if let Some(us) = reporter.and_then(run_time_us) {
+                        if let Some(us) = reporter.and_then(|pid| run_times.of(pid)) {
                             snap.reporter[h] = us;
                         }
                         let mut stack = vec![root];
@@ -797,7 +812,7 @@ impl CpuSampler {
                             namespaces.iter().position(|&ino| ino == link.ino())
                         });
                         if let Some(h) = host {
-                            snap.epmd[h] += run_time_us(pid).unwrap_or(stat.own * US_PER_TICK);
+                            snap.epmd[h] += run_times.of(pid).unwrap_or(stat.own * US_PER_TICK);
                         }
                     }
                     out.push(snap);

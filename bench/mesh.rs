@@ -32,7 +32,8 @@
 //! **Scale (issue 19).** From 16 hosts on, a cell also runs the no-library baseline
 //! `nolib` (the binary under test without `--connect`: boot only), and the report has a
 //! table per scale cell with every variant side by side (`--variants` picks them: new,
-//! baseline, nolib, selfonly). Every run records the CPU time of the reporters, VMs and
+//! baseline, nolib, selfonly, nolib+poll, and vmpoll: dns_cluster's way of meshing, run
+//! in every VM). Every run records the CPU time of the reporters, VMs and
 //! epmds during the boot (a /proc sampler, see cluster::CpuSampler), beamup's INFO lines
 //! per host and dnsmasq's queries; `--trace-boot yes` call-traces connect_node in every
 //! VM during the boot. bench/README.md has the details.
@@ -40,8 +41,8 @@
 //! Run (as root): `bash bench/mesh.sh` (builds the static binary and the baseline, and
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
-//! [--seed N] [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--cut link|ip]
-//! [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]`.
+//! [--seed N] [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll] [--trace-boot yes]
+//! [--cut link|ip] [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]`.
 //! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
 //! bench/results/mesh.txt (mesh-scale.txt when every size is 16 or more).
@@ -101,7 +102,36 @@ const RSS_TARGET_KIB: f64 = 4096.0;
 /// its start (who called: the caller's module, `rpc`/`erpc` for the reporter's calls
 /// through rex; when; what it returned) until `{connects, From}` hands the calls out and
 /// ends the trace.
+///
+/// With PollQuery other than `none` (the `vmpoll` variant) it first starts, in a process of
+/// its own that ends when the observer's connection goes, what dns_cluster does in a VM: at
+/// once and then PollEvery ms after each round, resolve PollQuery (A records, from the DNS
+/// server at PollDns) and call net_kernel:connect_node/1 for every `<basename>@<address>`
+/// not in nodes(), all at once, waiting for them (at most 10 s, dns_cluster's
+/// connect_timeout) before the next wait.
 const RECORDER_START: &str = "begin
+    (fun() -> case PollQuery of
+        none -> ok;
+        _ ->
+            {ok, PollNs} = inet:parse_address(atom_to_list(PollDns)),
+            [PollBase, _] = string:split(atom_to_list(node()), \"@\"),
+            spawn(fun() ->
+                true = erlang:monitor_node(Observer, true),
+                PollRound = fun PollLoop() ->
+                    PollKnown = [atom_to_list(PollN) || PollN <- nodes()],
+                    PollIps = inet_res:lookup(atom_to_list(PollQuery), in, a,
+                        [{nameservers, [{PollNs, 53}]}]),
+                    PollDials = [spawn_monitor(fun() -> net_kernel:connect_node(list_to_atom(PollName)) end)
+                        || PollIp <- PollIps,
+                           PollName <- [PollBase ++ \"@\" ++ inet:ntoa(PollIp)],
+                           not lists:member(PollName, PollKnown)],
+                    [receive {'DOWN', PollRef, process, _, _} -> ok after 10000 -> ok end
+                        || {_, PollRef} <- PollDials],
+                    receive {nodedown, Observer} -> gone after PollEvery -> PollLoop() end
+                end,
+                PollRound()
+            end)
+    end end)(),
     Caller = self(),
     Recorder = spawn(fun() ->
         ok = net_kernel:monitor_nodes(true),
@@ -460,7 +490,18 @@ impl Options {
 /// - `nolib+poll`: nolib, plus a thread per host in the bench that asks the host's epmd
 ///   for `demo` (PORT_PLEASE2) every 10 ms until it is registered, as the reporter's
 ///   look-up loop does (BOOT_RETRY): that loop's cost without beamup (boot only).
-const VARIANTS: [&str; 5] = ["new", "baseline", "nolib", "selfonly", "nolib+poll"];
+/// - `vmpoll`: nolib, plus dns_cluster's algorithm in every VM (RECORDER_START's poller,
+///   started by the observer as soon as the VM registered): the library way of meshing,
+///   measured through every phase like `new`. It is not dns_cluster's own code (this
+///   machine has no hex), so its figures stand for the method, not the package.
+const VARIANTS: [&str; 6] = [
+    "new",
+    "baseline",
+    "nolib",
+    "selfonly",
+    "nolib+poll",
+    "vmpoll",
+];
 
 /// How a variant boots its hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,6 +510,14 @@ enum Kind {
     NoConnect,
     SelfOnly,
     NoConnectPoll,
+    VmPoll,
+}
+
+impl Kind {
+    /// Whether something meshes the VMs (so the boot mesh and the phases are measured).
+    fn meshes(self) -> bool {
+        matches!(self, Kind::Connect | Kind::VmPoll)
+    }
 }
 
 /// xorshift64*: the random pauses, reproducible from the printed seed.
@@ -524,8 +573,8 @@ struct Sample {
     discovery_failures: usize,
     /// With `--trace-boot`: the VMs' connect_node calls during the boot.
     connects: Option<ConnectStats>,
-    /// Full mesh after the last registration.
-    mesh: f64,
+    /// Full mesh after the last registration (None: no boot mesh within the bound).
+    mesh: Option<f64>,
     /// Per pair: connected after the later of its two registrations.
     pairs: Vec<f64>,
     /// "connecting to peer failed" warnings in all logs until the boot mesh.
@@ -675,6 +724,15 @@ fn main() {
             kind: Kind::SelfOnly,
         });
     }
+    if wants("vmpoll") {
+        binaries.push(Binary {
+            label: "vmpoll",
+            path: bin.clone(),
+            rev: "nolib, plus dns_cluster's algorithm in every VM (a poll at once, then every interval)"
+                .into(),
+            kind: Kind::VmPoll,
+        });
+    }
     let exprs = Exprs::parse();
     let mut rng = Rng(opts.seed | 1);
     eprintln!("bench mesh: seed {}", opts.seed);
@@ -744,7 +802,7 @@ fn opt_secs(s: Option<f64>) -> String {
 }
 
 fn summary(s: &Sample) -> String {
-    if s.kind != Some(Kind::Connect) {
+    if !s.kind.is_some_and(Kind::meshes) {
         return format!(
             "all distribution up {} (first {}), no mesh (boot only){}; RSS {:?} KiB; {:.1} DNS queries/host/min",
             show_secs(s.boot),
@@ -757,7 +815,7 @@ fn summary(s: &Sample) -> String {
     let mut out = format!(
         "boot {}, mesh {} after the last registration, worst pair {}, {} warning(s); disconnect heal {} (full {}); cut dropped after {}, healed {} (network back after {})",
         show_secs(s.boot),
-        show_secs(s.mesh),
+        opt_secs(s.mesh),
         opt_secs(s.worst_pair()),
         s.boot_warnings,
         opt_secs(s.disconnect),
@@ -1023,6 +1081,13 @@ fn measure(
     // The observers first, so that they catch each registration.
     let boot_deadline = Instant::now() + boot_limit(size);
     let trace = if opts.trace_boot { "true" } else { "false" };
+    let poll_query = if binary.kind == Kind::VmPoll {
+        "demo.svc.test"
+    } else {
+        "none"
+    };
+    let dns = net.dns_addr().to_string();
+    let interval_ms = i32::try_from(interval.as_millis()).unwrap_or(i32::MAX);
     let agents: Vec<Agent> = hosts
         .iter()
         .enumerate()
@@ -1038,6 +1103,9 @@ fn measure(
                     vec![
                         ("LimitMs".into(), int(RECORDER_LIMIT_MS)),
                         ("TraceConnect".into(), atom(trace)),
+                        ("PollQuery".into(), atom(poll_query)),
+                        ("PollDns".into(), atom(&dns)),
+                        ("PollEvery".into(), int(interval_ms)),
                     ],
                 ),
             )
@@ -1057,7 +1125,7 @@ fn measure(
         .map(|(h, own)| {
             let mut args: Vec<&str> = match binary.kind {
                 Kind::Connect => cluster::CONNECT_ARGS.to_vec(),
-                Kind::NoConnect | Kind::NoConnectPoll => {
+                Kind::NoConnect | Kind::NoConnectPoll | Kind::VmPoll => {
                     vec!["--ip", "interface:eth0", "--query", "demo"]
                 }
                 Kind::SelfOnly => {
@@ -1129,18 +1197,23 @@ fn measure(
     let everyone: Vec<usize> = (0..size).collect();
     let last_reg = registrations.iter().copied().max().unwrap_or(start);
     let first_reg = registrations.iter().copied().min().unwrap_or(start);
-    let mesh_at = if binary.kind == Kind::Connect {
+    // Without a boot mesh within the bound the run stops there, its boot figures kept.
+    let mut no_mesh = None;
+    let mesh_at = if binary.kind.meshes() {
         let left = boot_deadline.saturating_duration_since(Instant::now());
-        if let Err(e) = cluster.wait(left, "the boot mesh", |c| c.full_mesh(&everyone)) {
-            let lonely = (0..size)
-                .find(|&a| (0..size).any(|b| b != a && cluster.connected(a, b).is_none()))
-                .unwrap_or(0);
-            return Err(format!(
-                "{e}; h{lonely}'s log ends with:\n{}",
-                log_tail(&procs[lonely], 15)
-            ));
+        match cluster.wait(left, "the boot mesh", |c| c.full_mesh(&everyone)) {
+            Ok(at) => Some(at),
+            Err(e) => {
+                let lonely = (0..size)
+                    .find(|&a| (0..size).any(|b| b != a && cluster.connected(a, b).is_none()))
+                    .unwrap_or(0);
+                no_mesh = Some(format!(
+                    "{e}; h{lonely}'s log ends with:\n{}",
+                    log_tail(&procs[lonely], 15)
+                ));
+                None
+            }
         }
-        Some(cluster.full_mesh(&everyone).unwrap_or(last_reg))
     } else {
         cluster.refresh()?;
         None
@@ -1164,7 +1237,7 @@ fn measure(
         kind: Some(binary.kind),
         boot: secs(last_reg - start),
         first_reg: secs(first_reg - start),
-        mesh: secs(mesh_at.unwrap_or(last_reg) - last_reg).max(0.0),
+        mesh: mesh_at.map(|at| secs(at - last_reg).max(0.0)),
         interval: interval.as_secs_f64(),
         late_registrations: registrations
             .iter()
@@ -1173,7 +1246,7 @@ fn measure(
         ..Sample::default()
     };
     boot_cpu(&cpu, &registrations, last_reg, mesh_at, &mut sample);
-    if binary.kind == Kind::Connect {
+    if mesh_at.is_some() {
         for a in 0..size {
             for b in a + 1..size {
                 if let Some(at) = cluster.connected(a, b) {
@@ -1209,7 +1282,9 @@ fn measure(
     sample.rss.extend(reporter_rss(bin, &procs)?);
 
     // The phases after the boot: a failure ends the run, what was measured stays.
-    if binary.kind == Kind::Connect
+    if let Some(e) = no_mesh {
+        sample.failure = Some(e);
+    } else if binary.kind.meshes()
         && let Err(e) = phases(
             &mut cluster,
             &net,
@@ -1627,7 +1702,10 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
              \x20        selfonly = with --connect but `--peers <own node>` instead of the query (the reporter\n\
              \x20        looks for its VM as it does (README step 6), connects, starts the relay, dials no peer); nolib+poll = nolib\n\
              \x20        plus a bench thread per host asking its epmd for demo (PORT_PLEASE2) every 10 ms until\n\
-             \x20        registered, like the reporter's look-up loop. All three: boot only."
+             \x20        registered, like the reporter's look-up loop. All three: boot only. vmpoll = nolib\n\
+             \x20        plus dns_cluster's algorithm in every VM, started by the observer as soon as the VM\n\
+             \x20        registered (resolve the query, connect_node every name not in nodes(), at once and\n\
+             \x20        then every interval): the library way of meshing, measured like new."
                 .into(),
         );
     }
@@ -1689,7 +1767,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
         Metric {
             title: "time to full mesh after the LAST epmd registration",
             unit: "ms",
-            get: &|s| Some(s.mesh),
+            get: &|s| s.mesh,
             verdict: None,
             target: "(informational; the target is per pair, below)",
         },
@@ -1913,7 +1991,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             .copied()
             .find(|&b| binaries[b].kind == Kind::NoConnect);
         let nolib_boot = nolib.and_then(|b| median(figures(&cell.runs[b], &|s| Some(s.boot))));
-        let is_connect = |s: &Sample| s.kind == Some(Kind::Connect);
+        let meshes = |s: &Sample| s.kind.is_some_and(Kind::meshes);
         let boot_ok = |m: f64| nolib_boot.is_some_and(|n| m <= n * 1.10);
         let boot_ok: &dyn Fn(f64) -> bool = &boot_ok;
         let mesh_ok = |m: f64| m <= BOOT_TARGET;
@@ -1931,7 +2009,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             Row {
                 title: "full mesh − last distribution up [ms]",
                 ms: true,
-                get: &|s| is_connect(s).then_some(s.mesh),
+                get: &|s| s.mesh,
                 target: "≤ 50 ms",
                 verdict: Some(&mesh_ok),
             },
@@ -1987,7 +2065,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             Row {
                 title: "\"connecting to peer failed\" warnings until the boot mesh",
                 ms: false,
-                get: &|s| is_connect(s).then_some(s.boot_warnings as f64),
+                get: &|s| meshes(s).then_some(s.boot_warnings as f64),
                 target: "",
                 verdict: None,
             },
@@ -2167,7 +2245,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                 cell.size
             ));
         }
-        if present.iter().any(|&b| binaries[b].kind != Kind::Connect) {
+        if present.iter().any(|&b| !binaries[b].kind.meshes()) {
             line(
                 "  nolib, nolib+poll and selfonly boot only: no mesh, no disconnect, no cut (nothing meshes the VMs)."
                     .into(),

@@ -4,7 +4,8 @@
 # Usage (as root, from anywhere):
 #   bash bench/mesh.sh [--sizes 3,5,8] [--intervals 1s,5s] [--runs 3] [--only new|baseline]
 #                      [--dead-polls 24] [--dead-sizes 3] [--seed N]
-#                      [--variants new,baseline,nolib,selfonly] [--trace-boot yes] [--cut link|ip]
+#                      [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll] [--trace-boot yes]
+#                      [--cut link|ip]
 #                      [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]
 # BEAMUP_BENCH_BASELINE=/path/to/beamup skips the baseline build; BEAMUP_BENCH_BASELINE_REV
 # picks another baseline commit (default d2e512b; issue 19's scale runs use d0d2058).

@@ -4,7 +4,7 @@
 Inside a network namespace this bench creates (loopback only), with dnsmasq serving
 a zone on 127.0.0.1:5300:
   1. memory: beamup --ip cidr:127.0.0.0/8 --basename demo --query svc.test
-     --dns-server 127.0.0.1:5300 --interval 10ms -- /bin/sleep ...: the reporter child's
+     --dns-server 127.0.0.1:5300 --interval 100ms -- /bin/sleep ...: the reporter child's
      VmRSS at poll ~100 and ~1000 (polls counted from its `poll ok` debug lines), and
      its CPU time per poll (utime+stime from /proc/<pid>/stat, and the precise on-CPU
      time from /proc/<pid>/schedstat) between those two polls;
@@ -37,6 +37,8 @@ BIG = "big.test"
 SMALL_RECORDS = 5
 BIG_RECORDS = 1000
 RSS_TARGET_KIB = 4 * 1024
+# The shortest --interval beamup takes (100ms..1h): 1000 polls in ~100 s.
+INTERVAL_MS = 100
 
 
 def zone_lines():
@@ -82,28 +84,6 @@ def beamup_env(tmp, **extra):
 # ----- 1. the reporter child's memory and CPU -----
 
 
-def reporter_pid(parent, binary, timeout=10):
-    """The reporter: the child of beamup's pid (now /bin/sleep) still running beamup."""
-    real = os.path.realpath(binary)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for pid in bl.children(parent):
-            try:
-                if os.path.realpath(f"/proc/{pid}/exe") == real:
-                    return pid
-            except OSError:
-                pass
-        time.sleep(0.01)
-    bl.die(f"no reporter child under pid {parent}")
-
-
-def schedstat_ns(pid):
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class PollCounter:
     """Follows the reporter's debug log and returns the latest `poll=N` of a `poll ok` line."""
 
@@ -138,7 +118,7 @@ def reporter_memory(ns, binary, tmp, args):
     log = tmp / "reporter.log"
     argv = ns.exec_prefix() + [
         str(binary), "--ip", "cidr:127.0.0.0/8", "--basename", "demo",
-        "--query", SMALL, "--dns-server", f"{DNS}:{DNS_PORT}", "--interval", "10ms",
+        "--query", SMALL, "--dns-server", f"{DNS}:{DNS_PORT}", "--interval", f"{INTERVAL_MS}ms",
         "--", "/bin/sleep", "3600",
     ]
     # `ip netns exec` execs, so the Popen pid is beamup's, then /bin/sleep's.
@@ -150,13 +130,14 @@ def reporter_memory(ns, binary, tmp, args):
         stderr=open(log, "wb"),
     )
     try:
-        rep = reporter_pid(proc.pid, binary)
+        rep = bl.reporter_pid(proc.pid, binary)
         counter = PollCounter(log)
         samples = {}
         # Every 100 polls from the early mark on: a leak grows steadily, a one-off
         # allocation shows as a single step.
         marks = sorted({args.early_poll, *range(args.early_poll, args.polls, 100), args.polls})
-        deadline = time.monotonic() + 120
+        limit = args.polls * INTERVAL_MS / 1000 * 1.5 + 30
+        deadline = time.monotonic() + limit
         while marks:
             n = counter.update()
             if n >= marks[0]:
@@ -165,14 +146,14 @@ def reporter_memory(ns, binary, tmp, args):
                     "rss": bl.proc_status(rep, "VmRSS"),
                     "hwm": bl.proc_status(rep, "VmHWM"),
                     "ticks": bl.proc_cpu_ticks(rep),
-                    "sched": schedstat_ns(rep),
+                    "sched": bl.schedstat_ns(rep),
                     "t": time.monotonic(),
                 }
                 continue
             if proc.poll() is not None or bl.proc_status(rep, "VmRSS") is None:
                 bl.die(f"beamup or its reporter exited early; log:\n{log.read_text()[-3000:]}")
             if time.monotonic() > deadline:
-                bl.die(f"only {n} polls after 120 s; log:\n{log.read_text()[-3000:]}")
+                bl.die(f"only {n} polls after {limit:.0f} s; log:\n{log.read_text()[-3000:]}")
             time.sleep(0.002)
         if counter.failed:
             bl.die(f"{counter.failed} polls failed; log:\n{log.read_text()[-3000:]}")
@@ -380,7 +361,7 @@ def report(args, binary, mem, small, big, rpc_walls, rpc_peaks, node_rss):
         f"setup:   dnsmasq on {DNS}:{DNS_PORT} inside a fresh network namespace;",
         f"         {SMALL} has {SMALL_RECORDS} A records, {BIG} has {BIG_RECORDS}",
         "",
-        f"## reporter: --query {SMALL} --interval 10ms, BEAMUP_LOG=debug",
+        f"## reporter: --query {SMALL} --interval {INTERVAL_MS}ms, BEAMUP_LOG=debug",
         f"VmRSS at poll {early['poll']}:  {mib(early['rss'])}",
         f"VmRSS at poll {late['poll']}: {mib(late['rss'])}  (VmHWM {mib(late['hwm'])})",
         f"growth poll {early['poll']} -> {late['poll']}: {growth:+d} KiB (single samples; RSS moves by a "
@@ -393,7 +374,7 @@ def report(args, binary, mem, small, big, rpc_walls, rpc_peaks, node_rss):
         f"CPU per poll (utime+stime, {clk} Hz ticks, over {polls} polls): {cpu_tick_ms:.3f} ms",
         "CPU per poll (schedstat on-CPU time):                  "
         + (f"{cpu_sched_ms:.3f} ms" if cpu_sched_ms is not None else "n/a (no schedstat)"),
-        f"mean poll period: {period_ms:.2f} ms (interval 10 ms +-10% jitter + the poll itself)",
+        f"mean poll period: {period_ms:.2f} ms (interval {INTERVAL_MS} ms +-10% jitter + the poll itself)",
         "",
         f"## resolve + diff: beamup peers, wall time of the whole process (median of {len(big)} runs)",
         f"peers --query {SMALL} ({SMALL_RECORDS} records):  {bl.median(small):7.3f} ms "
