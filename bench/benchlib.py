@@ -42,7 +42,8 @@ def target_dir():
 
 
 def static_binary(build=True):
-    """The shipped binary: `cargo build --release --target x86_64-unknown-linux-musl`.
+    """The shipped binary, as `scripts/build-static.sh x86_64` builds it (cargo's static
+    release build, then the unwind tables dropped: the size users download).
 
     BEAMUP_BENCH_BIN overrides it (e.g. to time a binary built elsewhere).
     """
@@ -54,13 +55,14 @@ def static_binary(build=True):
         return path
     if build:
         require("cargo")
-        print(f"bench: cargo build --release --target {MUSL}", file=sys.stderr)
+        print("bench: bash scripts/build-static.sh x86_64", file=sys.stderr)
         out = subprocess.run(
-            ["cargo", "build", "--release", "--quiet", "--target", MUSL],
+            ["bash", str(REPO / "scripts" / "build-static.sh"), "x86_64"],
             cwd=REPO,
+            stdout=subprocess.DEVNULL,
         )
         if out.returncode != 0:
-            die(f"the static build failed (is the target installed? rustup target add {MUSL})")
+            die("scripts/build-static.sh x86_64 failed (its output is above)")
     path = target_dir() / MUSL / "release" / "beamup"
     if not path.is_file():
         die(f"no static binary at {path}")
