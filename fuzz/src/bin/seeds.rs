@@ -6,6 +6,9 @@ use std::path::Path;
 use beamup_fuzz::{OWN_NODE, Peer, block_on};
 use erl_dist::message::{Message, channel};
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
+use hickory_resolver::proto::op::{Message as DnsMessage, OpCode};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, SRV};
+use hickory_resolver::proto::rr::{Name, RData, Record};
 
 fn main() -> std::io::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "corpus".into());
@@ -111,6 +114,42 @@ fn main() -> std::io::Result<()> {
     for (i, message) in messages.into_iter().enumerate() {
         block_on(tx.send(message)).map_err(std::io::Error::other)?;
         write(dir, "dist_messages", i, &wire.written())?;
+    }
+    dns_answers(dir)
+}
+
+/// DNS answers as a server sends them, each after the cap byte (cap = byte + 1):
+/// A records under and over the cap, AAAA, and SRV targets.
+fn dns_answers(dir: &Path) -> std::io::Result<()> {
+    let name = |n: &str| Name::from_ascii(n).map_err(std::io::Error::other);
+    let service = name("demo.svc.test.")?;
+    let answer = |records: Vec<RData>| -> std::io::Result<Vec<u8>> {
+        let mut message = DnsMessage::response(7, OpCode::Query);
+        for rdata in records {
+            message.add_answer(Record::from_rdata(service.clone(), 30, rdata));
+        }
+        message.to_vec().map_err(std::io::Error::other)
+    };
+    let a = |i: u8| RData::A(A::new(10, 0, 0, i));
+    let aaaa = |i: u16| RData::AAAA(AAAA::new(0xfd00, 0, 0, 0, 0, 0, 0, i));
+    let srv = |i: u8| -> std::io::Result<RData> {
+        Ok(RData::SRV(SRV::new(
+            0,
+            10,
+            4369,
+            name(&format!("h{i}.svc.test."))?,
+        )))
+    };
+    let seeds: [(u8, Vec<RData>); 4] = [
+        (3, (1..=3).map(a).collect()),
+        (1, (1..=5).map(a).collect()),
+        (7, (1..=2).map(aaaa).chain((1..=2).map(a)).collect()),
+        (2, (1..=4).map(srv).collect::<std::io::Result<_>>()?),
+    ];
+    for (i, (cap, records)) in seeds.into_iter().enumerate() {
+        let mut input = vec![cap];
+        input.extend(answer(records)?);
+        write(dir, "dns_answer", i, &input)?;
     }
     Ok(())
 }
