@@ -271,3 +271,11 @@ def process_cpu_ns(pid):
     except (OSError, ValueError, IndexError):
         return None
     return run, switches
+
+
+def beamup_env(tmp, **extra):
+    """A clean environment for beamup (nothing inherited from the caller's shell, such as
+    a BEAMUP_* setting that would change what is measured), plus `extra`."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp), "TMPDIR": str(tmp)}
+    env.update(extra)
+    return env

@@ -75,12 +75,6 @@ def start_dnsmasq(ns, tmp):
     return proc
 
 
-def beamup_env(tmp, **extra):
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp), "TMPDIR": str(tmp)}
-    env.update(extra)
-    return env
-
-
 # ----- 1. the reporter child's memory and CPU -----
 
 
@@ -124,7 +118,7 @@ def reporter_memory(ns, binary, tmp, args):
     # `ip netns exec` execs, so the Popen pid is beamup's, then /bin/sleep's.
     proc = subprocess.Popen(
         argv,
-        env=beamup_env(tmp, BEAMUP_LOG="debug"),
+        env=bl.beamup_env(tmp, BEAMUP_LOG="debug"),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb"),
@@ -176,7 +170,7 @@ def time_peers(ns, binary, tmp, name, runs, expect):
         "--query", name, "--dns-server", f"{DNS}:{DNS_PORT}",
     ]
     walls = []
-    env = beamup_env(tmp)
+    env = bl.beamup_env(tmp)
     for i in range(runs + 3):
         # Wall time of the whole `beamup peers` process: start, resolve, diff, print.
         start = time.perf_counter_ns()

@@ -42,16 +42,22 @@ class Waiting:
     def __init__(self, tag, binary, tmp):
         self.ns = bl.Namespace(tag)
         self.binary = binary
-        # epmd up, as in a booting container once the VM started it: looks reach it.
-        bl.run_ok(self.ns.exec_prefix() + ["epmd", "-daemon"])
-        env = dict(os.environ, RELEASE_COOKIE="bench-vmwait-cookie", BEAMUP_LOG="info")
         self.log = open(Path(tmp) / f"{tag}.log", "wb")
-        self.proc = subprocess.Popen(
-            self.ns.exec_prefix() + [str(binary), *ARGS, "--", "/bin/sleep", "600"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            # epmd up, as in a booting container once the VM started it: looks reach it.
+            bl.run_ok(self.ns.exec_prefix() + ["epmd", "-daemon"])
+            env = bl.beamup_env(tmp, RELEASE_COOKIE="bench-vmwait-cookie", BEAMUP_LOG="info")
+            self.proc = subprocess.Popen(
+                self.ns.exec_prefix() + [str(binary), *ARGS, "--", "/bin/sleep", "600"],
+                env=env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+        except BaseException:
+            # Not yet in the round's list: nothing else would remove its namespace.
+            self.ns.close()
+            self.log.close()
+            raise
         self.started = time.monotonic()
         self.reporter = None
 
