@@ -236,6 +236,14 @@ def children(pid):
     return out
 
 
+def comm(pid):
+    """The command name of pid (/proc/<pid>/comm), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
 def reporter_pid(parent, binary, timeout=10):
     """The reporter: the child of beamup's pid (now /bin/sleep) still running beamup."""
     real = os.path.realpath(binary)

@@ -42,6 +42,7 @@
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
 //! [--seed N] [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll] [--trace-boot yes]
+//! [--boot-only yes]
 //! [--cut link|ip] [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]`.
 //! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
@@ -278,6 +279,9 @@ struct Options {
     variants: Option<Vec<String>>,
     /// `--trace-boot`: call-trace connect_node in every VM during the boot.
     trace_boot: bool,
+    /// `--boot-only`: no phase after the boot mesh, so that more runs fit the time a
+    /// boot ratio needs (a 24-host boot varies by ±20% from run to run on this machine).
+    boot_only: bool,
     /// `--out`: the result file's name under bench/results/.
     out: Option<String>,
     /// `--cut`: how phase 3 cuts h(N-1) off.
@@ -327,6 +331,15 @@ impl Cut {
     }
 }
 
+/// A yes/no flag's value.
+fn yes_no(flag: &str, value: &str) -> bool {
+    match value {
+        "yes" => true,
+        "no" => false,
+        other => panic!("{flag} takes yes or no, not {other:?}"),
+    }
+}
+
 fn parse_options() -> Options {
     let mut opts = Options {
         sizes: vec![3, 5, 8],
@@ -340,6 +353,7 @@ fn parse_options() -> Options {
             .map_or(1, |d| d.as_nanos() as u64),
         variants: None,
         trace_boot: false,
+        boot_only: false,
         out: None,
         cut: Cut::Link,
         ticktime: NET_TICKTIME,
@@ -404,13 +418,8 @@ fn parse_options() -> Options {
                 }
                 opts.variants = Some(labels);
             }
-            "--trace-boot" => {
-                opts.trace_boot = match value.as_str() {
-                    "yes" => true,
-                    "no" => false,
-                    other => panic!("--trace-boot takes yes or no, not {other:?}"),
-                };
-            }
+            "--trace-boot" => opts.trace_boot = yes_no("--trace-boot", &value),
+            "--boot-only" => opts.boot_only = yes_no("--boot-only", &value),
             "--cut" => {
                 opts.cut = match value.as_str() {
                     "link" => Cut::Link,
@@ -440,7 +449,7 @@ fn parse_options() -> Options {
                 opts.out = Some(value);
             }
             other => panic!(
-                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --cut, --ticktime, --erl-flags, --toolchain, --out)"
+                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --boot-only, --cut, --ticktime, --erl-flags, --toolchain, --out)"
             ),
         }
     }
@@ -1285,6 +1294,7 @@ fn measure(
     if let Some(e) = no_mesh {
         sample.failure = Some(e);
     } else if binary.kind.meshes()
+        && !opts.boot_only
         && let Err(e) = phases(
             &mut cluster,
             &net,
@@ -1639,6 +1649,39 @@ fn ms(s: f64) -> String {
     format!("{:.0}", s * 1000.0)
 }
 
+/// Each variant's boot over nolib's in the same round (the runs of a round follow each
+/// other, so a slower or faster spell of the machine weighs on both): median [min–max]
+/// and in how many rounds the ratio was ≤ 1.10.
+fn paired_ratios(present: &[usize], cell: &Cell, nolib: Option<usize>) -> String {
+    let mut row = format!(
+        "{:<58}",
+        "  ratio to nolib in the same round, median [min–max]"
+    );
+    for &b in present {
+        let ratios: Vec<f64> = nolib
+            .map(|n| {
+                cell.runs[b]
+                    .iter()
+                    .zip(&cell.runs[n])
+                    .filter_map(|(x, y)| Some(x.as_ref().ok()?.boot / y.as_ref().ok()?.boot))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let text = match median(ratios.clone()) {
+            None => "–".to_string(),
+            Some(m) => {
+                let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let within = ratios.iter().filter(|r| **r <= 1.10).count();
+                format!("{m:.2} [{min:.2}–{max:.2}] {within}/{}", ratios.len())
+            }
+        };
+        let _ = write!(row, " {text:<24}");
+    }
+    row.push_str(" (n/m: rounds ≤ 1.10)");
+    row
+}
+
 /// The figures of one metric over a binary's runs of a cell.
 fn figures(runs: &[Result<Sample, String>], metric: &dyn Fn(&Sample) -> Option<f64>) -> Vec<f64> {
     runs.iter()
@@ -1739,21 +1782,25 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
          \x20        started counts from the recorder's start (an upper bound)."
             .into(),
     );
-    line(format!(
-        "phases:  boot (all N at once) → after a random pause in [0, I) h0 runs\n\
+    if opts.boot_only {
+        line("phases:  the boot only (--boot-only yes).".into());
+    } else {
+        line(format!(
+            "phases:  boot (all N at once) → after a random pause in [0, I) h0 runs\n\
          \x20        erlang:disconnect_node(h1) → h{{N-1}} cut ({}) until all dropped it (≥ {} s), back\n\
          \x20        → h{{N-2}} killed (SIGKILL, DNS unchanged), h0's net_kernel:connect_node(h{{N-2}}) calls\n\
          \x20        counted by a call trace for {} intervals (at sizes {}) → RSS, relays.",
-        opts.cut.what(),
-        CUT_HOLD.as_secs(),
-        opts.dead_polls,
-        opts.dead_sizes.as_ref().map_or("all".into(), |s| {
-            s.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        }),
-    ));
+            opts.cut.what(),
+            CUT_HOLD.as_secs(),
+            opts.dead_polls,
+            opts.dead_sizes.as_ref().map_or("all".into(), |s| {
+                s.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+        ));
+    }
     line(String::new());
 
     let new = binaries.iter().position(|b| b.label == "new");
@@ -2212,6 +2259,7 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                     let _ = write!(ratio, " {r:<24}");
                 }
                 line(ratio);
+                line(paired_ratios(&present, cell, nolib));
             }
         }
         let connects: Vec<(usize, &ConnectStats)> = present
