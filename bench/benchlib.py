@@ -148,12 +148,14 @@ class Namespace:
     def exec_prefix(self):
         return ["ip", "netns", "exec", self.name]
 
+    def pids(self):
+        """The pids of the processes inside, as strings."""
+        return subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True).stdout.split()
+
     def close(self):
         # Every process inside is ours (servers, dnsmasq, releases, epmd).
         for _ in range(100):
-            pids = subprocess.run(
-                ["ip", "netns", "pids", self.name], capture_output=True, text=True
-            ).stdout.split()
+            pids = self.pids()
             if not pids:
                 break
             for pid in pids:

@@ -1635,14 +1635,18 @@ fn reporter_rss(bin: &Path, procs: &[Proc]) -> Result<Vec<u64>, String> {
 
 /// `median [min–max]` of some seconds, in ms.
 fn spread(xs: &[f64]) -> String {
-    match median(xs.to_vec()) {
+    match min_median_max(xs) {
         None => "-".into(),
-        Some(m) => {
-            let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            format!("{} [{}–{}]", ms(m), ms(min), ms(max))
-        }
+        Some((min, m, max)) => format!("{} [{}–{}]", ms(m), ms(min), ms(max)),
     }
+}
+
+/// The least, the median and the greatest of `xs`; None when it is empty.
+fn min_median_max(xs: &[f64]) -> Option<(f64, f64, f64)> {
+    let m = median(xs.to_vec())?;
+    let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((min, m, max))
 }
 
 fn ms(s: f64) -> String {
@@ -1667,11 +1671,9 @@ fn paired_ratios(present: &[usize], cell: &Cell, nolib: Option<usize>) -> String
                     .collect()
             })
             .unwrap_or_default();
-        let text = match median(ratios.clone()) {
+        let text = match min_median_max(&ratios) {
             None => "–".to_string(),
-            Some(m) => {
-                let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            Some((min, m, max)) => {
                 let within = ratios.iter().filter(|r| **r <= 1.10).count();
                 format!("{m:.2} [{min:.2}–{max:.2}] {within}/{}", ratios.len())
             }
@@ -1914,13 +1916,9 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                 if m.unit == "ms" {
                     spread(v)
                 } else {
-                    match median(v.to_vec()) {
+                    match min_median_max(v) {
                         None => "-".into(),
-                        Some(med) => format!(
-                            "{med:.1} [{:.1}–{:.1}]",
-                            v.iter().copied().fold(f64::INFINITY, f64::min),
-                            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-                        ),
+                        Some((min, med, max)) => format!("{med:.1} [{min:.1}–{max:.1}]"),
                     }
                 }
             };
@@ -2208,26 +2206,23 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
             for &b in &present {
                 let xs = figures(&cell.runs[b], get);
                 any |= !xs.is_empty();
-                let text = if xs.is_empty() {
-                    "–".to_string()
-                } else if is_ms {
-                    spread(&xs)
-                } else {
-                    let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
-                    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let m = median(xs.clone()).unwrap_or(0.0);
-                    // Counts plain, CPU seconds to the ms.
-                    let p = if xs.iter().all(|x| x.fract() == 0.0) {
-                        0
-                    } else if max < 10.0 {
-                        3
-                    } else {
-                        1
-                    };
-                    if xs.len() == 1 {
-                        format!("{m:.p$}")
-                    } else {
-                        format!("{m:.p$} [{min:.p$}–{max:.p$}]")
+                let text = match min_median_max(&xs) {
+                    None => "–".to_string(),
+                    Some(_) if is_ms => spread(&xs),
+                    Some((min, m, max)) => {
+                        // Counts plain, CPU seconds to the ms.
+                        let p = if xs.iter().all(|x| x.fract() == 0.0) {
+                            0
+                        } else if max < 10.0 {
+                            3
+                        } else {
+                            1
+                        };
+                        if xs.len() == 1 {
+                            format!("{m:.p$}")
+                        } else {
+                            format!("{m:.p$} [{min:.p$}–{max:.p$}]")
+                        }
                     }
                 };
                 if binaries[b].label == "new" {

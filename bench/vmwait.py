@@ -16,8 +16,9 @@ time in a namespace of its own, so both are measured under the same load; --roun
 medians and the ratio to the baseline. Writes bench/results/vmwait.txt (--out NAME: another
 file under bench/results/).
 
-Run as root from the repository: `python3 bench/vmwait.py [--rounds 5] [--window 8] [--epmd-poller MS] [--out NAME]`;
---epmd-poller MS adds what bench/mesh's observers do in every host: a NAMES request to epmd every MS ms.
+Run as root from the repository: `python3 bench/vmwait.py [--rounds 5] [--window 8] [--epmd-poller MS] [--load N]
+[--out NAME]`. --epmd-poller MS adds what bench/mesh's observers do in every host: a NAMES request to epmd every
+MS ms; --load N runs N busy loops on the machine meanwhile. The namespace's epmd is measured too.
 """
 
 import argparse
@@ -87,8 +88,7 @@ class Waiting:
 
     def find_reporter(self):
         self.reporter = bl.reporter_pid(self.proc.pid, self.binary)
-        pids = subprocess.run(["ip", "netns", "pids", self.ns.name], capture_output=True, text=True).stdout
-        self.epmd = next((int(p) for p in pids.split() if bl.comm(int(p)) == "epmd"), None)
+        self.epmd = next((int(p) for p in self.ns.pids() if bl.comm(int(p)) == "epmd"), None)
         if self.epmd is None:
             bl.die(f"no epmd in the namespace {self.ns.name}")
 
@@ -110,17 +110,20 @@ class Waiting:
 
 
 def rates(before, after, secs):
-    """The reporter's and epmd's (CPU µs per second, wakeups per second) between two
-    Waiting.cpu readings."""
-    return tuple((a - b) / (1000 if i % 2 == 0 else 1) / secs for i, (a, b) in enumerate(zip(after, before)))
+    """Between two Waiting.cpu readings: the reporter's CPU µs per second and wakeups per
+    second, then epmd's."""
+    cpu, wakeups, epmd_cpu, epmd_wakeups = ((a - b) / secs for a, b in zip(after, before))
+    return cpu / 1000, wakeups, epmd_cpu / 1000, epmd_wakeups
 
 
 def one_round(binaries, window, tmp, poller_ms, load):
     """Both binaries at once: their (first second, after) rates."""
     waits = []
-    # --load: busy loops beside the reporters, as a cluster's VMs boot on the same cores.
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
+    burners = []
     try:
+        # --load: busy loops beside the reporters, as a cluster's VMs boot on the same cores.
+        for _ in range(load):
+            burners.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
         for label, binary in binaries:
             waits.append(Waiting(f"vw-{label}", binary, tmp, poller_ms))
         for w in waits:
