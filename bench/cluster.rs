@@ -727,6 +727,82 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
     })
 }
 
+/// Every process's stat, by pid.
+fn all_stats() -> std::collections::HashMap<u32, ProcStat> {
+    let mut stats = std::collections::HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            if let Some(stat) = proc_stat(pid) {
+                stats.insert(pid, stat);
+            }
+        }
+    }
+    stats
+}
+
+/// Each process's children, by pid.
+fn children_of(
+    stats: &std::collections::HashMap<u32, ProcStat>,
+) -> std::collections::HashMap<u32, Vec<u32>> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for (&pid, stat) in stats {
+        children.entry(stat.ppid).or_default().push(pid);
+    }
+    children
+}
+
+/// Per root (beamup's pid on a host, the VM after the exec): the context switches so far
+/// of every thread of the VM's process tree, the reporter (the child running `bin`) left
+/// out, as (voluntary, nonvoluntary): how often a VM thread slept and was woken again,
+/// and how often another process preempted one. Threads and processes that have ended
+/// are not counted.
+pub fn vm_switches(bin: &Path, roots: &[u32]) -> Vec<(u64, u64)> {
+    let bin = testkit::pid1::file_id(bin);
+    let children = children_of(&all_stats());
+    let switches = |pid: u32| -> (u64, u64) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return (0, 0);
+        };
+        let mut sum = (0, 0);
+        for status in tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        {
+            for line in status.lines() {
+                let count = |l: &str| l.split_whitespace().nth(1)?.parse::<u64>().ok();
+                if line.starts_with("voluntary_ctxt_switches:") {
+                    sum.0 += count(line).unwrap_or(0);
+                } else if line.starts_with("nonvoluntary_ctxt_switches:") {
+                    sum.1 += count(line).unwrap_or(0);
+                }
+            }
+        }
+        sum
+    };
+    roots
+        .iter()
+        .map(|&root| {
+            let mut total = (0, 0);
+            let mut stack = vec![root];
+            while let Some(pid) = stack.pop() {
+                if pid != root && bin.as_ref().is_some_and(|b| testkit::pid1::runs(pid, *b)) {
+                    continue;
+                }
+                let (voluntary, preempted) = switches(pid);
+                total.0 += voluntary;
+                total.1 += preempted;
+                if let Some(kids) = children.get(&pid) {
+                    stack.extend(kids);
+                }
+            }
+            total
+        })
+        .collect()
+}
+
 impl CpuSampler {
     /// `roots`: beamup's pid on every host (the VM after the exec); `hosts`: the same
     /// hosts, for their namespaces (to tell their epmds apart).
@@ -753,24 +829,8 @@ impl CpuSampler {
                 let mut out = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let at = now_us();
-                    let mut stats: std::collections::HashMap<u32, ProcStat> =
-                        std::collections::HashMap::new();
-                    if let Ok(dir) = std::fs::read_dir("/proc") {
-                        for entry in dir.flatten() {
-                            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok())
-                            else {
-                                continue;
-                            };
-                            if let Some(stat) = proc_stat(pid) {
-                                stats.insert(pid, stat);
-                            }
-                        }
-                    }
-                    let mut children: std::collections::HashMap<u32, Vec<u32>> =
-                        std::collections::HashMap::new();
-                    for (&pid, stat) in &stats {
-                        children.entry(stat.ppid).or_default().push(pid);
-                    }
+                    let stats = all_stats();
+                    let children = children_of(&stats);
                     let mut snap = CpuSnapshot {
                         at,
                         reporter: vec![0; n],

@@ -36,13 +36,14 @@
 //! in every VM). Every run records the CPU time of the reporters, VMs and
 //! epmds during the boot (a /proc sampler, see cluster::CpuSampler), beamup's INFO lines
 //! per host and dnsmasq's queries; `--trace-boot yes` call-traces connect_node in every
-//! VM during the boot. bench/README.md has the details.
+//! VM during the boot; `--work yes` adds every VM's reductions by process at the end of
+//! the boot. bench/README.md has the details.
 //!
 //! Run (as root): `bash bench/mesh.sh` (builds the static binary and the baseline, and
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
 //! [--seed N] [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll] [--trace-boot yes]
-//! [--boot-only yes]
+//! [--work yes] [--boot-only yes]
 //! [--cut link|ip] [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]`.
 //! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
 //! built for the bench), BEAMUP_BENCH_BASELINE the baseline. Writes
@@ -50,7 +51,7 @@
 
 mod cluster;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -217,6 +218,32 @@ const TRACER_CALLS: &str = "begin
     Tracer ! {calls, self()},
     receive {Tracer, calls, Calls} -> Tracer ! stop, Calls after 5000 -> tracer_gone end
 end.";
+/// `--work yes`: the VM's reductions so far, by process (`{Total, [{Group, Reductions}]}`),
+/// a process grouped by its registered name, `beamup_relay` for issue 11's relay, its
+/// proc_lib initial call, else the function it is in now (a fun's initial call,
+/// erlang:apply/2, names nothing). Total is every reduction the VM made, so Total minus
+/// the live processes' is what processes that have exited made (rex's workers, the
+/// connection setups).
+const WORK: &str = "begin
+    Group = fun(P) ->
+        case process_info(P, [registered_name, dictionary, current_function]) of
+            undefined -> gone;
+            Info ->
+                D = proplists:get_value(dictionary, Info),
+                case {proplists:get_value(registered_name, Info),
+                      lists:keymember(beamup_relay, 1, D),
+                      lists:keyfind('$initial_call', 1, D)} of
+                    {Name, _, _} when is_atom(Name) -> Name;
+                    {_, true, _} -> beamup_relay;
+                    {_, _, {_, Call}} -> Call;
+                    _ -> proplists:get_value(current_function, Info)
+                end
+        end
+    end,
+    Live = [{Group(P), R} || P <- processes(), {reductions, R} <- [process_info(P, reductions)]],
+    {Total, _} = statistics(exact_reductions),
+    {Total, Live}
+end.";
 /// Issue 11's relay, as the contract describes how to find it (0 for the baseline).
 const RELAYS: &str = "length([P || P <- processes(),
     {dictionary, D} <- [process_info(P, dictionary)],
@@ -231,6 +258,7 @@ struct Exprs {
     tracer_start: Term,
     tracer_calls: Term,
     relays: Term,
+    work: Term,
 }
 
 impl Exprs {
@@ -243,6 +271,7 @@ impl Exprs {
             TRACER_START,
             TRACER_CALLS,
             RELAYS,
+            WORK,
         ])
         .into_iter();
         let mut next = || forms.next().expect("parse_erlang checks the count");
@@ -254,6 +283,7 @@ impl Exprs {
             tracer_start: next(),
             tracer_calls: next(),
             relays: next(),
+            work: next(),
         }
     }
 }
@@ -279,6 +309,8 @@ struct Options {
     variants: Option<Vec<String>>,
     /// `--trace-boot`: call-trace connect_node in every VM during the boot.
     trace_boot: bool,
+    /// `--work`: every VM's reductions by process at the end of the boot (see WORK).
+    work: bool,
     /// `--boot-only`: no phase after the boot mesh, so that more runs fit the time a
     /// boot ratio needs (a 24-host boot varies by ±20% from run to run on this machine).
     boot_only: bool,
@@ -353,6 +385,7 @@ fn parse_options() -> Options {
             .map_or(1, |d| d.as_nanos() as u64),
         variants: None,
         trace_boot: false,
+        work: false,
         boot_only: false,
         out: None,
         cut: Cut::Link,
@@ -420,6 +453,7 @@ fn parse_options() -> Options {
             }
             "--trace-boot" => opts.trace_boot = yes_no("--trace-boot", &value),
             "--boot-only" => opts.boot_only = yes_no("--boot-only", &value),
+            "--work" => opts.work = yes_no("--work", &value),
             "--cut" => {
                 opts.cut = match value.as_str() {
                     "link" => Cut::Link,
@@ -449,7 +483,7 @@ fn parse_options() -> Options {
                 opts.out = Some(value);
             }
             other => panic!(
-                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --boot-only, --cut, --ticktime, --erl-flags, --toolchain, --out)"
+                "unknown flag {other} (--sizes, --intervals, --runs, --only, --dead-polls, --dead-sizes, --seed, --variants, --trace-boot, --work, --boot-only, --cut, --ticktime, --erl-flags, --toolchain, --out)"
             ),
         }
     }
@@ -582,6 +616,12 @@ struct Sample {
     discovery_failures: usize,
     /// With `--trace-boot`: the VMs' connect_node calls during the boot.
     connects: Option<ConnectStats>,
+    /// With `--work`: the VMs' reductions at the end of the boot by process group, summed
+    /// over the hosts (see `boot_work`).
+    work: Option<BTreeMap<String, f64>>,
+    /// With `--work`: the VMs' threads' context switches at the end of the boot, summed
+    /// over the hosts, voluntary and nonvoluntary (see `cluster::vm_switches`).
+    vm_switches: Option<(f64, f64)>,
     /// Full mesh after the last registration (None: no boot mesh within the bound).
     mesh: Option<f64>,
     /// Per pair: connected after the later of its two registrations.
@@ -1288,6 +1328,15 @@ fn measure(
     if opts.trace_boot {
         sample.connects = Some(boot_connects(&cluster, &registrations)?);
     }
+    if opts.work {
+        sample.work = Some(boot_work(&cluster)?);
+        let roots: Vec<u32> = procs.iter().map(Proc::pid).collect();
+        let switches = cluster::vm_switches(bin, &roots);
+        sample.vm_switches = Some((
+            switches.iter().map(|s| s.0).sum::<u64>() as f64,
+            switches.iter().map(|s| s.1).sum::<u64>() as f64,
+        ));
+    }
     sample.rss.extend(reporter_rss(bin, &procs)?);
 
     // The phases after the boot: a failure ends the run, what was measured stays.
@@ -1486,6 +1535,54 @@ fn boot_connects(cluster: &Cluster, registrations: &[i64]) -> Result<ConnectStat
     Ok(stats)
 }
 
+/// The group `boot_work` files processes whose reductions are not in any live
+/// process's count under, and the group of every reduction.
+const EXITED: &str = "(processes that exited)";
+const ALL: &str = "(all)";
+
+/// With `--work`: every VM's reductions so far by process group (see WORK), summed over
+/// the VMs, with EXITED and ALL.
+fn boot_work(cluster: &Cluster) -> Result<BTreeMap<String, f64>, String> {
+    let mut work: BTreeMap<String, f64> = BTreeMap::new();
+    for (i, agent) in cluster.agents.iter().enumerate() {
+        let answer = agent.eval(&cluster.exprs.work, &[])?;
+        let Some([total, live]) = as_tuple(&answer) else {
+            return Err(format!("h{i}'s reductions: {answer:?}"));
+        };
+        let (Some(total), Some(live)) = (as_i64(total), as_list(live)) else {
+            return Err(format!("h{i}'s reductions: {answer:?}"));
+        };
+        let mut counted = 0;
+        for entry in &live {
+            let Some([group, reds]) = as_tuple(entry) else {
+                continue;
+            };
+            let reds = as_i64(reds).unwrap_or(0);
+            counted += reds;
+            *work.entry(group_name(group)).or_default() += reds as f64;
+        }
+        *work.entry(EXITED.into()).or_default() += (total - counted).max(0) as f64;
+        *work.entry(ALL.into()).or_default() += total as f64;
+    }
+    Ok(work)
+}
+
+/// A process group of WORK as text: a name, or `module:function/arity`.
+fn group_name(group: &Term) -> String {
+    if let Some(name) = as_atom(group) {
+        return name.to_string();
+    }
+    match as_tuple(group) {
+        Some([m, f, a]) => format!(
+            "{}:{}/{}",
+            as_atom(m).unwrap_or("?"),
+            as_atom(f).unwrap_or("?"),
+            as_i64(a).unwrap_or(-1)
+        ),
+        _ => format!("{group}"),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn phases(
     cluster: &mut Cluster,
@@ -1682,6 +1779,58 @@ fn paired_ratios(present: &[usize], cell: &Cell, nolib: Option<usize>) -> String
     }
     row.push_str(" (n/m: rounds ≤ 1.10)");
     row
+}
+
+/// How many process groups `work_rows` shows (the busiest), besides EXITED and ALL.
+const WORK_GROUPS: usize = 16;
+
+/// With `--work`: the scale table's rows of the VMs' reductions by process group at the
+/// end of the boot, all hosts, in millions, median [min–max] per variant; the busiest
+/// WORK_GROUPS groups (by the greatest of the variants' medians), then EXITED and ALL.
+fn work_rows(present: &[usize], cell: &Cell) -> Vec<String> {
+    let medians = |b: usize, group: &str| -> Vec<f64> {
+        cell.runs[b]
+            .iter()
+            .filter_map(|r| r.as_ref().ok()?.work.as_ref())
+            .map(|w| w.get(group).copied().unwrap_or(0.0) / 1e6)
+            .collect()
+    };
+    let groups: BTreeSet<&str> = present
+        .iter()
+        .flat_map(|&b| cell.runs[b].iter())
+        .filter_map(|r| r.as_ref().ok()?.work.as_ref())
+        .flat_map(|w| w.keys().map(String::as_str))
+        .filter(|g| *g != EXITED && *g != ALL)
+        .collect();
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let busiest = |g: &str| {
+        present
+            .iter()
+            .filter_map(|&b| median(medians(b, g)))
+            .fold(0.0, f64::max)
+    };
+    let mut ranked: Vec<&str> = groups.into_iter().collect();
+    ranked.sort_by(|a, b| busiest(b).total_cmp(&busiest(a)));
+    ranked.truncate(WORK_GROUPS);
+    ranked.extend([EXITED, ALL]);
+    let mut rows = vec![
+        "VM reductions at the end of the boot, all hosts [millions] (--work; a process by its registered name, proc_lib initial call, else where it is)"
+            .to_string(),
+    ];
+    for group in ranked {
+        let mut row = format!("  {:<56}", group.chars().take(56).collect::<String>());
+        for &b in present {
+            let text = match min_median_max(&medians(b, group)) {
+                None => "–".to_string(),
+                Some((min, m, max)) => format!("{m:.2} [{min:.2}–{max:.2}]"),
+            };
+            let _ = write!(row, " {text:<24}");
+        }
+        rows.push(row);
+    }
+    rows
 }
 
 /// The figures of one metric over a binary's runs of a cell.
@@ -2164,6 +2313,20 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                 verdict: None,
             },
             Row {
+                title: "VM threads woken at the end of the boot, all hosts",
+                ms: false,
+                get: &|s| s.vm_switches.map(|v| v.0),
+                target: "(--work: voluntary context switches)",
+                verdict: None,
+            },
+            Row {
+                title: "VM threads preempted at the end of the boot, all hosts",
+                ms: false,
+                get: &|s| s.vm_switches.map(|v| v.1),
+                target: "(--work: nonvoluntary context switches)",
+                verdict: None,
+            },
+            Row {
                 title: "epmd CPU s until all distribution up, all hosts",
                 ms: false,
                 get: &|s| s.epmd_cpu_boot,
@@ -2281,6 +2444,9 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
                 c.failed_secs,
                 c.by_other
             ));
+        }
+        for row in work_rows(&present, cell) {
+            line(row);
         }
         if !opts.dead_at(cell.size) {
             line(format!(
