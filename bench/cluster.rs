@@ -743,64 +743,84 @@ fn all_stats() -> std::collections::HashMap<u32, ProcStat> {
     stats
 }
 
-/// Each process's children, by pid.
-fn children_of(
-    stats: &std::collections::HashMap<u32, ProcStat>,
-) -> std::collections::HashMap<u32, Vec<u32>> {
-    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+/// Processes' children, by pid.
+type Children = std::collections::HashMap<u32, Vec<u32>>;
+
+/// Each process's children in `stats`.
+fn children_of(stats: &std::collections::HashMap<u32, ProcStat>) -> Children {
+    let mut children = Children::new();
     for (&pid, stat) in stats {
         children.entry(stat.ppid).or_default().push(pid);
     }
     children
 }
 
-/// Per root (beamup's pid on a host, the VM after the exec): the context switches so far
-/// of every thread of the VM's process tree, the reporter (the child running `bin`) left
-/// out, as (voluntary, nonvoluntary): how often a VM thread slept and was woken again,
-/// and how often another process preempted one. Threads and processes that have ended
-/// are not counted.
-pub fn vm_switches(bin: &Path, roots: &[u32]) -> Vec<(u64, u64)> {
-    let bin = testkit::pid1::file_id(bin);
-    let children = children_of(&all_stats());
-    let switches = |pid: u32| -> (u64, u64) {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return (0, 0);
-        };
-        let mut sum = (0, 0);
-        for status in tasks
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        {
-            for line in status.lines() {
-                let count = |l: &str| l.split_whitespace().nth(1)?.parse::<u64>().ok();
-                if line.starts_with("voluntary_ctxt_switches:") {
-                    sum.0 += count(line).unwrap_or(0);
-                } else if line.starts_with("nonvoluntary_ctxt_switches:") {
-                    sum.1 += count(line).unwrap_or(0);
-                }
+/// The reporter under `root` (beamup's pid on a host): the child running the binary
+/// `bin` (its file id, `testkit::pid1::file_id`).
+fn reporter_of(children: &Children, root: u32, bin: (u64, u64)) -> Option<u32> {
+    children
+        .get(&root)?
+        .iter()
+        .copied()
+        .find(|&pid| testkit::pid1::runs(pid, bin))
+}
+
+/// The VM's processes under `root`: the whole tree, the reporter's branch left out.
+fn vm_tree(children: &Children, root: u32, reporter: Option<u32>) -> Vec<u32> {
+    let mut tree = Vec::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        if Some(pid) == reporter {
+            continue;
+        }
+        tree.push(pid);
+        if let Some(kids) = children.get(&pid) {
+            stack.extend(kids);
+        }
+    }
+    tree
+}
+
+/// The context switches so far of every thread of `pid`: (voluntary, nonvoluntary).
+fn task_switches(pid: u32) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    let count = |v: &str| v.trim().parse::<u64>().unwrap_or(0);
+    let mut sum = (0, 0);
+    for status in tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+    {
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                sum.0 += count(v);
+            } else if let Some(v) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
+                sum.1 += count(v);
             }
         }
-        sum
-    };
-    roots
-        .iter()
-        .map(|&root| {
-            let mut total = (0, 0);
-            let mut stack = vec![root];
-            while let Some(pid) = stack.pop() {
-                if pid != root && bin.as_ref().is_some_and(|b| testkit::pid1::runs(pid, *b)) {
-                    continue;
-                }
-                let (voluntary, preempted) = switches(pid);
-                total.0 += voluntary;
-                total.1 += preempted;
-                if let Some(kids) = children.get(&pid) {
-                    stack.extend(kids);
-                }
-            }
-            total
-        })
-        .collect()
+    }
+    sum
+}
+
+/// The context switches so far of every thread of the VMs under `roots` (beamup's pid
+/// on every host, the VM after the exec; the reporters, running `bin`, left out), summed
+/// over the hosts as (voluntary, nonvoluntary): how often a VM thread slept and was
+/// woken again, and how often another process preempted one. Threads and processes that
+/// have ended are not counted.
+pub fn vm_switches(bin: &Path, roots: &[u32]) -> (u64, u64) {
+    let bin = testkit::pid1::file_id(bin);
+    let children = children_of(&all_stats());
+    let mut total = (0, 0);
+    for &root in roots {
+        let reporter = bin.and_then(|b| reporter_of(&children, root, b));
+        for pid in vm_tree(&children, root, reporter) {
+            let (voluntary, preempted) = task_switches(pid);
+            total.0 += voluntary;
+            total.1 += preempted;
+        }
+    }
+    total
 }
 
 impl CpuSampler {
@@ -839,26 +859,15 @@ impl CpuSampler {
                     };
                     for (h, &root) in roots.iter().enumerate() {
                         if reporters[h].is_none() {
-                            reporters[h] = children.get(&root).and_then(|kids| {
-                                kids.iter()
-                                    .copied()
-                                    .find(|&pid| testkit::pid1::runs(pid, bin))
-                            });
+                            reporters[h] = reporter_of(&children, root, bin);
                         }
                         let reporter = reporters[h];
                         if let Some(us) = reporter.and_then(|pid| run_times.of(pid)) {
                             snap.reporter[h] = us;
                         }
-                        let mut stack = vec![root];
-                        while let Some(pid) = stack.pop() {
-                            if Some(pid) == reporter {
-                                continue;
-                            }
+                        for pid in vm_tree(&children, root, reporter) {
                             if let Some(s) = stats.get(&pid) {
                                 snap.vm[h] += (s.own + s.reaped) * US_PER_TICK;
-                            }
-                            if let Some(kids) = children.get(&pid) {
-                                stack.extend(kids);
                             }
                         }
                     }

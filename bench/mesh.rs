@@ -1331,11 +1331,8 @@ fn measure(
     if opts.work {
         sample.work = Some(boot_work(&cluster)?);
         let roots: Vec<u32> = procs.iter().map(Proc::pid).collect();
-        let switches = cluster::vm_switches(bin, &roots);
-        sample.vm_switches = Some((
-            switches.iter().map(|s| s.0).sum::<u64>() as f64,
-            switches.iter().map(|s| s.1).sum::<u64>() as f64,
-        ));
+        let (voluntary, preempted) = cluster::vm_switches(bin, &roots);
+        sample.vm_switches = Some((voluntary as f64, preempted as f64));
     }
     sample.rss.extend(reporter_rss(bin, &procs)?);
 
@@ -1535,9 +1532,10 @@ fn boot_connects(cluster: &Cluster, registrations: &[i64]) -> Result<ConnectStat
     Ok(stats)
 }
 
-/// The group `boot_work` files processes whose reductions are not in any live
-/// process's count under, and the group of every reduction.
+/// `boot_work`'s group for the reductions no live process counts (they were made by
+/// processes that have exited) ...
 const EXITED: &str = "(processes that exited)";
+/// ... and for all of the VM's reductions.
 const ALL: &str = "(all)";
 
 /// With `--work`: every VM's reductions so far by process group (see WORK), summed over
@@ -1788,7 +1786,8 @@ const WORK_GROUPS: usize = 16;
 /// end of the boot, all hosts, in millions, median [min–max] per variant; the busiest
 /// WORK_GROUPS groups (by the greatest of the variants' medians), then EXITED and ALL.
 fn work_rows(present: &[usize], cell: &Cell) -> Vec<String> {
-    let medians = |b: usize, group: &str| -> Vec<f64> {
+    // A variant's figures of a group, one per run.
+    let per_run = |b: usize, group: &str| -> Vec<f64> {
         cell.runs[b]
             .iter()
             .filter_map(|r| r.as_ref().ok()?.work.as_ref())
@@ -1805,14 +1804,19 @@ fn work_rows(present: &[usize], cell: &Cell) -> Vec<String> {
     if groups.is_empty() {
         return Vec::new();
     }
-    let busiest = |g: &str| {
-        present
-            .iter()
-            .filter_map(|&b| median(medians(b, g)))
-            .fold(0.0, f64::max)
-    };
-    let mut ranked: Vec<&str> = groups.into_iter().collect();
-    ranked.sort_by(|a, b| busiest(b).total_cmp(&busiest(a)));
+    // The busiest first: by the greatest of the variants' medians.
+    let mut by_load: Vec<(f64, &str)> = groups
+        .into_iter()
+        .map(|g| {
+            let load = present
+                .iter()
+                .filter_map(|&b| median(per_run(b, g)))
+                .fold(0.0, f64::max);
+            (load, g)
+        })
+        .collect();
+    by_load.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut ranked: Vec<&str> = by_load.into_iter().map(|(_, g)| g).collect();
     ranked.truncate(WORK_GROUPS);
     ranked.extend([EXITED, ALL]);
     let mut rows = vec![
@@ -1822,7 +1826,7 @@ fn work_rows(present: &[usize], cell: &Cell) -> Vec<String> {
     for group in ranked {
         let mut row = format!("  {:<56}", group.chars().take(56).collect::<String>());
         for &b in present {
-            let text = match min_median_max(&medians(b, group)) {
+            let text = match min_median_max(&per_run(b, group)) {
                 None => "–".to_string(),
                 Some((min, m, max)) => format!("{m:.2} [{min:.2}–{max:.2}]"),
             };
