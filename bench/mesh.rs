@@ -32,17 +32,18 @@
 //! **Scale (issue 19).** From 16 hosts on, a cell also runs the no-library baseline
 //! `nolib` (the binary under test without `--connect`: boot only), and the report has a
 //! table per scale cell with every variant side by side (`--variants` picks them: new,
-//! baseline, nolib, selfonly, nolib+poll, and vmpoll: dns_cluster's way of meshing, run
-//! in every VM). Every run records the CPU time of the reporters, VMs and
-//! epmds during the boot (a /proc sampler, see cluster::CpuSampler), beamup's INFO lines
-//! per host and dnsmasq's queries; `--trace-boot yes` call-traces connect_node in every
+//! baseline, nolib, selfonly, nolib+poll, vmpoll: dns_cluster's way of meshing, run in
+//! every VM, and vmevent: vmpoll re-dialing every dropped node at once). Every run
+//! records the CPU time of the reporters, VMs and epmds during the boot (a /proc
+//! sampler, see cluster::CpuSampler), beamup's INFO lines per host and dnsmasq's queries; `--trace-boot yes` call-traces connect_node in every
 //! VM during the boot; `--work yes` adds every VM's reductions by process at the end of
 //! the boot. bench/README.md has the details.
 //!
 //! Run (as root): `bash bench/mesh.sh` (builds the static binary and the baseline, and
 //! runs this with both), or `cargo bench --bench mesh -- [--sizes 3,5,8] [--intervals
 //! 1s,5s] [--runs 3] [--only new|baseline] [--dead-polls 24] [--dead-sizes 3|all]
-//! [--seed N] [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll] [--trace-boot yes]
+//! [--seed N] [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll,vmevent]
+//! [--trace-boot yes]
 //! [--work yes] [--boot-only yes]
 //! [--cut link|ip] [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]`.
 //! BEAMUP_BENCH_BIN picks the binary under test (default: the one cargo
@@ -110,8 +111,29 @@ const RSS_TARGET_KIB: f64 = 4096.0;
 /// once and then PollEvery ms after each round, resolve PollQuery (A records, from the DNS
 /// server at PollDns) and call net_kernel:connect_node/1 for every `<basename>@<address>`
 /// not in nodes(), all at once, waiting for them (at most 10 s, dns_cluster's
-/// connect_timeout) before the next wait.
+/// connect_timeout) before the next wait. With PollOnDown `true` (the `vmevent` variant)
+/// another process of its own subscribes to nodeup/nodedown and calls connect_node/1 for
+/// every node that went down, at once: the quickest re-mesh a library inside the VM could
+/// make, with no hop to anyone (OTP's own floor for a re-dial on a drop).
 const RECORDER_START: &str = "begin
+    (fun() -> case PollOnDown of
+        true ->
+            spawn(fun() ->
+                true = erlang:monitor_node(Observer, true),
+                ok = net_kernel:monitor_nodes(true),
+                DownLoop = fun DownL() ->
+                    receive
+                        {nodedown, Observer} -> gone;
+                        {nodedown, DownN} ->
+                            spawn(fun() -> net_kernel:connect_node(DownN) end),
+                            DownL();
+                        _ -> DownL()
+                    end
+                end,
+                DownLoop()
+            end);
+        false -> ok
+    end end)(),
     (fun() -> case PollQuery of
         none -> ok;
         _ ->
@@ -537,13 +559,44 @@ impl Options {
 ///   started by the observer as soon as the VM registered): the library way of meshing,
 ///   measured through every phase like `new`. It is not dns_cluster's own code (this
 ///   machine has no hex), so its figures stand for the method, not the package.
-const VARIANTS: [&str; 6] = [
+/// - `vmevent`: vmpoll, plus a re-dial at once from inside the VM of every node that goes
+///   down (RECORDER_START's PollOnDown): what OTP itself takes to re-mesh when the re-dial
+///   costs nothing, the floor issue 19 compares beamup's re-mesh with.
+const VARIANTS: [&str; 7] = [
     "new",
     "baseline",
     "nolib",
     "selfonly",
     "nolib+poll",
     "vmpoll",
+    "vmevent",
+];
+
+/// The variants that run the binary under test (all but the baseline): the label, what it
+/// is (the results' header), how it boots.
+const OWN_VARIANTS: [(&str, &str, Kind); 6] = [
+    ("new", "this checkout", Kind::Connect),
+    ("nolib", "this checkout, without --connect", Kind::NoConnect),
+    (
+        "selfonly",
+        "this checkout, --connect --peers <own node> (no peer to dial)",
+        Kind::SelfOnly,
+    ),
+    (
+        "nolib+poll",
+        "nolib, plus the bench asking each host's epmd for demo every 10 ms until it registers",
+        Kind::NoConnectPoll,
+    ),
+    (
+        "vmpoll",
+        "nolib, plus dns_cluster's algorithm in every VM (a poll at once, then every interval)",
+        Kind::VmPoll,
+    ),
+    (
+        "vmevent",
+        "vmpoll, plus a re-dial at once from inside the VM of every node that goes down",
+        Kind::VmEvent,
+    ),
 ];
 
 /// How a variant boots its hosts.
@@ -554,12 +607,13 @@ enum Kind {
     SelfOnly,
     NoConnectPoll,
     VmPoll,
+    VmEvent,
 }
 
 impl Kind {
     /// Whether something meshes the VMs (so the boot mesh and the phases are measured).
     fn meshes(self) -> bool {
-        matches!(self, Kind::Connect | Kind::VmPoll)
+        matches!(self, Kind::Connect | Kind::VmPoll | Kind::VmEvent)
     }
 }
 
@@ -716,13 +770,15 @@ fn main() {
             .position(|v| *v == label)
             .is_some_and(|i| wanted[i])
     };
-    if wants("new") {
-        binaries.push(Binary {
-            label: "new",
-            path: bin.clone(),
-            rev: "this checkout".into(),
-            kind: Kind::Connect,
-        });
+    for (label, rev, kind) in OWN_VARIANTS {
+        if wants(label) {
+            binaries.push(Binary {
+                label,
+                path: bin.clone(),
+                rev: rev.into(),
+                kind,
+            });
+        }
     }
     if wants("baseline") {
         match cluster::baseline_binary() {
@@ -748,40 +804,8 @@ fn main() {
             }
         }
     }
-    if wants("nolib") {
-        binaries.push(Binary {
-            label: "nolib",
-            path: bin.clone(),
-            rev: "this checkout, without --connect".into(),
-            kind: Kind::NoConnect,
-        });
-    }
-    if wants("nolib+poll") {
-        binaries.push(Binary {
-            label: "nolib+poll",
-            path: bin.clone(),
-            rev: "nolib, plus the bench asking each host's epmd for demo every 10 ms until it registers"
-                .into(),
-            kind: Kind::NoConnectPoll,
-        });
-    }
-    if wants("selfonly") {
-        binaries.push(Binary {
-            label: "selfonly",
-            path: bin.clone(),
-            rev: "this checkout, --connect --peers <own node> (no peer to dial)".into(),
-            kind: Kind::SelfOnly,
-        });
-    }
-    if wants("vmpoll") {
-        binaries.push(Binary {
-            label: "vmpoll",
-            path: bin.clone(),
-            rev: "nolib, plus dns_cluster's algorithm in every VM (a poll at once, then every interval)"
-                .into(),
-            kind: Kind::VmPoll,
-        });
-    }
+    // In VARIANTS' order (the baseline beside the binary under test).
+    binaries.sort_by_key(|b| VARIANTS.iter().position(|v| *v == b.label));
     let exprs = Exprs::parse();
     let mut rng = Rng(opts.seed | 1);
     eprintln!("bench mesh: seed {}", opts.seed);
@@ -1130,10 +1154,12 @@ fn measure(
     // The observers first, so that they catch each registration.
     let boot_deadline = Instant::now() + boot_limit(size);
     let trace = if opts.trace_boot { "true" } else { "false" };
-    let poll_query = if binary.kind == Kind::VmPoll {
-        "demo.svc.test"
+    let in_vm = matches!(binary.kind, Kind::VmPoll | Kind::VmEvent);
+    let poll_query = if in_vm { "demo.svc.test" } else { "none" };
+    let on_down = if binary.kind == Kind::VmEvent {
+        "true"
     } else {
-        "none"
+        "false"
     };
     let dns = net.dns_addr().to_string();
     let interval_ms = i32::try_from(interval.as_millis()).unwrap_or(i32::MAX);
@@ -1155,6 +1181,7 @@ fn measure(
                         ("PollQuery".into(), atom(poll_query)),
                         ("PollDns".into(), atom(&dns)),
                         ("PollEvery".into(), int(interval_ms)),
+                        ("PollOnDown".into(), atom(on_down)),
                     ],
                 ),
             )
@@ -1174,7 +1201,7 @@ fn measure(
         .map(|(h, own)| {
             let mut args: Vec<&str> = match binary.kind {
                 Kind::Connect => cluster::CONNECT_ARGS.to_vec(),
-                Kind::NoConnect | Kind::NoConnectPoll | Kind::VmPoll => {
+                Kind::NoConnect | Kind::NoConnectPoll | Kind::VmPoll | Kind::VmEvent => {
                     vec!["--ip", "interface:eth0", "--query", "demo"]
                 }
                 Kind::SelfOnly => {
@@ -1903,7 +1930,9 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
              \x20        registered, like the reporter's look-up loop. All three: boot only. vmpoll = nolib\n\
              \x20        plus dns_cluster's algorithm in every VM, started by the observer as soon as the VM\n\
              \x20        registered (resolve the query, connect_node every name not in nodes(), at once and\n\
-             \x20        then every interval): the library way of meshing, measured like new."
+             \x20        then every interval): the library way of meshing, measured like new. vmevent = vmpoll\n\
+             \x20        plus a re-dial from inside the VM, at once, of every node that goes down: OTP's own\n\
+             \x20        re-mesh with a re-dial that costs nothing (the floor for beamup's re-mesh)."
                 .into(),
         );
     }

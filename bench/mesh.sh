@@ -4,7 +4,7 @@
 # Usage (as root, from anywhere):
 #   bash bench/mesh.sh [--sizes 3,5,8] [--intervals 1s,5s] [--runs 3] [--only new|baseline]
 #                      [--dead-polls 24] [--dead-sizes 3] [--seed N]
-#                      [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll] [--trace-boot yes]
+#                      [--variants new,baseline,nolib,selfonly,nolib+poll,vmpoll,vmevent] [--trace-boot yes]
 #                      [--work yes] [--boot-only yes]
 #                      [--cut link|ip]
 #                      [--ticktime 4] [--erl-flags '+sbwt none'] [--toolchain trixie] [--out NAME]

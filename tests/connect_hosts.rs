@@ -365,6 +365,21 @@ fn watch_mesh_forming(members: &[Member], start: Instant) -> (Duration, Duration
     }
 }
 
+/// Every reporter (root, so with CAP_NET_RAW) watched its epmd's answers on
+/// lo and saw its VM register, instead of looking for it at a fixed pace
+/// (issue 19; the debug lines of `src/reporter/mesh/wait.rs`).
+fn assert_registration_seen(members: &[Member]) {
+    for m in members {
+        let log = m.proc.log();
+        assert!(
+            log.contains("epmd's answers on lo are watched")
+                && log.contains("epmd answered a registration on lo"),
+            "{}'s reporter did not see its VM register:\n{log}",
+            m.host.name
+        );
+    }
+}
+
 /// How many successful polls the reporter logged (`poll ok`, debug level).
 fn polls(log: &str) -> usize {
     log.lines().filter(|l| l.contains("poll ok")).count()
@@ -722,6 +737,7 @@ fn five_hosts_mesh_rejoin_after_kill_and_heal_after_partition() {
         INTERVAL_SECS + 3.0
     );
     wait_views("the five-node mesh", &full_mesh(&members));
+    assert_registration_seen(&members);
     // The template reached every VM (the partition below relies on it).
     for m in &members {
         assert_eq!(
@@ -908,6 +924,7 @@ fn ipv6_only_cluster_meshes() {
         assert!(m.node.starts_with("demo@fd00:"), "{}", m.node);
     }
     wait_views("the IPv6 mesh", &full_mesh(&members));
+    assert_registration_seen(&members);
     for m in &members {
         let others: Vec<String> = members
             .iter()

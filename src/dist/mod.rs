@@ -6,6 +6,8 @@
 //!   a background task that answers ticks and routes replies to callers).
 //! - `epmd`, `frames`, `stream`, `rpc`: the wire (epmd requests, checked
 //!   frames, the socket adapter, rex calls and their replies).
+//! - [`RegistrationWatch`]: epmd's answers to registrations seen on the
+//!   loopback interface as they pass, for a reporter waiting for its VM.
 //!
 //! This is the protocol only. When to connect and to whom (the mesh policy)
 //! lives with the component that decides it: `crate::reporter::mesh`.
@@ -19,6 +21,7 @@
 
 pub mod epmd;
 mod frames;
+mod registrations;
 mod relay;
 mod rpc;
 mod session;
@@ -27,6 +30,9 @@ mod stream;
 /// The term types of [`Session::call`] (erl_dist's re-exports of eetf, so
 /// callers never depend on a second eetf version).
 pub use erl_dist::term::{Atom, FixInteger, List, Term, Tuple};
+pub use registrations::RegistrationWatch;
+#[cfg(test)]
+pub(crate) use registrations::{ALIVE2_X_RESP, EpmdStandIn};
 pub use relay::NodeEvent;
 pub(crate) use relay::start as start_relay;
 pub(crate) use rpc::{atom, decode_bool};

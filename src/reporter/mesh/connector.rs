@@ -718,6 +718,11 @@ impl Connector {
         }
     }
 
+    /// The port of the epmds asked, the local one included.
+    pub fn epmd_port(&self) -> u16 {
+        self.options.epmd_port
+    }
+
     /// Whether the local node is registered with its epmd: one loopback
     /// request, the whole cost of a look while the VM boots (no session, no
     /// report). A name without an address cannot be looked up this way and

@@ -62,10 +62,10 @@ impl Mesh {
         )
         .with_connect_wait(wait);
         Mesh {
+            wait: VmWait::new(connector.epmd_port()),
             connector,
             local: None,
             peers: BTreeMap::new(),
-            wait: VmWait::default(),
             interval,
         }
     }
@@ -111,7 +111,7 @@ impl Mesh {
                 let Some(delay) = self.wait.next_check(Instant::now(), self.interval) else {
                     return std::future::pending().await;
                 };
-                tokio::time::sleep(delay).await;
+                self.wait.until_check(delay).await;
                 if self.wait.look_due(Instant::now()) && self.connector.local_registered().await {
                     return News::Sync;
                 }
