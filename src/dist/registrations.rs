@@ -58,21 +58,24 @@ impl RegistrationWatch {
     }
 
     /// Returns once a registration answer was seen since the last call
-    /// (every one queued meanwhile taken together). Cancel-safe.
+    /// (up to [`DRAIN_AT_MOST`] queued meanwhile taken together; a flood
+    /// leaves the rest for the next call). Cancel-safe.
     pub async fn seen(&self) -> io::Result<()> {
         let mut packet = [0u8; FILTER_PASSES as usize];
         loop {
             let mut ready = self.0.readable().await?;
-            let mut passed = false;
-            loop {
+            let mut passed = 0;
+            while passed < DRAIN_AT_MOST {
                 match recv(self.0.as_raw_fd(), &mut packet, MsgFlags::MSG_DONTWAIT) {
-                    Ok(_) => passed = true,
-                    Err(Errno::EAGAIN) => break,
+                    Ok(_) => passed += 1,
+                    Err(Errno::EAGAIN) => {
+                        ready.clear_ready();
+                        break;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
-            ready.clear_ready();
-            if passed {
+            if passed > 0 {
                 return Ok(());
             }
         }
@@ -81,6 +84,9 @@ impl RegistrationWatch {
 
 /// How many bytes of a passing packet are kept (none are read for meaning).
 const FILTER_PASSES: u32 = 16;
+/// Passing packets taken in by one [`RegistrationWatch::seen`]: a VM's
+/// registration is one (two without PACKET_IGNORE_OUTGOING).
+const DRAIN_AT_MOST: usize = 64;
 
 /// The filter, its offsets from the network header (a SOCK_DGRAM packet
 /// socket): an IPv4 (unfragmented) or IPv6 TCP segment from `epmd_port`

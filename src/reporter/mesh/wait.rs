@@ -184,7 +184,9 @@ impl VmWait {
     }
 
     /// Sleeps `delay` (from [`next_check`]), or less when epmd's answer to a
-    /// registration passes meanwhile. Cancel-safe.
+    /// registration passes meanwhile; a check's delay ([`EAGER`]'s) is
+    /// slept whole, so a flood of answers brings one look per [`CHECK`] at
+    /// most. Cancel-safe.
     ///
     /// [`next_check`]: VmWait::next_check
     pub async fn until_check(&mut self, delay: Duration) {
@@ -193,6 +195,9 @@ impl VmWait {
         let Signal::Registrations { watch, seen } = signal else {
             return tokio::time::sleep(delay).await;
         };
+        if delay <= CHECK {
+            return tokio::time::sleep(delay).await;
+        }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             passed = watch.seen() => match passed {
@@ -427,6 +432,16 @@ mod tests {
         .expect("the answer ends the wait");
         assert!(wait.look_due(Instant::now()), "a look at once");
         assert_eq!(wait.next_check(Instant::now(), interval), Some(CHECK));
+        // Within EAGER a check's delay is slept whole: an answer queued
+        // meanwhile is seen after it, not before.
+        epmd.answer(&[ALIVE2_X_RESP, 0, 0, 0, 0, 1]).await;
+        let before = Instant::now();
+        wait.until_check(CHECK).await;
+        assert!(before.elapsed() >= CHECK, "slept {:?}", before.elapsed());
+        assert!(!matches!(
+            wait.signal,
+            Some(Signal::Registrations { seen: true, .. })
+        ));
     }
 
     /// The count is this namespace's and follows its sockets (other tests
