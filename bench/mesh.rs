@@ -62,7 +62,7 @@ use cluster::{
     Agent, as_atom, as_i64, as_list, as_tuple, atom, int, machine_lines, median, node, now_us,
     otp_release, show,
 };
-use erl_dist::term::Term;
+use erl_dist::term::{List, Term};
 use testkit::{Host, Net, Proc, Release, TempDir, Zone};
 
 /// Bound on the boot of one run (8 VMs on 2 cores boot in ~10 s, 48 in about a minute).
@@ -204,6 +204,14 @@ const RECORDER_CONNECTS: &str = "begin
     Recorder ! {connects, self()},
     receive {Recorder, connects, Calls} -> Calls after 5000 -> recorder_gone end
 end.";
+/// `vmevent` at the instant a cut ends (which the bench knows and no library can): every
+/// one of Peers not in nodes() has its pending attempt ended and is dialed again, all at
+/// once, so the restore measured is OTP's own, with nothing spent noticing the network.
+const REDIAL: &str = "begin
+    [spawn(fun() -> erlang:disconnect_node(P), net_kernel:connect_node(P) end)
+        || P <- Peers, not lists:member(P, nodes())],
+    ok
+end.";
 const DISCONNECT: &str = "begin
     T = os:system_time(microsecond),
     {T, erlang:disconnect_node(Peer)}
@@ -281,6 +289,7 @@ struct Exprs {
     tracer_calls: Term,
     relays: Term,
     work: Term,
+    redial: Term,
 }
 
 impl Exprs {
@@ -294,6 +303,7 @@ impl Exprs {
             TRACER_CALLS,
             RELAYS,
             WORK,
+            REDIAL,
         ])
         .into_iter();
         let mut next = || forms.next().expect("parse_erlang checks the count");
@@ -306,6 +316,7 @@ impl Exprs {
             tracer_calls: next(),
             relays: next(),
             work: next(),
+            redial: next(),
         }
     }
 }
@@ -561,7 +572,8 @@ impl Options {
 ///   machine has no hex), so its figures stand for the method, not the package.
 /// - `vmevent`: vmpoll, plus a re-dial at once from inside the VM of every node that goes
 ///   down (RECORDER_START's PollOnDown): what OTP itself takes to re-mesh when the re-dial
-///   costs nothing, the floor issue 19 compares beamup's re-mesh with.
+///   costs nothing, the floor issue 19 compares beamup's re-mesh with; and at the instant a
+///   cut ends, the cut host and its peers re-dial each other (REDIAL): OTP's own restore.
 const VARIANTS: [&str; 7] = [
     "new",
     "baseline",
@@ -1408,6 +1420,44 @@ fn measure(
     Ok(sample)
 }
 
+/// `vmevent` at a cut's end: the cut host re-dials every peer and every peer the cut host,
+/// at once (REDIAL through every observer, in parallel).
+fn redial_at_once(
+    agents: &[Agent],
+    redial: &Term,
+    names: &[String],
+    cut: usize,
+) -> Result<(), String> {
+    let peers_of = |i: usize| -> Term {
+        let peers: Vec<Term> = if i == cut {
+            names
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != cut)
+                .map(|(_, n)| atom(n))
+                .collect()
+        } else {
+            vec![atom(&names[cut])]
+        };
+        List::from(peers).into()
+    };
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, agent)| {
+                let peers = peers_of(i);
+                scope.spawn(move || agent.eval(redial, &[("Peers", peers)]))
+            })
+            .collect();
+        calls.into_iter().try_for_each(|call| {
+            call.join()
+                .map_err(|_| "a re-dial thread panicked".to_string())?
+                .map(drop)
+        })
+    })
+}
+
 /// `nolib+poll`'s stand-in for the reporters' look-up loop: a thread per host that asks
 /// the host's epmd for `demo` every 10 ms (BOOT_RETRY) until it is registered.
 struct EpmdPollers {
@@ -1679,6 +1729,9 @@ fn phases(
     std::thread::sleep(CUT_HOLD.saturating_sub(cut_started.elapsed()));
     let up_at = now_us();
     opts.cut.end(net, &hosts[c]);
+    if sample.kind == Some(Kind::VmEvent) {
+        redial_at_once(&cluster.agents, &cluster.exprs.redial, &cluster.names, c)?;
+    }
     let healed = cluster.wait(heal_limit, "full mesh after the link came back", |cl| {
         cl.full_mesh(&everyone)
     })?;
@@ -1931,8 +1984,9 @@ fn report(binaries: &[Binary], opts: &Options, cells: &[Cell], took: Duration) -
              \x20        plus dns_cluster's algorithm in every VM, started by the observer as soon as the VM\n\
              \x20        registered (resolve the query, connect_node every name not in nodes(), at once and\n\
              \x20        then every interval): the library way of meshing, measured like new. vmevent = vmpoll\n\
-             \x20        plus a re-dial from inside the VM, at once, of every node that goes down: OTP's own\n\
-             \x20        re-mesh with a re-dial that costs nothing (the floor for beamup's re-mesh)."
+             \x20        plus a re-dial from inside the VM, at once, of every node that goes down, and at the\n\
+             \x20        instant a cut ends of the cut host and its peers (the bench knows it): OTP's own\n\
+             \x20        re-mesh and restore with a re-dial that costs nothing (the floors for beamup's)."
                 .into(),
         );
     }
