@@ -35,8 +35,8 @@
 //! baseline, nolib, selfonly, nolib+poll, vmpoll: dns_cluster's way of meshing, run in
 //! every VM, and vmevent: vmpoll re-dialing every dropped node at once). Every run
 //! records the CPU time of the reporters, VMs and epmds during the boot (a /proc
-//! sampler, see cluster::CpuSampler), beamup's INFO lines per host and dnsmasq's queries; `--trace-boot yes` call-traces connect_node in every
-//! VM during the boot; `--work yes` adds every VM's reductions by process at the end of
+//! sampler, see cluster::CpuSampler), beamup's INFO lines per host and dnsmasq's
+//! queries; `--trace-boot yes` call-traces connect_node in every VM during the boot; `--work yes` adds every VM's reductions by process at the end of
 //! the boot. bench/README.md has the details.
 //!
 //! Run (as root): `bash bench/mesh.sh` (builds the static binary and the baseline, and
@@ -476,10 +476,11 @@ fn parse_options() -> Options {
             }
             "--variants" => {
                 let labels: Vec<String> = value.split(',').map(str::to_string).collect();
+                let known = variant_labels();
                 for l in &labels {
                     assert!(
-                        VARIANTS.contains(&l.as_str()),
-                        "--variants takes some of {VARIANTS:?}, not {l:?}"
+                        known.contains(&l.as_str()),
+                        "--variants takes some of {known:?}, not {l:?}"
                     );
                 }
                 opts.variants = Some(labels);
@@ -560,7 +561,7 @@ impl Options {
 ///   nothing meshes the VMs: the observer alone joins each VM, once) — the no-library
 ///   baseline of issue 19, boot only;
 /// - `selfonly`: the binary under test with `--connect` but `--peers` its own node only
-///   instead of `--query`: the reporter looks for its VM every 10 ms, connects as a hidden
+///   instead of `--query`: the reporter waits for its VM (README step 6), connects as a hidden
 ///   node and starts the relay, but has no peer to dial (boot only; issue 19's question
 ///   of where the boot-time cost goes).
 /// - `nolib+poll`: nolib, plus a thread per host in the bench that asks the host's epmd
@@ -574,42 +575,48 @@ impl Options {
 ///   down (RECORDER_START's PollOnDown): what OTP itself takes to re-mesh when the re-dial
 ///   costs nothing, the floor issue 19 compares beamup's re-mesh with; and at the instant a
 ///   cut ends, the cut host and its peers re-dial each other (REDIAL): OTP's own restore.
-const VARIANTS: [&str; 7] = [
-    "new",
-    "baseline",
-    "nolib",
-    "selfonly",
-    "nolib+poll",
-    "vmpoll",
-    "vmevent",
-];
-
-/// The variants that run the binary under test (all but the baseline): the label, what it
-/// is (the results' header), how it boots.
-const OWN_VARIANTS: [(&str, &str, Kind); 6] = [
-    ("new", "this checkout", Kind::Connect),
-    ("nolib", "this checkout, without --connect", Kind::NoConnect),
+///
+/// Each: its label, what it is (the results' header; None for the baseline, whose
+/// revision says it), how it boots; cells run them in this order.
+const VARIANTS: [(&str, Option<&str>, Kind); 7] = [
+    ("new", Some("this checkout"), Kind::Connect),
+    // The baseline binary (None: its own revision, from bench/mesh.sh).
+    ("baseline", None, Kind::Connect),
+    (
+        "nolib",
+        Some("this checkout, without --connect"),
+        Kind::NoConnect,
+    ),
     (
         "selfonly",
-        "this checkout, --connect --peers <own node> (no peer to dial)",
+        Some("this checkout, --connect --peers <own node> (no peer to dial)"),
         Kind::SelfOnly,
     ),
     (
         "nolib+poll",
-        "nolib, plus the bench asking each host's epmd for demo every 10 ms until it registers",
+        Some(
+            "nolib, plus the bench asking each host's epmd for demo every 10 ms until it registers",
+        ),
         Kind::NoConnectPoll,
     ),
     (
         "vmpoll",
-        "nolib, plus dns_cluster's algorithm in every VM (a poll at once, then every interval)",
+        Some(
+            "nolib, plus dns_cluster's algorithm in every VM (a poll at once, then every interval)",
+        ),
         Kind::VmPoll,
     ),
     (
         "vmevent",
-        "vmpoll, plus a re-dial at once from inside the VM of every node that goes down",
+        Some("vmpoll, plus a re-dial at once from inside the VM of every node that goes down"),
         Kind::VmEvent,
     ),
 ];
+
+/// The variants' labels, in [`VARIANTS`]' order.
+fn variant_labels() -> Vec<&'static str> {
+    VARIANTS.iter().map(|(label, _, _)| *label).collect()
+}
 
 /// How a variant boots its hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -772,52 +779,46 @@ fn main() {
         None => (release, cookie),
     };
     let mut binaries = Vec::new();
-    let wanted: Vec<bool> = VARIANTS
-        .iter()
-        .map(|label| opts.sizes.iter().any(|&n| opts.runs_variant(label, n)))
+    let wanted: Vec<&str> = variant_labels()
+        .into_iter()
+        .filter(|label| opts.sizes.iter().any(|&n| opts.runs_variant(label, n)))
         .collect();
-    let wants = |label: &str| {
-        VARIANTS
-            .iter()
-            .position(|v| *v == label)
-            .is_some_and(|i| wanted[i])
-    };
-    for (label, rev, kind) in OWN_VARIANTS {
-        if wants(label) {
-            binaries.push(Binary {
-                label,
-                path: bin.clone(),
-                rev: rev.into(),
-                kind,
-            });
+    for (label, rev, kind) in VARIANTS {
+        if !wanted.contains(&label) {
+            continue;
         }
-    }
-    if wants("baseline") {
-        match cluster::baseline_binary() {
-            Some((path, rev)) => binaries.push(Binary {
-                label: "baseline",
-                path,
-                rev,
-                kind: Kind::Connect,
-            }),
-            None if opts.only == Only::Baseline
-                || opts
-                    .variants
-                    .as_ref()
-                    .is_some_and(|v| v.iter().any(|l| l == "baseline")) =>
-            {
-                panic!("the baseline needs BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it)")
+        let Some(rev) = rev else {
+            match cluster::baseline_binary() {
+                Some((path, rev)) => binaries.push(Binary {
+                    label,
+                    path,
+                    rev,
+                    kind,
+                }),
+                None if opts.only == Only::Baseline
+                    || opts
+                        .variants
+                        .as_ref()
+                        .is_some_and(|v| v.iter().any(|l| l == label)) =>
+                {
+                    panic!("the baseline needs BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it)")
+                }
+                None => {
+                    eprintln!(
+                        "bench mesh: no BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it): measuring the binary under test only"
+                    );
+                    opts.only = Only::New;
+                }
             }
-            None => {
-                eprintln!(
-                    "bench mesh: no BEAMUP_BENCH_BASELINE (bench/mesh.sh builds it): measuring the binary under test only"
-                );
-                opts.only = Only::New;
-            }
-        }
+            continue;
+        };
+        binaries.push(Binary {
+            label,
+            path: bin.clone(),
+            rev: rev.into(),
+            kind,
+        });
     }
-    // In VARIANTS' order (the baseline beside the binary under test).
-    binaries.sort_by_key(|b| VARIANTS.iter().position(|v| *v == b.label));
     let exprs = Exprs::parse();
     let mut rng = Rng(opts.seed | 1);
     eprintln!("bench mesh: seed {}", opts.seed);

@@ -58,10 +58,10 @@ impl RegistrationWatch {
     }
 
     /// Returns once a registration answer was seen since the last call
-    /// (up to [`DRAIN_AT_MOST`] queued meanwhile taken together; a flood
+    /// (up to `DRAIN_AT_MOST` queued meanwhile taken together; a flood
     /// leaves the rest for the next call). Cancel-safe.
     pub async fn seen(&self) -> io::Result<()> {
-        let mut packet = [0u8; FILTER_PASSES as usize];
+        let mut packet = [0u8; KEPT_BYTES as usize];
         loop {
             let mut ready = self.0.readable().await?;
             let mut passed = 0;
@@ -83,7 +83,7 @@ impl RegistrationWatch {
 }
 
 /// How many bytes of a passing packet are kept (none are read for meaning).
-const FILTER_PASSES: u32 = 16;
+const KEPT_BYTES: u32 = 16;
 /// Passing packets taken in by one [`RegistrationWatch::seen`]: a VM's
 /// registration is one (two without PACKET_IGNORE_OUTGOING).
 const DRAIN_AT_MOST: usize = 64;
@@ -150,7 +150,7 @@ fn filter(epmd_port: u16) -> Vec<libc::sock_filter> {
         jump(21, BPF_JEQ, u32::from(ALIVE2_RESP), RESULT, DROP),
         op(BPF_LD | BPF_B | BPF_IND, 1),
         jump(23, BPF_JEQ, 0, PASS, DROP),
-        op(BPF_RET | BPF_K, FILTER_PASSES),
+        op(BPF_RET | BPF_K, KEPT_BYTES),
         op(BPF_RET | BPF_K, 0),
     ];
     debug_assert_eq!(program.len(), usize::from(DROP) + 1);

@@ -5,31 +5,6 @@
 //! looks at a fixed pace cost more the slower the boot (issue 19: a 24-host
 //! boot on two cores ~16% slower with a look every 10 ms per reporter, and
 //! still ~1.6 CPU-s of reporters and epmds per boot with one per 2 ms of the
-//! release's CPU time).
-//!
-//! So the reporter looks when the VM may just have registered. Registering
-//! opens sockets (the distribution's listener, the VM's connection to epmd
-//! and epmd's end of it), and the open sockets of the network namespace are
-//! counted by the kernel (`/proc/net/sockstat`: one read of a file kept
-//! open). The count is read every [`CHECK`] for the first [`FAST_FOR`] (a
-//! VM that registers that soon boots on an idle machine), then every
-//! [`CHECK_LATER`]: each read is a wakeup, ~20–50 µs of CPU on a virtual
-//! machine (measured here: 19 µs for a bare sleep and wake, 7 µs more for
-//! the read, more with the runtime's timer), and later VMs boot on a busy
-//! machine. A look follows each change, and one at every check for
-//! [`EAGER`] after it (the registration may still be on its way to epmd),
-//! and at least one per [`LOOK_AT_LEAST`] (changes that cancel out).
-//! Without the count (no /proc), the pace is the wall clock's: a look at
-//! every check for the first [`FAST_FOR`], then every [`SLOWER`]. After
-//! [`LOOK_FOR`] the poll's own attempt, once per interval, goes on alone.
-
-//! How often `--connect` looks for the release's VM while it boots, before
-//! it has registered with epmd. A look is one epmd request
-//! (`Connector::local_registered`: a TCP connection to epmd, ~0.1 ms of CPU
-//! with epmd's share), and a cluster boots many VMs at once on shared cores:
-//! looks at a fixed pace cost more the slower the boot (issue 19: a 24-host
-//! boot on two cores ~16% slower with a look every 10 ms per reporter, and
-//! still ~1.6 CPU-s of reporters and epmds per boot with one per 2 ms of the
 //! release's CPU time; ~1.9 CPU-s of wakeups alone with the socket count
 //! below read every 5–10 ms).
 //!
@@ -195,12 +170,9 @@ impl VmWait {
         let Signal::Registrations { watch, seen } = signal else {
             return tokio::time::sleep(delay).await;
         };
-        if delay <= CHECK {
-            return tokio::time::sleep(delay).await;
-        }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            passed = watch.seen() => match passed {
+            passed = watch.seen(), if delay > CHECK => match passed {
                 Ok(()) => {
                     debug!("epmd answered a registration on lo: looking for the VM");
                     *seen = true;
