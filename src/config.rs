@@ -105,6 +105,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     pub discovery: discovery::Settings,
     pub reporter: reporter::ReporterSettings,
+    /// The port of the epmds the VM asks (`Environment::epmd_port`).
+    pub epmd_port: u16,
 }
 
 /// Everything `resolve` reads besides the flags (files, for testability).
@@ -141,6 +143,9 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
     let given_cookie = cookie::given(opts.cookie_file.as_deref(), |n| {
         env.get(n).map(str::to_string)
     })?;
+    let epmd_port = env
+        .epmd_port()
+        .map_err(|e| Failure::msg(ExitCode::Config, e))?;
     let preset = platform_preset(opts.platform, env);
     if let Some(hint) = preset.hint.as_ref().filter(|_| opts.query.is_none()) {
         tracing::warn!(platform = platform::name(preset.platform), "{hint}");
@@ -185,7 +190,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         None if opts.connect || mode == Mode::Doctor => found_cookie(&release.release, &files, env),
         None => None,
     };
-    let reporter = reporter_settings(flags, env, &node, cookie.as_ref())?;
+    let reporter = reporter_settings(flags, env, &node, cookie.as_ref(), epmd_port)?;
     let mut discovery = discovery::Settings {
         query: query.clone(),
         record: record_kind(opts.record, found.address),
@@ -224,6 +229,7 @@ pub fn resolve(inputs: Inputs<'_>) -> Result<Config, Failure> {
         warnings,
         discovery,
         reporter,
+        epmd_port,
     })
 }
 
@@ -609,6 +615,7 @@ fn reporter_settings(
     env: &Environment,
     node: &str,
     cookie: Option<&cookie::Cookie>,
+    epmd_port: u16,
 ) -> Result<reporter::ReporterSettings, Failure> {
     let opts = &flags.opts;
     let connect = if opts.connect {
@@ -625,6 +632,7 @@ fn reporter_settings(
             cookie: cookie.value.clone(),
             prune: opts.prune,
             leave_when_unlisted: opts.leave_when_unlisted,
+            epmd_port,
         })
     } else {
         None

@@ -5,6 +5,12 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use erl_dist::epmd::DEFAULT_EPMD_PORT;
+
+/// Moves epmd off 4369: epmd listens there and the VM asks its own and its
+/// peers' epmds there (all nodes of a cluster share it).
+pub const EPMD_PORT_VAR: &str = "ERL_EPMD_PORT";
+
 /// The process environment as beamup read it at start. Its Debug shows the
 /// names only: RELEASE_COOKIE may be among the values.
 #[derive(Clone, Default)]
@@ -54,6 +60,29 @@ impl Environment {
         out
     }
 
+    /// The port of the epmds the release's VM asks, its own and its peers':
+    /// ERL_EPMD_PORT, 4369 when unset. A value no VM could use is an error
+    /// that names the variable.
+    pub fn epmd_port(&self) -> Result<u16, String> {
+        let Some(raw) = self
+            .raw
+            .iter()
+            .find(|(k, _)| k == EPMD_PORT_VAR)
+            .map(|(_, v)| v)
+        else {
+            return Ok(DEFAULT_EPMD_PORT);
+        };
+        raw.to_str()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|&port| port != 0)
+            .ok_or_else(|| {
+                format!(
+                    "{EPMD_PORT_VAR}={raw:?} is not a port: give a number from 1 to 65535 (the \
+                     same on every node of the cluster), or unset it for epmd's 4369"
+                )
+            })
+    }
+
     /// PATH as the OS gave it (possibly not UTF-8).
     pub fn raw_path(&self) -> Option<&std::ffi::OsStr> {
         self.raw
@@ -97,5 +126,22 @@ mod tests {
         );
         env.vars.insert("RELEASE_TMP".into(), "/run/app".into());
         assert_eq!(env.render_dir(n), PathBuf::from("/run/app"));
+    }
+
+    #[test]
+    fn epmd_port_is_erl_epmd_port_or_4369() {
+        let with = |value: &str| Environment {
+            raw: vec![(EPMD_PORT_VAR.into(), value.into())],
+            ..Environment::default()
+        };
+        assert_eq!(Environment::default().epmd_port(), Ok(4369));
+        assert_eq!(with("4370").epmd_port(), Ok(4370));
+        for bad in ["", "0", "65536", "-1", " 4370", "epmd"] {
+            let e = with(bad).epmd_port().expect_err(bad);
+            assert!(
+                e.contains("ERL_EPMD_PORT") && e.contains("1 to 65535"),
+                "{e}"
+            );
+        }
     }
 }

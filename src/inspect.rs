@@ -65,6 +65,7 @@ pub fn to_json(c: &Config) -> Value {
         "record": record_name(c.discovery.record),
         "static_peers": c.discovery.static_peers,
         "connect": c.reporter.connect.is_some(),
+        "epmd_port": c.epmd_port,
         "reporter": c.discovery.is_active(),
         "command": cookie::redact_args(&c.command, c.cookie.as_ref()),
         "warnings": c.warnings,
@@ -86,12 +87,12 @@ pub fn to_text(c: &Config) -> String {
     line("record", record_name(c.discovery.record));
     line(
         "reporter",
-        if !c.discovery.is_active() {
-            "off (nothing to discover)"
+        &if !c.discovery.is_active() {
+            "off (nothing to discover)".to_string()
         } else if c.reporter.connect.is_some() {
-            "on, connecting peers"
+            format!("on, connecting peers (epmd port {})", c.epmd_port)
         } else {
-            "on"
+            "on".to_string()
         },
     );
     line(

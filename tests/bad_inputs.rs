@@ -106,6 +106,20 @@ fn bad_inputs_fail_clearly_and_never_exec() {
             4,
             vec!["env:POD_IP: POD_IP is not set"],
         ),
+        // The VM could not register with an epmd on such a port (list_to_integer
+        // fails in erl_epmd): stopped before the exec, named.
+        (
+            vec!["--ip", ok, "--", &program],
+            vec![("ERL_EPMD_PORT", "")],
+            3,
+            vec!["ERL_EPMD_PORT=\"\" is not a port", "1 to 65535"],
+        ),
+        (
+            vec!["--ip", ok, "--", &program],
+            vec![("ERL_EPMD_PORT", "70000")],
+            3,
+            vec!["ERL_EPMD_PORT=\"70000\" is not a port", "or unset it"],
+        ),
         (
             vec!["--ip", "env:POD_IP", "--", &program],
             vec![("POD_IP", "banana")],
@@ -437,6 +451,40 @@ fn cookie_never_shows() {
         "address", "source", "node", "basename", "env", "files", "query",
     ] {
         assert!(json.get(key).is_some(), "inspect --json lacks {key}");
+    }
+}
+
+/// The epmd port `--connect` and doctor ask is the VM's: ERL_EPMD_PORT, else 4369.
+#[test]
+fn inspect_shows_the_epmd_port_asked() {
+    let s = Scratch::new("epmdport");
+    let cookie = s.write("cookie", "c00kie\n", 0o600);
+    let cookie = cookie.to_str().expect("utf8");
+    let args = [
+        "inspect",
+        "--ip",
+        "cidr:127.0.0.0/8",
+        "--basename",
+        "demo",
+        "--cookie-file",
+        cookie,
+        "--peers",
+        "demo@127.0.0.2",
+        "--connect",
+    ];
+    for (env, port) in [(vec![], 4369), (vec![("ERL_EPMD_PORT", "4370")], 4370)] {
+        let text = beamup(&args, &env, &s.0);
+        let stdout = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            stdout.contains(&format!("on, connecting peers (epmd port {port})")),
+            "{env:?}: {stdout}"
+        );
+        let mut json_args = args.to_vec();
+        json_args.insert(1, "--json");
+        let out = beamup(&json_args, &env, &s.0);
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("inspect --json is JSON");
+        assert_eq!(json["epmd_port"], port, "{env:?}");
     }
 }
 

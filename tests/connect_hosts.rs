@@ -105,6 +105,7 @@ fn connecting<'a>(cookie: &'a Cookie, vm_args: &'a Path) -> Boot<'a> {
         prune: false,
         leave_when_unlisted: false,
         vm_args,
+        epmd_port: None,
     }
 }
 
@@ -130,6 +131,8 @@ struct Boot<'a> {
     prune: bool,
     leave_when_unlisted: bool,
     vm_args: &'a Path,
+    /// ERL_EPMD_PORT for the release and beamup (None: unset, epmd's 4369).
+    epmd_port: Option<&'a str>,
 }
 
 /// A release running behind beamup on one host.
@@ -183,6 +186,9 @@ fn boot(host: &Host, dir: &Path, how: Boot) -> Member {
     cmd.env("BEAMUP_LOG", "debug")
         // The release is shared between hosts: each VM gets its own tmp dir.
         .env("RELEASE_TMP", &tmp);
+    if let Some(port) = how.epmd_port {
+        cmd.env("ERL_EPMD_PORT", port);
+    }
     Member {
         host: host.clone(),
         node: node_name(host),
@@ -372,8 +378,7 @@ fn assert_registration_seen(members: &[Member]) {
     for m in members {
         let log = m.proc.log();
         assert!(
-            log.contains("epmd's answers on lo are watched")
-                && log.contains("epmd answered a registration on lo"),
+            testkit::saw_registration(&log),
             "{}'s reporter did not see its VM register:\n{log}",
             m.host.name
         );
@@ -946,6 +951,51 @@ fn ipv6_only_cluster_meshes() {
     assert_cookies_secret(&members, &[&cookie]);
 }
 
+/// ERL_EPMD_PORT moves epmd off 4369 for the VMs and their epmds (all nodes share
+/// it): the reporters ask the same port, of their own VM (its registration seen
+/// there too) and of the peers', and mesh the nodes.
+#[test]
+fn nodes_on_another_epmd_port_mesh() {
+    let _heavy = testkit::heavy::exclusive();
+    require(&["dnsmasq", "erl", "elixir"]);
+    let (_net, hosts, dir, vm_args) = demo_cluster("epmdp", &["p1", "p2"], true, false);
+    let cookie = Cookie::new();
+    let how = Boot {
+        epmd_port: Some("4370"),
+        ..connecting(&cookie, &vm_args)
+    };
+    let members: Vec<Member> = hosts.iter().map(|h| boot(h, dir.path(), how)).collect();
+    for (m, other) in members.iter().zip(members.iter().rev()) {
+        wait_until(
+            LONG,
+            &format!(
+                "{}'s peers file to show {} connected",
+                m.host.name, other.node
+            ),
+            || all_connected(m, std::slice::from_ref(&other.node)),
+        );
+    }
+    assert_registration_seen(&members);
+    for m in &members {
+        let out = m.host.output(
+            "epmd",
+            &["-port", "4370", "-names"],
+            Duration::from_secs(10),
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("name demo at port"),
+            "{}: no demo on the epmd of port 4370: {out:?}",
+            m.host.name
+        );
+        assert!(
+            !registered(&m.host),
+            "{}: an epmd on 4369 has demo: ERL_EPMD_PORT was not the VM's",
+            m.host.name
+        );
+    }
+    assert_cookies_secret(&members, &[&cookie]);
+}
+
 /// Case 6: a host removed from DNS while its VM keeps running. `--prune` disconnects
 /// it once it is reported left (after --leave-after polls missing it); without
 /// `--prune`, beamup never disconnects it.
@@ -979,6 +1029,7 @@ fn prune_disconnects_a_host_removed_from_dns_and_only_with_prune() {
         prune,
         leave_when_unlisted,
         vm_args: &vm_args,
+        epmd_port: None,
     };
     let pruned = [
         boot(a, dir.path(), how("demo", true, false)),

@@ -268,6 +268,17 @@ fn scenario(suite: &str, kind: ReleaseKind, v4: bool) {
     mesh("the two nodes to mesh");
     let meshed = started.elapsed();
 
+    // --- the reporters saw their VM register: the watch passes this OTP's epmd's answer ---
+    for m in [&ma, &mb] {
+        assert!(
+            testkit::saw_registration(&m.vm.log()),
+            "{}'s reporter did not see its VM (OTP {}) register:\n{}",
+            m.host.name,
+            tc.otp_major(),
+            m.vm.log()
+        );
+    }
+
     // --- beamup rpc from a fresh process ----------------------------------------------------
     let expr = match kind {
         ReleaseKind::Mix => "IO.puts(node())",

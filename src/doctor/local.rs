@@ -5,8 +5,6 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use erl_dist::epmd::DEFAULT_EPMD_PORT;
-
 use super::{Check, Identity, Section, epmd_names, family_name, list};
 use crate::dist::epmd::Registered;
 use crate::dist::{DistError, Session, Term};
@@ -127,7 +125,7 @@ fn cookie(id: &Identity) -> Check {
 /// The node's name part registered with the epmd on its own address (the one
 /// peers ask). Returns the check and whether it is registered.
 async fn epmd_registration(id: &Identity) -> (Check, bool) {
-    let at = SocketAddr::new(id.address, DEFAULT_EPMD_PORT);
+    let at = SocketAddr::new(id.address, id.epmd_port);
     let basename = id.basename();
     match epmd_names(at).await {
         Ok(names) => match names.iter().find(|r| r.name == basename) {

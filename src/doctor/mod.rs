@@ -69,6 +69,8 @@ pub struct Identity {
     /// VM is not connected to is a ✗. None: doctor checks what the flags
     /// given to it discover, nothing else.
     pub reported_peers: Option<Vec<String>>,
+    /// The port of the epmds asked, this node's and its peers' (ERL_EPMD_PORT).
+    pub epmd_port: u16,
 }
 
 impl Identity {
@@ -83,6 +85,7 @@ impl Identity {
             discovery: config.discovery.clone(),
             discovery_known: config.discovery.is_active(),
             reported_peers: None,
+            epmd_port: config.epmd_port,
         }
     }
 
@@ -155,7 +158,7 @@ impl Identity {
             node,
             &hidden,
             cookie,
-            &session_options(),
+            &session_options(self.epmd_port),
         ))
         .await)
     }
@@ -178,11 +181,11 @@ fn family_name(address: IpAddr) -> &'static str {
     }
 }
 
-fn session_options() -> SessionOptions {
+fn session_options(epmd_port: u16) -> SessionOptions {
     SessionOptions {
+        epmd_port,
         connect_timeout: STEP_TIMEOUT,
         call_timeout: STEP_TIMEOUT,
-        ..SessionOptions::default()
     }
 }
 

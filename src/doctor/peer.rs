@@ -8,7 +8,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use erl_dist::epmd::DEFAULT_EPMD_PORT;
 use tokio::net::TcpStream;
 
 use super::local::{Local, shown};
@@ -51,13 +50,14 @@ async fn steps(node: &str, id: &Identity, local: &Local) -> Vec<Check> {
         }
     };
 
-    let reachable = match registered_port(ip, name, &mut checks).await {
-        Ok(port) => port_reachable(SocketAddr::new(ip, port), &mut checks).await,
-        Err(why) => {
-            checks.push(Check::skipped("port", why));
-            false
-        }
-    };
+    let reachable =
+        match registered_port(SocketAddr::new(ip, id.epmd_port), name, &mut checks).await {
+            Ok(port) => port_reachable(SocketAddr::new(ip, port), &mut checks).await,
+            Err(why) => {
+                checks.push(Check::skipped("port", why));
+                false
+            }
+        };
     let not_ready = (!reachable).then(|| "the distribution port was not reached".to_string());
     let handshake_ok = match id.connect("handshake", node, not_ready).await {
         Err(skipped) => {
@@ -93,10 +93,13 @@ async fn resolve(host: &str) -> Result<IpAddr, String> {
     }
 }
 
-/// The epmd check; returns the name's distribution port when registered,
-/// else why the port cannot be checked.
-async fn registered_port(ip: IpAddr, name: &str, checks: &mut Vec<Check>) -> Result<u16, String> {
-    let at = SocketAddr::new(ip, DEFAULT_EPMD_PORT);
+/// The epmd check of the epmd `at`; returns the name's distribution port
+/// when registered, else why the port cannot be checked.
+async fn registered_port(
+    at: SocketAddr,
+    name: &str,
+    checks: &mut Vec<Check>,
+) -> Result<u16, String> {
     let names = match epmd_names(at).await {
         Ok(names) => names,
         Err(e) => {
@@ -146,8 +149,11 @@ async fn registered_port(ip: IpAddr, name: &str, checks: &mut Vec<Check>) -> Res
 }
 
 fn epmd_failed(at: SocketAddr, e: &DistError) -> Check {
-    let cut_off = "the host is down or cut off from this one, or a firewall drops TCP 4369: put \
-                   the nodes on one network and open 4369 and the distribution ports between them";
+    let port = at.port();
+    let cut_off = format!(
+        "the host is down or cut off from this one, or a firewall drops TCP {port}: put the \
+         nodes on one network and open {port} and the distribution ports between them"
+    );
     match e {
         DistError::Timeout(_) => Check::failed(
             "epmd",
@@ -160,14 +166,17 @@ fn epmd_failed(at: SocketAddr, e: &DistError) -> Check {
             "epmd",
             format!("epmd on {at}: {reason}"),
             "epmd not running",
-            "nothing listens on port 4369 there: no VM runs on that host (epmd starts with \
-             the first one), or its epmd is bound elsewhere (ERL_EPMD_ADDRESS)",
+            format!(
+                "nothing listens on port {port} there: no VM runs on that host (epmd starts \
+                 with the first one), or its epmd is bound elsewhere (ERL_EPMD_ADDRESS, \
+                 ERL_EPMD_PORT: the same on every node)"
+            ),
         ),
         other => Check::failed(
             "epmd",
             format!("epmd on {at}: {other}"),
             "epmd answers wrongly",
-            "something other than epmd listens on 4369 there",
+            format!("something other than epmd listens on {port} there"),
         ),
     }
 }

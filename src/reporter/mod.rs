@@ -39,6 +39,8 @@ pub struct ConnectSettings {
     /// `--leave-when-unlisted`: leave the cluster when this node is missing
     /// from its own DNS answer (see `observe_self`).
     pub leave_when_unlisted: bool,
+    /// The port of the local and the peers' epmds.
+    pub epmd_port: u16,
 }
 
 #[derive(Debug, Clone)]

@@ -333,6 +333,13 @@ pub fn peer_states(path: &Path) -> std::collections::BTreeMap<String, (String, S
         .unwrap_or_default()
 }
 
+/// Whether a `--connect` reporter's debug log shows it found its VM by the
+/// registration watch (epmd's answer on `lo`, README step 6), not by a timed look.
+pub fn saw_registration(log: &str) -> bool {
+    log.contains("epmd's answers on lo are watched")
+        && log.contains("epmd answered a registration on lo")
+}
+
 /// Bytes a command printed, as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

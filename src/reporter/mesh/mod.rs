@@ -24,6 +24,7 @@ pub use self::connector::{Connector, LocalState, Seen, SyncReport};
 pub use self::dial::SyncCause;
 use self::wait::VmWait;
 use super::ConnectSettings;
+use crate::dist::SessionOptions;
 use crate::naming;
 use crate::peer::PeerState;
 
@@ -60,6 +61,10 @@ impl Mesh {
             // disconnecting side serves both flags.
             settings.prune || settings.leave_when_unlisted,
         )
+        .with_options(SessionOptions {
+            epmd_port: settings.epmd_port,
+            ..SessionOptions::default()
+        })
         .with_connect_wait(wait);
         Mesh {
             wait: VmWait::new(connector.epmd_port()),
@@ -235,6 +240,7 @@ mod tests {
             cookie: Secret::new("c"),
             prune: false,
             leave_when_unlisted: false,
+            epmd_port: 4369,
         };
         let mut c = Mesh::new(
             &settings,
