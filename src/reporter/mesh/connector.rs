@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
 use super::dial::{Dial, Listing, SyncCause, name_and_ip};
+use super::named_few;
 use crate::dist::{
     DistError, EVENTS_QUEUED, NodeEvent, PendingCall, Session, SessionOptions, atom, decode_bool,
     epmd, start_relay,
@@ -1073,34 +1074,10 @@ impl Pruned {
     }
 }
 
-/// Up to five names and how many more, for one log line about many peers.
-fn named_few(peers: &[String]) -> String {
-    const SHOWN: usize = 5;
-    let mut text = peers
-        .iter()
-        .take(SHOWN)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if peers.len() > SHOWN {
-        text.push_str(&format!(" and {} more", peers.len() - SHOWN));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn many_peers_are_named_in_one_bounded_line() {
-        let peers: Vec<String> = (1..=8).map(|i| format!("demo@10.0.0.{i}")).collect();
-        assert_eq!(named_few(&peers[..2]), "demo@10.0.0.1, demo@10.0.0.2");
-        assert_eq!(
-            named_few(&peers),
-            "demo@10.0.0.1, demo@10.0.0.2, demo@10.0.0.3, demo@10.0.0.4, demo@10.0.0.5 and 3 more"
-        );
-    }
     use std::net::TcpListener;
 
     /// Drops that come in separate batches within BURST are one burst, said

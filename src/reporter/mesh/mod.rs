@@ -160,17 +160,17 @@ impl Mesh {
     /// Peers the relay saw come up are connected; returns whether any state
     /// changed.
     fn came_up(&mut self, nodes: &[String]) -> bool {
-        let mut changed = false;
+        let mut connected = Vec::new();
         for node in nodes {
             if let Some(state) = self.peers.get_mut(node)
                 && *state != PeerState::Connected
             {
-                info!(peer = %node, "peer connected");
                 *state = PeerState::Connected;
-                changed = true;
+                connected.push(node.clone());
             }
         }
-        changed
+        say_connected(&connected);
+        !connected.is_empty()
     }
 
     /// Logs transitions and keeps the latest states.
@@ -184,12 +184,13 @@ impl Mesh {
             changed = true;
         }
         let mut next = BTreeMap::new();
+        let mut connected = Vec::new();
         for status in report.peers {
             let previous = self.peers.get(&status.node);
             if previous != Some(&status.state) {
                 changed = true;
                 match &status.state {
-                    PeerState::Connected => info!(peer = %status.node, "peer connected"),
+                    PeerState::Connected => connected.push(status.node.clone()),
                     // The connector warns about the failures that deserve it.
                     PeerState::Failed(reason) => {
                         debug!(peer = %status.node, %reason, "peer state failed")
@@ -202,6 +203,7 @@ impl Mesh {
             }
             next.insert(status.node, status.state);
         }
+        say_connected(&connected);
         changed |= next.len() != self.peers.len();
         self.peers = next;
         changed
@@ -213,11 +215,139 @@ impl Mesh {
     }
 }
 
+/// Says which peers got connected, one line for those taken in at once (a
+/// sync's report, or the relay's queued events): a cluster's boot, or its
+/// re-mesh after a burst of drops, is one line per node, not one per peer.
+fn say_connected(connected: &[String]) {
+    match connected {
+        [] => {}
+        [peer] => info!(%peer, "peer connected"),
+        peers => info!(
+            peers = %named_few(peers),
+            "{} peers connected",
+            peers.len()
+        ),
+    }
+}
+
+/// Up to five names and how many more, for one log line about many peers.
+fn named_few(peers: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = peers
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if peers.len() > SHOWN {
+        text.push_str(&format!(" and {} more", peers.len() - SHOWN));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::peer::PeerStatus;
+
     use crate::secret::Secret;
+
+    #[test]
+    fn many_peers_are_named_in_one_bounded_line() {
+        let peers: Vec<String> = (1..=8).map(|i| format!("demo@10.0.0.{i}")).collect();
+        assert_eq!(named_few(&peers[..2]), "demo@10.0.0.1, demo@10.0.0.2");
+        assert_eq!(
+            named_few(&peers),
+            "demo@10.0.0.1, demo@10.0.0.2, demo@10.0.0.3, demo@10.0.0.4, demo@10.0.0.5 and 3 more"
+        );
+    }
+
+    /// `--connect` for demo@10.0.0.1, polling every second.
+    fn demo_mesh() -> Mesh {
+        let settings = ConnectSettings {
+            local_node: "demo@10.0.0.1".into(),
+            cookie: Secret::new("c"),
+            prune: false,
+            leave_when_unlisted: false,
+            epmd_port: 4369,
+        };
+        Mesh::new(
+            &settings,
+            "10.0.0.1".parse().expect("ip"),
+            Duration::from_secs(1),
+        )
+    }
+
+    /// What `f` logs at INFO, in the text format.
+    fn info_lines(f: impl FnOnce()) -> Vec<String> {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("buffer").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// Peers connected in one sync, or in one batch of relay events, are one
+    /// line (a 24-node boot was 23 lines per node); a single one names it.
+    #[test]
+    fn peers_connected_at_once_are_one_line() {
+        let mut mesh = demo_mesh();
+        let nodes: Vec<String> = (2..=9).map(|i| format!("demo@10.0.0.{i}")).collect();
+        let unknown: Vec<(&str, PeerState)> = nodes
+            .iter()
+            .map(|n| (n.as_str(), PeerState::Unknown))
+            .collect();
+        let lines = info_lines(|| {
+            mesh.absorb(report(LocalState::Connected, &unknown));
+        });
+        assert!(lines.is_empty(), "{lines:?}");
+
+        // A sync that connects seven of them: one line.
+        let mut states = unknown.clone();
+        for state in &mut states[..7] {
+            state.1 = PeerState::Connected;
+        }
+        let lines = info_lines(|| {
+            assert!(mesh.absorb(report(LocalState::Connected, &states)));
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("7 peers connected")
+                && lines[0].contains("demo@10.0.0.2, demo@10.0.0.3")
+                && lines[0].contains("and 2 more"),
+            "{lines:?}"
+        );
+
+        // The relay's events: the eighth, and one already connected.
+        let lines = info_lines(|| {
+            assert!(mesh.came_up(&[nodes[7].clone(), nodes[0].clone()]));
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("peer connected peer=demo@10.0.0.9"),
+            "{lines:?}"
+        );
+        let lines = info_lines(|| {
+            assert!(!mesh.came_up(&nodes));
+        });
+        assert!(lines.is_empty(), "{lines:?}");
+    }
 
     fn report(local: LocalState, peers: &[(&str, PeerState)]) -> SyncReport {
         SyncReport {
@@ -235,18 +365,7 @@ mod tests {
 
     #[test]
     fn transitions_and_states() {
-        let settings = ConnectSettings {
-            local_node: "demo@10.0.0.1".into(),
-            cookie: Secret::new("c"),
-            prune: false,
-            leave_when_unlisted: false,
-            epmd_port: 4369,
-        };
-        let mut c = Mesh::new(
-            &settings,
-            "10.0.0.1".parse().expect("ip"),
-            Duration::from_secs(1),
-        );
+        let mut c = demo_mesh();
         let failed = PeerState::Failed("timeout".into());
         // (report, changed, state of a, state of b)
         let steps = [
