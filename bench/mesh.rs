@@ -1294,7 +1294,9 @@ fn measure(
         exprs,
     };
     let everyone: Vec<usize> = (0..size).collect();
-    let last_reg = registrations.iter().copied().max().unwrap_or(start);
+    // The last to register (its registration is `last_reg`).
+    let last_host = (0..size).max_by_key(|&i| registrations[i]);
+    let last_reg = last_host.map_or(start, |i| registrations[i]);
     let first_reg = registrations.iter().copied().min().unwrap_or(start);
     // Without a boot mesh within the bound the run stops there, its boot figures kept.
     let mut no_mesh = None;
@@ -1338,7 +1340,7 @@ fn measure(
         first_reg: secs(first_reg - start),
         mesh: mesh_at.map(|at| secs(at - last_reg).max(0.0)),
         first_link: mesh_at.and_then(|_| {
-            let last = (0..size).max_by_key(|&i| registrations[i])?;
+            let last = last_host?;
             let first = (0..size)
                 .filter(|&b| b != last)
                 .filter_map(|b| cluster.connected(last, b))
@@ -1422,7 +1424,7 @@ fn measure(
             log_tail(&procs[size - 1], 200)
         ));
         // The last to register: what its reporter did for the boot's last joins.
-        if let Some(last) = (0..size).max_by_key(|&i| registrations[i]) {
+        if let Some(last) = last_host {
             cluster::debug_log(&format!(
                 "h{last}'s log (the last to register, at {} µs):\n{}",
                 registrations[last],

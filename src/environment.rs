@@ -2,14 +2,14 @@
 //! derived from it where beamup keeps a node's files.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use erl_dist::epmd::DEFAULT_EPMD_PORT;
 
 /// Moves epmd off 4369: epmd listens there and the VM asks its own and its
 /// peers' epmds there (all nodes of a cluster share it).
-pub const EPMD_PORT_VAR: &str = "ERL_EPMD_PORT";
+const EPMD_PORT_VAR: &str = "ERL_EPMD_PORT";
 
 /// The process environment as beamup read it at start. Its Debug shows the
 /// names only: RELEASE_COOKIE may be among the values.
@@ -64,12 +64,8 @@ impl Environment {
     /// ERL_EPMD_PORT, 4369 when unset. A value no VM could use is an error
     /// that names the variable.
     pub fn epmd_port(&self) -> Result<u16, String> {
-        let Some(raw) = self
-            .raw
-            .iter()
-            .find(|(k, _)| k == EPMD_PORT_VAR)
-            .map(|(_, v)| v)
-        else {
+        // Raw: a value that is not UTF-8 is named too, not taken for unset.
+        let Some(raw) = self.raw(EPMD_PORT_VAR) else {
             return Ok(DEFAULT_EPMD_PORT);
         };
         raw.to_str()
@@ -84,10 +80,15 @@ impl Environment {
     }
 
     /// PATH as the OS gave it (possibly not UTF-8).
-    pub fn raw_path(&self) -> Option<&std::ffi::OsStr> {
+    pub fn raw_path(&self) -> Option<&OsStr> {
+        self.raw("PATH")
+    }
+
+    /// A variable as the OS gave it (possibly not UTF-8).
+    fn raw(&self, name: &str) -> Option<&OsStr> {
         self.raw
             .iter()
-            .find(|(k, _)| k == "PATH")
+            .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_os_str())
     }
 
